@@ -1,1 +1,34 @@
-fn main() {}
+//! `mnist`: train, evaluate and checkpoint handwritten-digit recognizers on MNIST.
+//!
+//! The binary owns the command line, device choice and everything printed; the work itself
+//! lives in the `mnist-data`, `mnist-model` and `mnist-train` crates. Results go to stdout,
+//! progress and logs to stderr, and every error ends the process with one line and exit code 1.
+
+mod cli;
+mod data;
+mod device;
+mod eval;
+mod progress;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // The whole context chain on one line: "while doing X: file Y: what is wrong".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

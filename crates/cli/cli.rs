@@ -1,0 +1,146 @@
+//! The command line, as clap derive types. Parsed arguments are turned into checked
+//! configurations (in `train.rs`, `eval.rs`) before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::device::DeviceChoice;
+
+#[derive(Debug, Parser)]
+#[command(name = "mnist", version, about = "Handwritten digit recognition on MNIST with Candle", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model, writing a checkpoint after every epoch.
+    Train(TrainArgs),
+    /// Evaluate a checkpoint on the MNIST test set.
+    Eval(EvalArgs),
+}
+
+/// Where to find (or download) the four MNIST IDX files.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Directory holding the MNIST IDX files (gzipped or raw) [default: $MNIST_DIR, else ./data/mnist].
+    /// Missing files are downloaded there.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelName {
+    /// The Keras tutorial's CNN: conv 32 3x3, max-pool, dense 128, dense 10 (693,962 parameters).
+    Seed,
+    /// Two VGG-style conv blocks with batch norm; use with --augment for ≥ 99.5%.
+    Convnet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerName {
+    /// Adam with Keras' defaults (the tutorial's optimizer).
+    Adam,
+    /// Adam with decoupled weight decay (--weight-decay).
+    Adamw,
+    /// Plain gradient descent, with optional --momentum.
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NormalizationName {
+    /// x / 255, as the Keras tutorial.
+    Unit,
+    /// (x / 255 - 0.1307) / 0.3081, as the usual PyTorch example.
+    MeanStd,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Architecture to train.
+    #[arg(long, value_enum, default_value_t = ModelName::Seed)]
+    pub model: ModelName,
+    /// Passes over the 60,000 training images (with --resume: the new total).
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Images per gradient step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Multiply the learning rate by this after every epoch (1 keeps it constant).
+    #[arg(long, default_value_t = 1.0)]
+    pub lr_decay: f64,
+    /// Update rule.
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// Momentum for --optimizer sgd.
+    #[arg(long, default_value_t = 0.0)]
+    pub momentum: f64,
+    /// Decoupled weight decay for --optimizer adamw.
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Pixel normalization [default: unit for seed (the tutorial's), mean-std for convnet].
+    #[arg(long, value_enum)]
+    pub normalization: Option<NormalizationName>,
+    /// Randomly rotate, scale and shift training images each epoch.
+    #[arg(long)]
+    pub augment: bool,
+    /// Where to train: auto picks CUDA, then Metal, then CPU.
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
+    pub device: DeviceChoice,
+    /// Seed for initialization, shuffling and augmentation; the same seed gives the same run.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Checkpoint to write after every epoch [default: runs/<model>.safetensors, or the --resume file].
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub out: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint (weights, optimizer state, epoch, recipe).
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub resume: Option<PathBuf>,
+    /// Append one JSON object per epoch to this file.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub metrics: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Checkpoint to evaluate.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where to run: auto picks CUDA, then Metal, then CPU.
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
+    pub device: DeviceChoice,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_tutorial_recipe() {
+        let cli = Cli::try_parse_from(["mnist", "train"]).unwrap();
+        let Command::Train(t) = cli.command else { panic!("not train") };
+        assert_eq!((t.model, t.epochs, t.batch_size, t.lr, t.optimizer), (ModelName::Seed, 5, 32, 1e-3, OptimizerName::Adam));
+        assert_eq!(t.device, DeviceChoice::Auto);
+    }
+}

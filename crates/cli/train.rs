@@ -1,0 +1,174 @@
+//! `mnist train`: build the configuration, run epochs, checkpoint after each, report.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use mnist_data::Normalization;
+use mnist_model::{Architecture, Checkpoint};
+use mnist_train::{EpochReport, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
+
+use crate::cli::{ModelName, NormalizationName, OptimizerName, TrainArgs};
+use crate::progress::EpochBar;
+use crate::{data, device};
+
+/// Exit code after Ctrl-C, as shells expect (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
+    let architecture: Architecture = match args.model {
+        ModelName::Seed => "seed",
+        ModelName::Convnet => "convnet",
+    }
+    .parse()?;
+    let normalization = match args.normalization {
+        Some(NormalizationName::Unit) => Normalization::Unit,
+        Some(NormalizationName::MeanStd) => Normalization::mnist_mean_std(),
+        None if args.model == ModelName::Seed => Normalization::Unit,
+        None => Normalization::mnist_mean_std(),
+    };
+    let kind = match args.optimizer {
+        OptimizerName::Adam => OptimizerKind::Adam,
+        OptimizerName::Adamw => OptimizerKind::Adamw,
+        OptimizerName::Sgd => OptimizerKind::Sgd,
+    };
+    let mut optimizer = OptimizerConfig::new(kind, args.lr);
+    optimizer.momentum = args.momentum;
+    optimizer.weight_decay = args.weight_decay;
+    let config = TrainConfig {
+        architecture,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        optimizer,
+        lr_decay: args.lr_decay,
+        seed: args.seed,
+        normalization,
+        augment: args.augment,
+        eval_batch_size: 1000,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    // Check everything the user typed before loading 55 MB of data.
+    let fresh_config = config_from_args(&args)?;
+    let resume = match &args.resume {
+        Some(path) => Some(Checkpoint::read(path).context("reading the --resume checkpoint")?),
+        None => None,
+    };
+    let out = match (&args.out, &args.resume) {
+        (Some(out), _) => out.clone(),
+        (None, Some(resume)) => resume.clone(),
+        (None, None) => PathBuf::from(format!("runs/{}.safetensors", fresh_config.architecture.name())),
+    };
+    prepare_output(&out)?;
+    let (device, device_name) = device::open(args.device)?;
+    let mnist = data::load(&args.data)?;
+
+    let mut trainer = match &resume {
+        Some(checkpoint) => {
+            // On resume the recipe comes from the checkpoint; only --epochs may change it.
+            let epochs = (args.epochs != 5 || checkpoint.meta.is_none()).then_some(args.epochs);
+            Trainer::resume(checkpoint, epochs, mnist, &device)?
+        }
+        None => Trainer::new(fresh_config, mnist, &device)?,
+    };
+    let config = trainer.config.clone();
+    eprintln!(
+        "training {} ({} parameters) on {device_name}: {} epochs, batch {}, {:?} lr {}{}; checkpoint {}",
+        config.architecture,
+        trainer.network.parameter_count(),
+        config.epochs,
+        config.batch_size,
+        config.optimizer.kind,
+        config.optimizer.lr,
+        if trainer.completed_epochs() > 0 { format!(", resuming after epoch {}", trainer.completed_epochs()) } else { String::new() },
+        out.display()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // First Ctrl-C: finish cleanly (the checkpoint on disk is the last completed epoch).
+        // Second: leave at once.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(EXIT_INTERRUPTED as i32);
+            }
+        });
+    }
+
+    while !trainer.is_finished() {
+        let epoch = trainer.completed_epochs() + 1;
+        let bar = EpochBar::new(epoch, config.epochs, trainer.steps_per_epoch());
+        let report = trainer.train_epoch(&stop, &mut |p| bar.update(p));
+        bar.finish();
+        let Some(report) = report? else {
+            let done = trainer.completed_epochs();
+            if done == 0 {
+                eprintln!("interrupted during epoch 1; no epoch completed, so no checkpoint was written");
+            } else {
+                eprintln!(
+                    "interrupted during epoch {epoch}; {} holds epoch {done}. Continue with: mnist train --resume {}",
+                    out.display(),
+                    out.display()
+                );
+            }
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        };
+        trainer
+            .save_checkpoint(&out, Some(report.test.accuracy))
+            .with_context(|| format!("saving the epoch {epoch} checkpoint"))?;
+        print_epoch(&report);
+        if let Some(metrics) = &args.metrics {
+            append_metrics(metrics, &report, &config)?;
+        }
+    }
+    eprintln!("saved {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the checkpoint's directory and makes sure it can be written before hours of training.
+fn prepare_output(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        anyhow::bail!("--out {}: is a directory; give a file name such as {}/model.safetensors", out.display(), out.display());
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create directory {}", out.display(), dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The stable result line on stdout, one per epoch.
+fn print_epoch(r: &EpochReport) {
+    println!(
+        "epoch {}/{} train_loss {:.4} train_accuracy {:.4} test_loss {:.4} test_accuracy {:.4} lr {:.6} seconds {:.1}",
+        r.epoch, r.epochs, r.train_loss, r.train_accuracy, r.test.loss, r.test.accuracy, r.lr, r.seconds
+    );
+}
+
+fn append_metrics(path: &Path, r: &EpochReport, config: &TrainConfig) -> Result<()> {
+    let line = serde_json::json!({
+        "epoch": r.epoch,
+        "epochs": r.epochs,
+        "architecture": config.architecture.name(),
+        "train_loss": r.train_loss,
+        "train_accuracy": r.train_accuracy,
+        "test_loss": r.test.loss,
+        "test_accuracy": r.test.accuracy,
+        "lr": r.lr,
+        "seconds": r.seconds,
+    });
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("--metrics {}: cannot open for appending", path.display()))?;
+    writeln!(file, "{line}").with_context(|| format!("--metrics {}: cannot write", path.display()))?;
+    Ok(())
+}

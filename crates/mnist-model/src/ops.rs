@@ -1,0 +1,270 @@
+//! Custom CPU ops for the layers where candle 0.11's built-ins are slow, each with its backward.
+//! On other devices the same functions fall back to candle's own ops, so CUDA and Metal keep
+//! candle's kernels (and cuDNN) while the CPU gets tight loops.
+//!
+//! * [`im2col`]: unfold `[b, c, h, w]` into patches `[b, c*k*k, ho*wo]` so a convolution is one
+//!   GEMM; backward is col2im (a scatter-add), which also never computes a gradient for the input
+//!   image because candle only calls it when the input needs one.
+//! * [`max_pool2`]: 2x2 max-pool whose backward routes each gradient to its window's maximum in
+//!   one pass, instead of candle's compare/upsample/multiply chain (which also misroutes
+//!   gradients for odd input sizes).
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = match storage {
+        CpuStorage::F32(data) => data.as_slice(),
+        other => candle_core::bail!("{op}: only f32 is supported, got {:?}", other.dtype()),
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// Patches of a `[b, c, h, w]` tensor for a `k`x`k` kernel, stride 1, no padding:
+/// `[b, c*k*k, (h-k+1)*(w-k+1)]`, rows ordered (channel, kernel row, kernel column) to match a
+/// PyTorch-layout weight flattened to `[out, c*k*k]`.
+pub fn im2col(xs: &Tensor, k: usize) -> Result<Tensor> {
+    if xs.device().is_cpu() {
+        xs.contiguous()?.apply_op1(Im2Col { k })
+    } else {
+        im2col_reference(xs, k)
+    }
+}
+
+/// The same unfold from candle's tensor ops (used off the CPU and as the test reference).
+pub fn im2col_reference(xs: &Tensor, k: usize) -> Result<Tensor> {
+    let (b, c, h, w) = xs.dims4()?;
+    let (ho, wo) = (h + 1 - k, w + 1 - k);
+    let mut shifted = Vec::with_capacity(k * k);
+    for i in 0..k {
+        let rows = xs.narrow(2, i, ho)?;
+        for j in 0..k {
+            shifted.push(rows.narrow(3, j, wo)?);
+        }
+    }
+    Tensor::stack(&shifted, 2)?.reshape((b, c * k * k, ho * wo))
+}
+
+/// 2x2 max-pool with stride 2 (odd trailing rows/columns are dropped, as in PyTorch).
+pub fn max_pool2(xs: &Tensor) -> Result<Tensor> {
+    if xs.device().is_cpu() {
+        xs.contiguous()?.apply_op1(MaxPool2)
+    } else {
+        xs.max_pool2d(2)
+    }
+}
+
+struct Im2Col {
+    k: usize,
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout, "im2col")?;
+        let (b, c, h, w) = layout.shape().dims4()?;
+        let k = self.k;
+        if h < k || w < k {
+            candle_core::bail!("im2col: kernel {k} larger than input {h}x{w}")
+        }
+        let (ho, wo) = (h + 1 - k, w + 1 - k);
+        let rows = c * k * k;
+        let mut dst = vec![0f32; b * rows * ho * wo];
+        dst.par_chunks_mut(rows * ho * wo).zip(src.par_chunks(c * h * w)).for_each(|(out, img)| {
+            for ch in 0..c {
+                let plane = &img[ch * h * w..(ch + 1) * h * w];
+                for ki in 0..k {
+                    for kj in 0..k {
+                        let row = &mut out[((ch * k + ki) * k + kj) * ho * wo..][..ho * wo];
+                        for y in 0..ho {
+                            row[y * wo..(y + 1) * wo].copy_from_slice(&plane[(y + ki) * w + kj..][..wo]);
+                        }
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dst), Shape::from((b, rows, ho * wo))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (_, _, h, w) = arg.dims4()?;
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im { k: self.k, h, w })?))
+    }
+}
+
+/// The adjoint of [`Im2Col`]: sums each patch entry back into its pixel.
+struct Col2Im {
+    k: usize,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout, "col2im")?;
+        let (b, rows, cols) = layout.shape().dims3()?;
+        let Self { k, h, w } = *self;
+        let (ho, wo) = (h + 1 - k, w + 1 - k);
+        if cols != ho * wo || rows % (k * k) != 0 {
+            candle_core::bail!("col2im: shape {:?} does not match a {k}x{k} kernel over {h}x{w}", layout.shape())
+        }
+        let c = rows / (k * k);
+        let mut dst = vec![0f32; b * c * h * w];
+        dst.par_chunks_mut(c * h * w).zip(src.par_chunks(rows * cols)).for_each(|(img, patches)| {
+            for ch in 0..c {
+                let plane = &mut img[ch * h * w..(ch + 1) * h * w];
+                for ki in 0..k {
+                    for kj in 0..k {
+                        let row = &patches[((ch * k + ki) * k + kj) * cols..][..cols];
+                        for y in 0..ho {
+                            let out = &mut plane[(y + ki) * w + kj..][..wo];
+                            for (o, g) in out.iter_mut().zip(&row[y * wo..(y + 1) * wo]) {
+                                *o += g;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dst), Shape::from((b, c, h, w))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col { k: self.k })?))
+    }
+}
+
+struct MaxPool2;
+
+impl CustomOp1 for MaxPool2 {
+    fn name(&self) -> &'static str {
+        "max-pool-2x2"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(storage, layout, "max_pool2")?;
+        let (b, c, h, w) = layout.shape().dims4()?;
+        let (ho, wo) = (h / 2, w / 2);
+        let mut dst = vec![0f32; b * c * ho * wo];
+        dst.par_chunks_mut(ho * wo).zip(src.par_chunks(h * w)).for_each(|(out, plane)| {
+            for y in 0..ho {
+                let (r0, r1) = (&plane[2 * y * w..], &plane[(2 * y + 1) * w..]);
+                for x in 0..wo {
+                    out[y * wo + x] = r0[2 * x].max(r0[2 * x + 1]).max(r1[2 * x]).max(r1[2 * x + 1]);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dst), Shape::from((b, c, ho, wo))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &MaxPool2Bwd)?))
+    }
+}
+
+/// Gradient of [`MaxPool2`]: each window's gradient goes to its first maximum (PyTorch's rule).
+struct MaxPool2Bwd;
+
+impl CustomOp2 for MaxPool2Bwd {
+    fn name(&self) -> &'static str {
+        "max-pool-2x2-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(s1, l1, "max_pool2 backward")?;
+        let grad = contiguous_f32(s2, l2, "max_pool2 backward")?;
+        let (b, c, h, w) = l1.shape().dims4()?;
+        let (ho, wo) = (h / 2, w / 2);
+        let mut dst = vec![0f32; b * c * h * w];
+        dst.par_chunks_mut(h * w).zip(src.par_chunks(h * w)).zip(grad.par_chunks(ho * wo)).for_each(
+            |((out, plane), g)| {
+                for y in 0..ho {
+                    for x in 0..wo {
+                        let candidates = [(2 * y) * w + 2 * x, (2 * y) * w + 2 * x + 1, (2 * y + 1) * w + 2 * x, (2 * y + 1) * w + 2 * x + 1];
+                        let mut best = candidates[0];
+                        for &i in &candidates[1..] {
+                            if plane[i] > plane[best] {
+                                best = i;
+                            }
+                        }
+                        out[best] = g[y * wo + x];
+                    }
+                }
+            },
+        );
+        Ok((CpuStorage::F32(dst), Shape::from((b, c, h, w))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn im2col_matches_the_tensor_op_reference_in_values_and_gradients() {
+        let x = Var::randn(0f32, 1., (2, 3, 7, 6), &Device::Cpu).unwrap();
+        let ours = im2col(x.as_tensor(), 3).unwrap();
+        let reference = im2col_reference(x.as_tensor(), 3).unwrap();
+        assert_eq!(ours.dims(), &[2, 27, 20]);
+        assert_eq!(max_diff(&ours, &reference), 0.0);
+        let r = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
+        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (g1, g2) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+        assert!(max_diff(g1, g2) < 1e-5);
+    }
+
+    #[test]
+    fn max_pool_matches_candle_forward_and_passes_a_numerical_gradient_check() {
+        // Distinct values 0.1 apart, so a finite-difference step (0.01) never changes a window's
+        // maximum: 216 entries, 37 coprime with 216.
+        let v: Vec<f32> = (0..216).map(|i| ((i * 37) % 216) as f32 * 0.1).collect();
+        let x = Var::from_vec(v, (2, 3, 6, 6), &Device::Cpu).unwrap();
+        let ours = max_pool2(x.as_tensor()).unwrap();
+        assert_eq!(max_diff(&ours, &x.as_tensor().max_pool2d(2).unwrap()), 0.0);
+        crate::gradcheck::assert_gradients_match(&x, |t| max_pool2(t));
+    }
+
+    #[test]
+    fn candle_max_pool_gradient_is_a_quarter_of_the_true_one() {
+        // Why max_pool2 exists: candle 0.11.1 scales the gradient by avg_pool(mask) = 1/4 for a
+        // unique maximum (backprop.rs, Op::MaxPool2D). If this starts failing, candle was fixed.
+        let x = Var::from_vec(vec![0f32, 1., 2., 3.], (1, 1, 2, 2), &Device::Cpu).unwrap();
+        let g = x.as_tensor().max_pool2d(2).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(g, vec![0., 0., 0., 0.25]);
+    }
+
+    #[test]
+    fn max_pool_backward_is_right_for_odd_sizes_where_candle_is_not() {
+        // 5x5 → 2x2: row/column 4 is dropped and must get zero gradient. By hand: window (0,0)
+        // of plane [[1,2],[3,4]...] has its maximum at (1,1).
+        let v: Vec<f32> = (0..25).map(|i| i as f32).collect();
+        let x = Var::from_vec(v, (1, 1, 5, 5), &Device::Cpu).unwrap();
+        let y = max_pool2(x.as_tensor()).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![6., 8., 16., 18.]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut expected = vec![0f32; 25];
+        for i in [6, 8, 16, 18] {
+            expected[i] = 1.0;
+        }
+        assert_eq!(g, expected);
+    }
+}

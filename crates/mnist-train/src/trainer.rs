@@ -1,0 +1,248 @@
+//! The epoch loop. One `Trainer` owns the network, the optimizer and the device-resident data;
+//! the caller drives it epoch by epoch and decides where checkpoints and progress go.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use mnist_data::augment::{augment, AugmentConfig};
+use mnist_data::batch::{batch_ranges, epoch_order, DeviceSplit};
+use mnist_data::rng::{seeded_rng, RngPurpose};
+use mnist_data::{Mnist, Normalization, Split};
+use mnist_model::checkpoint::{self, Checkpoint, CheckpointMeta};
+use mnist_model::{Architecture, Network};
+use serde::{Deserialize, Serialize};
+
+use crate::{evaluate, EvalReport, Optimizer, OptimizerConfig, Result, TrainError};
+
+/// Everything that determines a training run. Stored in every checkpoint, so `--resume`
+/// continues with exactly the same recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub architecture: Architecture,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerConfig,
+    /// The learning rate is multiplied by this after every epoch (1 = constant).
+    pub lr_decay: f64,
+    pub seed: u64,
+    pub normalization: Normalization,
+    /// Random affine warps of the training images, redrawn every epoch.
+    pub augment: bool,
+    /// Batch size for evaluation (memory only; results do not depend on it).
+    pub eval_batch_size: usize,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 || self.batch_size > 60_000 {
+            return bad(format!("--batch-size must be between 1 and 60000, got {}", self.batch_size));
+        }
+        if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return bad(format!("--lr-decay must be in (0, 1], got {}", self.lr_decay));
+        }
+        if self.eval_batch_size == 0 {
+            return bad("the evaluation batch size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Learning rate during `epoch` (0-based).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.optimizer.lr * self.lr_decay.powi(epoch as i32)
+    }
+}
+
+/// Progress inside an epoch, reported every few steps.
+#[derive(Debug, Clone, Copy)]
+pub struct StepProgress {
+    pub step: usize,
+    pub steps: usize,
+    /// Mean training loss and accuracy over the epoch so far.
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// The result of one epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochReport {
+    /// 1-based number of the epoch just completed.
+    pub epoch: usize,
+    pub epochs: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test: EvalReport,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub network: Network,
+    optimizer: Optimizer,
+    train_host: Split,
+    train: DeviceSplit,
+    test: DeviceSplit,
+    completed_epochs: usize,
+}
+
+/// How often (in steps) the running loss is read back: every read is a device sync.
+const PROGRESS_EVERY: usize = 25;
+
+impl Trainer {
+    /// A fresh run: seeded weights, zeroed optimizer state.
+    pub fn new(config: TrainConfig, data: Mnist, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let network = Network::seeded(config.architecture, config.seed, device)?;
+        let optimizer = Optimizer::new(config.optimizer, network.trainable_vars())?;
+        Self::assemble(config, network, optimizer, data, device, 0)
+    }
+
+    /// Continues the run saved in `checkpoint`. `epochs`, when given, replaces the planned total
+    /// (to extend a finished run); everything else comes from the checkpoint.
+    pub fn resume(checkpoint: &Checkpoint, epochs: Option<usize>, data: Mnist, device: &Device) -> Result<Self> {
+        let fail = |problem: String| TrainError::Resume { path: checkpoint.path.clone(), problem };
+        let meta = checkpoint.meta.as_ref().ok_or_else(|| fail("it has no mnist training metadata".into()))?;
+        let training = meta.training.clone().ok_or_else(|| fail("it records no training configuration".into()))?;
+        let mut config: TrainConfig =
+            serde_json::from_value(training).map_err(|e| fail(format!("its training configuration is unreadable: {e}")))?;
+        if let Some(epochs) = epochs {
+            config.epochs = epochs;
+        }
+        config.validate()?;
+        if meta.epoch >= config.epochs {
+            return Err(fail(format!(
+                "it already completed {} of {} epochs; pass a larger --epochs to train further",
+                meta.epoch, config.epochs
+            )));
+        }
+        let step = meta
+            .optimizer
+            .as_ref()
+            .and_then(|o| o.get("step"))
+            .and_then(|s| s.as_u64())
+            .ok_or_else(|| fail("it records no optimizer step".into()))?;
+        let network = checkpoint.to_network(None, device)?;
+        let mut optimizer = Optimizer::new(config.optimizer, network.trainable_vars())?;
+        optimizer.load_state(&checkpoint.optimizer_state(), step).map_err(fail)?;
+        Self::assemble(config, network, optimizer, data, device, meta.epoch)
+    }
+
+    fn assemble(
+        config: TrainConfig,
+        network: Network,
+        optimizer: Optimizer,
+        data: Mnist,
+        device: &Device,
+        completed_epochs: usize,
+    ) -> Result<Self> {
+        let train = DeviceSplit::new(&data.train.images, &data.train.labels, device)?;
+        let test = DeviceSplit::new(&data.test.images, &data.test.labels, device)?;
+        Ok(Self { config, network, optimizer, train_host: data.train, train, test, completed_epochs })
+    }
+
+    pub fn completed_epochs(&self) -> usize {
+        self.completed_epochs
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.completed_epochs >= self.config.epochs
+    }
+
+    /// Steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train.len().div_ceil(self.config.batch_size)
+    }
+
+    /// Runs the next epoch and evaluates on the test split. Returns `None`, leaving the trainer
+    /// at the last completed epoch's state minus the partial epoch's updates... which cannot be
+    /// undone, so the caller must not checkpoint after an interrupted epoch.
+    pub fn train_epoch(
+        &mut self,
+        stop: &AtomicBool,
+        progress: &mut dyn FnMut(StepProgress),
+    ) -> Result<Option<EpochReport>> {
+        let started = Instant::now();
+        let epoch = self.completed_epochs;
+        let config = &self.config;
+        let lr = config.lr_at(epoch);
+        self.optimizer.set_lr(lr);
+        let device = self.train.device().clone();
+
+        let augmented;
+        let train = if config.augment {
+            let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
+            let pixels = augment(&self.train_host.images, &AugmentConfig::default(), &mut rng);
+            augmented = DeviceSplit::new(&pixels, &self.train_host.labels, &device)?;
+            &augmented
+        } else {
+            &self.train
+        };
+        let order = epoch_order(train.len(), config.seed, epoch as u64);
+        let order = Tensor::from_vec(order, train.len(), &device)?;
+
+        let steps = train.len().div_ceil(config.batch_size);
+        let mut loss_sum = Tensor::zeros((), DType::F32, &device)?;
+        let mut correct = Tensor::zeros((), DType::F32, &device)?;
+        let mut seen = 0usize;
+        let mut running = (0.0, 0.0);
+        for (step, (start, len)) in batch_ranges(train.len(), config.batch_size).enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let batch = train.gather(&order.narrow(0, start, len)?, &config.normalization)?;
+            let logits = self.network.forward(&batch.images, true)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
+            self.optimizer.step(&loss.backward()?)?;
+            loss_sum = (loss_sum + (loss.detach() * len as f64)?)?;
+            let hits = logits.detach().argmax(1)?.eq(&batch.labels)?.to_dtype(DType::F32)?.sum_all()?;
+            correct = (correct + hits)?;
+            seen += len;
+            if (step + 1) % PROGRESS_EVERY == 0 || step + 1 == steps {
+                let loss_mean = loss_sum.to_scalar::<f32>()? / seen as f32;
+                if !loss_mean.is_finite() {
+                    return Err(TrainError::NonFiniteLoss { epoch: epoch + 1, step: step + 1, value: loss_mean, lr });
+                }
+                running = (loss_mean as f64, correct.to_scalar::<f32>()? as f64 / seen as f64);
+                progress(StepProgress { step: step + 1, steps, loss: running.0, accuracy: running.1 });
+            }
+        }
+        let test = evaluate(&self.network, &self.test, &config.normalization, config.eval_batch_size)?;
+        self.completed_epochs += 1;
+        Ok(Some(EpochReport {
+            epoch: self.completed_epochs,
+            epochs: config.epochs,
+            train_loss: running.0,
+            train_accuracy: running.1,
+            test,
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// Evaluates the current weights on the test split.
+    pub fn evaluate_test(&self) -> Result<EvalReport> {
+        evaluate(&self.network, &self.test, &self.config.normalization, self.config.eval_batch_size)
+    }
+
+    /// Writes weights, optimizer state and metadata atomically to `path`.
+    pub fn save_checkpoint(&self, path: &Path, test_accuracy: Option<f64>) -> Result<()> {
+        let mut meta = CheckpointMeta::new(self.config.architecture, self.config.normalization);
+        meta.epoch = self.completed_epochs;
+        meta.test_accuracy = test_accuracy;
+        meta.training = Some(serde_json::to_value(&self.config).map_err(|e| TrainError::Config(e.to_string()))?);
+        meta.optimizer = Some(serde_json::json!({
+            "kind": self.config.optimizer.kind,
+            "step": self.optimizer.step_count(),
+            "lr": self.optimizer.lr(),
+        }));
+        let batches = self.optimizer.step_count() as i64;
+        checkpoint::save(path, &self.network, &self.optimizer.state(), &meta, batches)?;
+        Ok(())
+    }
+}
