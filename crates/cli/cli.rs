@@ -60,47 +60,49 @@ pub enum NormalizationName {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Architecture to train.
-    #[arg(long, value_enum, default_value_t = ModelName::Seed)]
+    #[arg(long, value_enum, default_value_t = ModelName::Seed, conflicts_with = "resume")]
     pub model: ModelName,
-    /// Passes over the 60,000 training images (with --resume: the new total).
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
+    /// Passes over the 60,000 training images [default: 5; with --resume: the checkpoint's plan].
+    /// With --resume this is the new total, to extend a run.
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Images per gradient step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, conflicts_with = "resume")]
     pub batch_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, conflicts_with = "resume")]
     pub lr: f64,
     /// Multiply the learning rate by this after every epoch (1 keeps it constant).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, conflicts_with = "resume")]
     pub lr_decay: f64,
     /// Update rule.
-    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam, conflicts_with = "resume")]
     pub optimizer: OptimizerName,
     /// Momentum for --optimizer sgd.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, conflicts_with = "resume")]
     pub momentum: f64,
     /// Decoupled weight decay for --optimizer adamw.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, conflicts_with = "resume")]
     pub weight_decay: f64,
     /// Pixel normalization [default: unit for seed (the tutorial's), mean-std for convnet].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "resume")]
     pub normalization: Option<NormalizationName>,
     /// Randomly rotate, scale and shift training images each epoch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub augment: bool,
     /// Where to train: auto picks CUDA, then Metal, then CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
     pub device: DeviceChoice,
     /// Seed for initialization, shuffling and augmentation; the same seed gives the same run.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, conflicts_with = "resume")]
     pub seed: u64,
     #[command(flatten)]
     pub data: DataArgs,
     /// Checkpoint to write after every epoch [default: runs/<model>.safetensors, or the --resume file].
     #[arg(long, value_name = "FILE.safetensors")]
     pub out: Option<PathBuf>,
-    /// Continue the run saved in this checkpoint (weights, optimizer state, epoch, recipe).
+    /// Continue the run saved in this checkpoint: weights, optimizer state, epoch and recipe
+    /// all come from it (recipe flags are refused); --epochs may raise the total.
     #[arg(long, value_name = "FILE.safetensors")]
     pub resume: Option<PathBuf>,
     /// Append one JSON object per epoch to this file.
@@ -140,7 +142,8 @@ mod tests {
     fn defaults_are_the_tutorial_recipe() {
         let cli = Cli::try_parse_from(["mnist", "train"]).unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!((t.model, t.epochs, t.batch_size, t.lr, t.optimizer), (ModelName::Seed, 5, 32, 1e-3, OptimizerName::Adam));
+        assert_eq!((t.model, t.epochs, t.batch_size, t.lr, t.optimizer), (ModelName::Seed, None, 32, 1e-3, OptimizerName::Adam));
+        assert_eq!(crate::train::DEFAULT_EPOCHS, 5);
         assert_eq!(t.device, DeviceChoice::Auto);
     }
 }

@@ -16,6 +16,9 @@ use crate::cli::{ModelName, NormalizationName, OptimizerName, TrainArgs};
 use crate::progress::EpochBar;
 use crate::{data, device};
 
+/// The tutorial trains for 5 epochs.
+pub const DEFAULT_EPOCHS: usize = 5;
+
 /// Exit code after Ctrl-C, as shells expect (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -41,7 +44,7 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
     optimizer.weight_decay = args.weight_decay;
     let config = TrainConfig {
         architecture,
-        epochs: args.epochs,
+        epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
         batch_size: args.batch_size,
         optimizer,
         lr_decay: args.lr_decay,
@@ -73,8 +76,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let mut trainer = match &resume {
         Some(checkpoint) => {
             // On resume the recipe comes from the checkpoint; only --epochs may change it.
-            let epochs = (args.epochs != 5 || checkpoint.meta.is_none()).then_some(args.epochs);
-            Trainer::resume(checkpoint, epochs, mnist, &device)?
+            Trainer::resume(checkpoint, args.epochs, mnist, &device)?
         }
         None => Trainer::new(fresh_config, mnist, &device)?,
     };

@@ -81,6 +81,12 @@ pub struct Network {
     pub model: Model,
 }
 
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").field("architecture", &self.architecture).finish_non_exhaustive()
+    }
+}
+
 impl Network {
     /// Builds `architecture` on `device` with weights drawn from `seed` (identical on every run
     /// and every device, since the values are drawn on the host).

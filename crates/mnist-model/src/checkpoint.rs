@@ -314,3 +314,109 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     result.map_err(|e| io("write checkpoint", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_values(network: &Network) -> Vec<(String, Vec<u32>)> {
+        network
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_is_bit_exact_with_metadata_and_optimizer_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let arch: Architecture = "convnet".parse().unwrap();
+        let network = Network::seeded(arch, 3, &Device::Cpu).unwrap();
+        let mut meta = CheckpointMeta::new(arch, Normalization::mnist_mean_std());
+        meta.epoch = 2;
+        meta.test_accuracy = Some(0.9912);
+        meta.training = Some(serde_json::json!({"epochs": 4}));
+        meta.optimizer = Some(serde_json::json!({"kind": "adam", "step": 10}));
+        let state = vec![("exp_avg.fc2.bias".to_string(), Tensor::new(&[1f32; 10], &Device::Cpu).unwrap())];
+        save(&path, &network, &state, &meta, 10).unwrap();
+
+        let checkpoint = Checkpoint::read(&path).unwrap();
+        assert_eq!(checkpoint.meta.as_ref(), Some(&meta));
+        let restored = checkpoint.to_network(None, &Device::Cpu).unwrap();
+        assert_eq!(all_values(&restored), all_values(&network));
+        let opt = checkpoint.optimizer_state();
+        assert_eq!(opt.keys().collect::<Vec<_>>(), ["exp_avg.fc2.bias"]);
+        // PyTorch's BatchNorm counter is there, as an i64 scalar.
+        let tracked = &checkpoint.tensors["bn1.num_batches_tracked"];
+        assert_eq!((tracked.dtype(), tracked.to_scalar::<i64>().unwrap()), (DType::I64, 10));
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn header_keys_are_what_other_tools_read() {
+        let meta = CheckpointMeta::new("seed".parse().unwrap(), Normalization::Unit);
+        let h = meta.to_header();
+        assert_eq!(h["format"], "pt");
+        assert_eq!(h["mnist.architecture"], "seed");
+        assert_eq!(h["mnist.format_version"], "1");
+        assert_eq!(h["mnist.model_config"], r#"{"name":"seed","config":{"conv_channels":32,"hidden":128}}"#);
+        assert_eq!(h["mnist.normalization"], r#"{"kind":"unit"}"#);
+    }
+
+    #[test]
+    fn another_architecture_is_refused_naming_the_first_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed.safetensors");
+        let seed = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        save(&path, &seed, &[], &CheckpointMeta::new(seed.architecture, Normalization::Unit), 0).unwrap();
+        let convnet = Network::seeded("convnet".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        let err = Checkpoint::read(&path).unwrap().load_into(&convnet).unwrap_err().to_string();
+        assert!(err.contains("seed.safetensors") && err.contains("\"bn1.bias\" is missing") && err.contains("convnet"), "{err}");
+    }
+
+    #[test]
+    fn wrong_shape_and_non_finite_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let net = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        let mut tensors: BTreeMap<String, Tensor> =
+            net.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        tensors.insert("fc2.bias".into(), Tensor::zeros(11, DType::F32, &Device::Cpu).unwrap());
+        candle_core::safetensors::save(&tensors.clone().into_iter().collect(), &path).unwrap();
+        let err = Checkpoint::read(&path).unwrap().load_into(&net).unwrap_err().to_string();
+        assert!(err.contains("\"fc2.bias\" has shape [11] but seed needs [10]"), "{err}");
+
+        tensors.insert("fc2.bias".into(), Tensor::new(&[f32::NAN; 10], &Device::Cpu).unwrap());
+        candle_core::safetensors::save(&tensors.into_iter().collect(), &path).unwrap();
+        let checkpoint = Checkpoint::read(&path).unwrap();
+        assert!(checkpoint.meta.is_none());
+        let err = checkpoint.load_into(&net).unwrap_err().to_string();
+        assert!(err.contains("\"fc2.bias\" holds 10 NaN or infinite values"), "{err}");
+        let err = checkpoint.to_network(None, &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("no mnist metadata") && err.contains("--model"), "{err}");
+    }
+
+    #[test]
+    fn garbage_truncated_and_directory_inputs_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.safetensors");
+        std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
+        let err = Checkpoint::read(&garbage).unwrap_err().to_string();
+        assert!(err.contains("garbage.safetensors: not a safetensors file"), "{err}");
+
+        let good = dir.path().join("good.safetensors");
+        let net = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        save(&good, &net, &[], &CheckpointMeta::new(net.architecture, Normalization::Unit), 0).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(Checkpoint::read(&cut), Err(ModelError::NotSafetensors { .. })));
+
+        let err = Checkpoint::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("directory"), "{err}");
+        let err = Checkpoint::read(&dir.path().join("missing.safetensors")).unwrap_err().to_string();
+        assert!(err.contains("missing.safetensors: cannot read checkpoint"), "{err}");
+    }
+}

@@ -32,13 +32,13 @@ impl Module for Conv {
         let (ho, wo) = (h + 1 - k, w + 1 - k);
         let out = self.weight.dim(0)?;
         let weight = self.weight.flatten_from(1)?; // [out, c*k*k]
-        let cols = im2col(xs, k)?;
-        let ys = weight.broadcast_left(b)?.matmul(&cols)?; // [b, out, ho*wo]
+        let ys = weight.matmul(&im2col(xs, k)?)?; // [out, b*ho*wo]
         let ys = match &self.bias {
-            Some(bias) => ys.broadcast_add(&bias.reshape((1, out, 1))?)?,
+            Some(bias) => ys.broadcast_add(&bias.reshape((out, 1))?)?,
             None => ys,
         };
-        ys.reshape((b, out, ho, wo))
+        // [out, b, ho, wo] → [b, out, ho, wo]; the copy happens where a consumer needs it.
+        ys.reshape((out, b, ho, wo))?.transpose(0, 1)
     }
 }
 

@@ -2,8 +2,8 @@
 //! On other devices the same functions fall back to candle's own ops, so CUDA and Metal keep
 //! candle's kernels (and cuDNN) while the CPU gets tight loops.
 //!
-//! * [`im2col`]: unfold `[b, c, h, w]` into patches `[b, c*k*k, ho*wo]` so a convolution is one
-//!   GEMM; backward is col2im (a scatter-add), which also never computes a gradient for the input
+//! * [`im2col`]: unfold `[b, c, h, w]` into patches `[c*k*k, b*ho*wo]` so a convolution of the
+//!   whole batch is one GEMM; backward is col2im (a scatter-add), which also never computes a gradient for the input
 //!   image because candle only calls it when the input needs one.
 //! * [`max_pool2`]: 2x2 max-pool whose backward routes each gradient to its window's maximum in
 //!   one pass, instead of candle's compare/upsample/multiply chain (which also misroutes
@@ -25,8 +25,9 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
 }
 
 /// Patches of a `[b, c, h, w]` tensor for a `k`x`k` kernel, stride 1, no padding:
-/// `[b, c*k*k, (h-k+1)*(w-k+1)]`, rows ordered (channel, kernel row, kernel column) to match a
-/// PyTorch-layout weight flattened to `[out, c*k*k]`.
+/// `[c*k*k, b*(h-k+1)*(w-k+1)]`. Rows are ordered (channel, kernel row, kernel column) to match
+/// a PyTorch-layout weight flattened to `[out, c*k*k]`; columns are (image, row, column), so one
+/// GEMM convolves the whole batch.
 pub fn im2col(xs: &Tensor, k: usize) -> Result<Tensor> {
     if xs.device().is_cpu() {
         xs.contiguous()?.apply_op1(Im2Col { k })
@@ -46,7 +47,8 @@ pub fn im2col_reference(xs: &Tensor, k: usize) -> Result<Tensor> {
             shifted.push(rows.narrow(3, j, wo)?);
         }
     }
-    Tensor::stack(&shifted, 2)?.reshape((b, c * k * k, ho * wo))
+    // [b, c, k*k, ho, wo] → [c*k*k, b*ho*wo]
+    Tensor::stack(&shifted, 2)?.reshape((b, c * k * k, ho * wo))?.transpose(0, 1)?.reshape((c * k * k, b * ho * wo))
 }
 
 /// 2x2 max-pool with stride 2 (odd trailing rows/columns are dropped, as in PyTorch).
@@ -75,33 +77,33 @@ impl CustomOp1 for Im2Col {
             candle_core::bail!("im2col: kernel {k} larger than input {h}x{w}")
         }
         let (ho, wo) = (h + 1 - k, w + 1 - k);
-        let rows = c * k * k;
-        let mut dst = vec![0f32; b * rows * ho * wo];
-        dst.par_chunks_mut(rows * ho * wo).zip(src.par_chunks(c * h * w)).for_each(|(out, img)| {
-            for ch in 0..c {
-                let plane = &img[ch * h * w..(ch + 1) * h * w];
-                for ki in 0..k {
-                    for kj in 0..k {
-                        let row = &mut out[((ch * k + ki) * k + kj) * ho * wo..][..ho * wo];
-                        for y in 0..ho {
-                            row[y * wo..(y + 1) * wo].copy_from_slice(&plane[(y + ki) * w + kj..][..wo]);
-                        }
-                    }
+        let (rows, cols) = (c * k * k, b * ho * wo);
+        let mut dst = vec![0f32; rows * cols];
+        // One output row per (channel, kernel row, kernel column), holding that tap for every
+        // output pixel of every image: the whole batch becomes one wide GEMM.
+        dst.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
+            let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
+            for n in 0..b {
+                let plane = &src[(n * c + ch) * h * w..][..h * w];
+                let out = &mut row[n * ho * wo..][..ho * wo];
+                for y in 0..ho {
+                    out[y * wo..(y + 1) * wo].copy_from_slice(&plane[(y + ki) * w + kj..][..wo]);
                 }
             }
         });
-        Ok((CpuStorage::F32(dst), Shape::from((b, rows, ho * wo))))
+        Ok((CpuStorage::F32(dst), Shape::from((rows, cols))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (_, _, h, w) = arg.dims4()?;
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im { k: self.k, h, w })?))
+        let (b, _, h, w) = arg.dims4()?;
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im { k: self.k, b, h, w })?))
     }
 }
 
 /// The adjoint of [`Im2Col`]: sums each patch entry back into its pixel.
 struct Col2Im {
     k: usize,
+    b: usize,
     h: usize,
     w: usize,
 }
@@ -113,26 +115,23 @@ impl CustomOp1 for Col2Im {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout, "col2im")?;
-        let (b, rows, cols) = layout.shape().dims3()?;
-        let Self { k, h, w } = *self;
+        let (rows, cols) = layout.shape().dims2()?;
+        let Self { k, b, h, w } = *self;
         let (ho, wo) = (h + 1 - k, w + 1 - k);
-        if cols != ho * wo || rows % (k * k) != 0 {
-            candle_core::bail!("col2im: shape {:?} does not match a {k}x{k} kernel over {h}x{w}", layout.shape())
+        if cols != b * ho * wo || rows % (k * k) != 0 {
+            candle_core::bail!("col2im: shape {:?} does not match a {k}x{k} kernel over {b}x{h}x{w}", layout.shape())
         }
         let c = rows / (k * k);
         let mut dst = vec![0f32; b * c * h * w];
-        dst.par_chunks_mut(c * h * w).zip(src.par_chunks(rows * cols)).for_each(|(img, patches)| {
-            for ch in 0..c {
+        dst.par_chunks_mut(c * h * w).enumerate().for_each(|(n, img)| {
+            for r in 0..rows {
+                let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
                 let plane = &mut img[ch * h * w..(ch + 1) * h * w];
-                for ki in 0..k {
-                    for kj in 0..k {
-                        let row = &patches[((ch * k + ki) * k + kj) * cols..][..cols];
-                        for y in 0..ho {
-                            let out = &mut plane[(y + ki) * w + kj..][..wo];
-                            for (o, g) in out.iter_mut().zip(&row[y * wo..(y + 1) * wo]) {
-                                *o += g;
-                            }
-                        }
+                let taps = &src[r * cols + n * ho * wo..][..ho * wo];
+                for y in 0..ho {
+                    let out = &mut plane[(y + ki) * w + kj..][..wo];
+                    for (o, g) in out.iter_mut().zip(&taps[y * wo..(y + 1) * wo]) {
+                        *o += g;
                     }
                 }
             }
@@ -221,7 +220,7 @@ mod tests {
         let x = Var::randn(0f32, 1., (2, 3, 7, 6), &Device::Cpu).unwrap();
         let ours = im2col(x.as_tensor(), 3).unwrap();
         let reference = im2col_reference(x.as_tensor(), 3).unwrap();
-        assert_eq!(ours.dims(), &[2, 27, 20]);
+        assert_eq!(ours.dims(), &[27, 40]);
         assert_eq!(max_diff(&ours, &reference), 0.0);
         let r = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
         let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();

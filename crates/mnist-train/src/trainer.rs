@@ -46,6 +46,16 @@ impl TrainConfig {
         if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
             return bad(format!("--lr-decay must be in (0, 1], got {}", self.lr_decay));
         }
+        let o = &self.optimizer;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            return bad(format!("--lr must be a positive number, got {}", o.lr));
+        }
+        if !(0.0..1.0).contains(&o.momentum) {
+            return bad(format!("--momentum must be in [0, 1), got {}", o.momentum));
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return bad(format!("--weight-decay must be zero or positive, got {}", o.weight_decay));
+        }
         if self.eval_batch_size == 0 {
             return bad("the evaluation batch size must be at least 1".into());
         }

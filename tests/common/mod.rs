@@ -1,0 +1,162 @@
+//! Helpers shared by the end-to-end tests: run the real `mnist` binary, build small synthetic
+//! MNIST directories, and find the real data.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test, with a mirror that cannot be reached so no test ever downloads.
+pub fn mnist() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mnist"));
+    cmd.env("MNIST_MIRROR", "http://127.0.0.1:9/").env_remove("MNIST_DIR");
+    cmd
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output { status, stdout, stderr } = cmd.output().expect("cannot start the mnist binary");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, Some(0), "failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Asserts a failure reported as one `error:` line with no panic, and returns that line.
+    pub fn one_line_error(self) -> String {
+        assert_eq!(self.code, Some(1), "expected exit 1:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(!self.stderr.contains("panicked") && !self.stderr.contains("backtrace"), "{}", self.stderr);
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no error line in: {}", self.stderr))
+            .to_string();
+        assert_eq!(self.stderr.lines().filter(|l| l.starts_with("error")).count(), 1, "{}", self.stderr);
+        line
+    }
+}
+
+/// The real MNIST directory. Accuracy tests need it; without it they fail loudly rather than
+/// pass without checking anything.
+pub fn real_mnist_dir() -> PathBuf {
+    let dir = std::env::var_os("MNIST_DIR").map(PathBuf::from).expect(
+        "MNIST_DIR is not set: point it at a folder holding the four MNIST IDX files, e.g. MNIST_DIR=../shared/data/mnist",
+    );
+    assert!(dir.is_dir(), "MNIST_DIR={} is not a directory", dir.display());
+    dir
+}
+
+pub fn idx_images(pixels: &[u8], count: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [0x0803u32, count as u32, 28, 28] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(pixels);
+    out
+}
+
+pub fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [0x0801u32, labels.len() as u32] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(labels);
+    out
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A learnable stand-in for MNIST: digit `d` is a bright 6x6 block at a position of its own, on
+/// speckle noise. Deterministic.
+pub fn synthetic_split(count: usize, salt: u32) -> (Vec<u8>, Vec<u8>) {
+    let mut state = 0x9e37_79b9u32 ^ salt;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let mut pixels = vec![0u8; count * 784];
+    let mut labels = Vec::with_capacity(count);
+    for (i, img) in pixels.chunks_exact_mut(784).enumerate() {
+        let d = (i % 10) as u8;
+        labels.push(d);
+        for p in img.iter_mut() {
+            if next() % 16 == 0 {
+                *p = (next() % 120) as u8;
+            }
+        }
+        let (x0, y0) = (2 + (d as usize % 5) * 5, 4 + (d as usize / 5) * 12);
+        let jitter = (next() % 3) as usize;
+        for y in y0 + jitter..y0 + jitter + 6 {
+            for x in x0..x0 + 6 {
+                img[y * 28 + x] = 200 + (next() % 56) as u8;
+            }
+        }
+    }
+    (pixels, labels)
+}
+
+/// Writes a synthetic MNIST directory with `train`/`test` images, gzipped or raw.
+pub fn write_synthetic_mnist(dir: &Path, train: usize, test: usize, gzipped: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (train_px, train_lb) = synthetic_split(train, 1);
+    let (test_px, test_lb) = synthetic_split(test, 2);
+    let files = [
+        ("train-images-idx3-ubyte", idx_images(&train_px, train)),
+        ("train-labels-idx1-ubyte", idx_labels(&train_lb)),
+        ("t10k-images-idx3-ubyte", idx_images(&test_px, test)),
+        ("t10k-labels-idx1-ubyte", idx_labels(&test_lb)),
+    ];
+    for (name, bytes) in files {
+        if gzipped {
+            std::fs::write(dir.join(format!("{name}.gz")), gzip(&bytes)).unwrap();
+        } else {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}
+
+/// Every tensor of a safetensors file as raw bytes, by name (bit-exact comparisons).
+pub fn tensor_bytes(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors().into_iter().map(|(name, view)| (name, view.data().to_vec())).collect()
+}
+
+/// The metadata of a safetensors file.
+pub fn metadata(path: &Path) -> std::collections::HashMap<String, String> {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().clone().unwrap_or_default()
+}
+
+/// Parses `key value` pairs of a result line such as `epoch 1/5 train_loss 0.1 ...`.
+pub fn field(line: &str, key: &str) -> String {
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == key {
+            return words.next().unwrap_or_default().to_string();
+        }
+    }
+    panic!("no {key} in {line:?}")
+}
