@@ -316,10 +316,15 @@ mod tests {
         let Some(dir) = std::env::var_os(DATA_DIR_ENV) else {
             panic!(
                 "set {DATA_DIR_ENV} to the folder holding the four MNIST files to run this test \
-                 (for example {DATA_DIR_ENV}=/work/shared/data/mnist)"
+                 (for example {DATA_DIR_ENV}=../shared/data/mnist)"
             );
         };
-        let mnist = load_dir(Path::new(&dir)).unwrap_or_else(|err| panic!("{err}"));
+        // Cargo runs this test inside crates/mnist-data; a relative MNIST_DIR (as the README
+        // writes it) is relative to the workspace root, where the command was typed.
+        let dir = Path::new(&dir);
+        let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = if dir.is_relative() && !dir.exists() { workspace_root.join(dir) } else { dir.to_path_buf() };
+        let mnist = load_dir(&dir).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(mnist.train.len(), 60_000);
         assert_eq!(mnist.test.len(), 10_000);
         assert_eq!(mnist.train.images.len(), 60_000 * IMAGE_PIXELS);
