@@ -5,6 +5,9 @@
 
 use std::time::Instant;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use candle_core::{DType, Device, Tensor};
 use mnist_model::{Architecture, Network};
 use mnist_train::{Optimizer, OptimizerConfig, OptimizerKind};
