@@ -118,3 +118,32 @@ fn resuming_a_finished_run_says_how_to_extend_it() {
     let err = run(mnist().args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"]).arg(&data).arg("--resume").arg(&out)).one_line_error();
     assert!(err.contains("already completed 1 of 1 epochs") && err.contains("--epochs"), "{err}");
 }
+
+/// A weights file as PyTorch's `save_file(model.state_dict())` writes it (no metadata, no
+/// optimizer state) evaluates to the same accuracy once `--model` names its architecture.
+#[test]
+fn weights_without_metadata_evaluate_with_model_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_synthetic_mnist(&data, 300, 100, true);
+    let ours = dir.path().join("ours.safetensors");
+    run(mnist().args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"]).arg(&data).arg("--out").arg(&ours)).ok();
+
+    let bytes = std::fs::read(&ours).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let plain: Vec<_> = st.tensors().into_iter().filter(|(n, _)| !n.starts_with("optim.")).collect();
+    let foreign = dir.path().join("state_dict.safetensors");
+    safetensors::serialize_to_file(plain, None, &foreign).unwrap();
+
+    let eval = |weights: &std::path::Path, extra: &[&str]| {
+        let mut cmd = mnist();
+        cmd.args(["eval", "--json", "--device", "cpu"]).args(extra).arg("--data-dir").arg(&data).arg("--weights").arg(weights);
+        cmd
+    };
+    let err = run(&mut eval(&foreign, &[])).one_line_error();
+    assert!(err.contains("state_dict.safetensors") && err.contains("--model"), "{err}");
+    let a: serde_json::Value = serde_json::from_str(&run(&mut eval(&ours, &[])).ok()).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&run(&mut eval(&foreign, &["--model", "seed"])).ok()).unwrap();
+    assert_eq!(a["accuracy"], b["accuracy"]);
+    assert_eq!(a["confusion"], b["confusion"]);
+}

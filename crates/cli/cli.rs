@@ -39,6 +39,23 @@ pub enum ModelName {
     Convnet,
 }
 
+impl ModelName {
+    pub fn architecture(self) -> mnist_model::Architecture {
+        match self {
+            Self::Seed => mnist_model::Architecture::Seed(Default::default()),
+            Self::Convnet => mnist_model::Architecture::Convnet(Default::default()),
+        }
+    }
+
+    /// The tutorial's x/255 for its own model; PyTorch's usual mean/std otherwise.
+    pub fn default_normalization(self) -> mnist_data::Normalization {
+        match self {
+            Self::Seed => mnist_data::Normalization::Unit,
+            Self::Convnet => mnist_data::Normalization::mnist_mean_std(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerName {
     /// Adam with Keras' defaults (the tutorial's optimizer).
@@ -115,6 +132,10 @@ pub struct EvalArgs {
     /// Checkpoint to evaluate.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: PathBuf,
+    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch);
+    /// its input is then normalized the way `mnist train` would for that model.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelName>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Where to run: auto picks CUDA, then Metal, then CPU.

@@ -16,8 +16,14 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     }
     let checkpoint = Checkpoint::read(&args.weights).context("reading --weights")?;
     let (device, device_name) = device::open(args.device)?;
-    let network = checkpoint.to_network(None, &device).context("loading --weights")?;
-    let norm = checkpoint.meta.as_ref().map(|m| m.normalization).unwrap_or(mnist_data::Normalization::Unit);
+    let network = checkpoint.to_network(args.model.map(|m| m.architecture()), &device).context("loading --weights")?;
+    // A file without metadata only gets this far with --model (to_network refuses it otherwise).
+    let norm = checkpoint
+        .meta
+        .as_ref()
+        .map(|m| m.normalization)
+        .or(args.model.map(|m| m.default_normalization()))
+        .unwrap_or(mnist_data::Normalization::Unit);
     let mnist = data::load(&args.data)?;
     eprintln!("evaluating {} ({}) on {device_name}", args.weights.display(), network.architecture);
     let test = DeviceSplit::new(&mnist.test.images, &mnist.test.labels, &device)?;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use mnist_data::Normalization;
-use mnist_model::{Architecture, Checkpoint};
+use mnist_model::Checkpoint;
 use mnist_train::{EpochReport, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 
-use crate::cli::{ModelName, NormalizationName, OptimizerName, TrainArgs};
+use crate::cli::{NormalizationName, OptimizerName, TrainArgs};
 use crate::progress::EpochBar;
 use crate::{data, device};
 
@@ -23,16 +23,11 @@ pub const DEFAULT_EPOCHS: usize = 5;
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
-    let architecture: Architecture = match args.model {
-        ModelName::Seed => "seed",
-        ModelName::Convnet => "convnet",
-    }
-    .parse()?;
+    let architecture = args.model.architecture();
     let normalization = match args.normalization {
         Some(NormalizationName::Unit) => Normalization::Unit,
         Some(NormalizationName::MeanStd) => Normalization::mnist_mean_std(),
-        None if args.model == ModelName::Seed => Normalization::Unit,
-        None => Normalization::mnist_mean_std(),
+        None => args.model.default_normalization(),
     };
     let kind = match args.optimizer {
         OptimizerName::Adam => OptimizerKind::Adam,

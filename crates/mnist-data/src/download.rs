@@ -7,8 +7,7 @@
 //! [`crate::load_dir`] would pick up. Nothing is checked or re-downloaded for
 //! files already present: [`crate::load_dir`] validates those.
 
-use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -238,21 +237,7 @@ fn save(dir: &Path, file: MnistFile, content: &[u8]) -> Result<PathBuf, DataErro
         error,
     };
 
-    // The temporary file deletes itself if anything below fails.
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(write_error)?;
-    temp.write_all(content).map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
-    temp.persist(&path)
-        .map_err(|error| write_error(error.error))?;
-    // Make the rename itself durable. Not every platform can sync a
-    // directory, and the file is complete either way, so failure is ignored.
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
+    crate::fs::write_atomic(&path, content).map_err(write_error)?;
     Ok(path)
 }
 

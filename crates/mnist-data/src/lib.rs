@@ -21,6 +21,7 @@ pub mod batch;
 pub mod dataset;
 pub mod download;
 pub mod error;
+pub mod fs;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod idx;

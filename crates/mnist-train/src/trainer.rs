@@ -169,9 +169,9 @@ impl Trainer {
         self.train.len().div_ceil(self.config.batch_size)
     }
 
-    /// Runs the next epoch and evaluates on the test split. Returns `None`, leaving the trainer
-    /// at the last completed epoch's state minus the partial epoch's updates... which cannot be
-    /// undone, so the caller must not checkpoint after an interrupted epoch.
+    /// Runs the next epoch and evaluates on the test split. Returns `None` when `stop` was set
+    /// mid-epoch: the weights then hold part of an epoch, so the caller must not checkpoint them
+    /// (the file on disk already holds the last completed epoch).
     pub fn train_epoch(
         &mut self,
         stop: &AtomicBool,
