@@ -248,7 +248,7 @@ mod tests {
     use crate::idx::tests::{gzip, image_file, label_file};
     use crate::{IMAGE_PIXELS, IMAGE_SIDE};
     use std::collections::HashMap;
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 

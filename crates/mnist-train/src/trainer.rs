@@ -95,7 +95,8 @@ pub struct Trainer {
     pub config: TrainConfig,
     pub network: Network,
     optimizer: Optimizer,
-    train_host: Split,
+    /// Host pixels to warp each epoch; kept only when augmenting.
+    augment_source: Option<Split>,
     train: DeviceSplit,
     test: DeviceSplit,
     completed_epochs: usize,
@@ -153,7 +154,8 @@ impl Trainer {
     ) -> Result<Self> {
         let train = DeviceSplit::new(&data.train.images, &data.train.labels, device)?;
         let test = DeviceSplit::new(&data.test.images, &data.test.labels, device)?;
-        Ok(Self { config, network, optimizer, train_host: data.train, train, test, completed_epochs })
+        let augment_source = config.augment.then_some(data.train);
+        Ok(Self { config, network, optimizer, augment_source, train, test, completed_epochs })
     }
 
     pub fn completed_epochs(&self) -> usize {
@@ -185,13 +187,14 @@ impl Trainer {
         let device = self.train.device().clone();
 
         let augmented;
-        let train = if config.augment {
-            let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
-            let pixels = augment(&self.train_host.images, &AugmentConfig::default(), &mut rng);
-            augmented = DeviceSplit::new(&pixels, &self.train_host.labels, &device)?;
-            &augmented
-        } else {
-            &self.train
+        let train = match &self.augment_source {
+            Some(source) => {
+                let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
+                let pixels = augment(&source.images, &AugmentConfig::default(), &mut rng);
+                augmented = DeviceSplit::new(&pixels, &source.labels, &device)?;
+                &augmented
+            }
+            None => &self.train,
         };
         let order = epoch_order(train.len(), config.seed, epoch as u64);
         let order = Tensor::from_vec(order, train.len(), &device)?;

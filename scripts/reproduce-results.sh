@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Reproduces the README's accuracy table: trains the tutorial recipe and the convnet recipe on the
+# CPU with seed 42, evaluates both, and prints one markdown row per model.
+# Takes about 2 minutes (seed) plus 40 minutes (convnet) on a quiet 2-core machine.
+# Usage: MNIST_DIR=../shared/data/mnist scripts/reproduce-results.sh [OUT_DIR]   (default runs/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-runs}"
+mkdir -p "$out"
+cargo build --release --quiet
+mnist=target/release/mnist
+
+train() { # name, then train flags
+  local name=$1; shift
+  rm -f "$out/$name.jsonl"
+  local start=$SECONDS
+  "$mnist" train --device cpu --seed 42 --out "$out/$name.safetensors" --metrics "$out/$name.jsonl" "$@" >&2
+  echo $((SECONDS - start))
+}
+
+seed_s=$(train seed)
+convnet_s=$(train convnet --model convnet --augment --epochs 15 --lr-decay 0.75)
+
+echo "| model | command | test accuracy | epochs | wall time | median s/epoch |"
+echo "| --- | --- | --- | --- | --- | --- |"
+row() { # name, command text, wall seconds
+  python3 - "$out/$1.jsonl" "$1" "$2" "$3" <<'PY'
+import json, statistics, sys
+path, name, cmd, wall = sys.argv[1:]
+rows = [json.loads(l) for l in open(path)]
+med = statistics.median(r["seconds"] for r in rows)
+print(f"| {name} | `{cmd}` | {rows[-1]['test_accuracy'] * 100:.2f}% | {rows[-1]['epoch']} | {int(wall) / 60:.1f} min | {med:.1f} |")
+PY
+}
+row seed "mnist train" "$seed_s"
+row convnet "mnist train --model convnet --augment --epochs 15 --lr-decay 0.75" "$convnet_s"
+"$mnist" eval --device cpu --weights "$out/convnet.safetensors" --json >&2
