@@ -9,9 +9,15 @@ use common::*;
 fn missing_data_directory_says_where_it_looked_and_how_to_supply_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
-    let err = run(mnist().args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"]).arg(&missing)).one_line_error();
+    let err = run(mnist()
+        .args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"])
+        .arg(&missing))
+    .one_line_error();
     assert!(err.contains(&missing.display().to_string()), "{err}");
-    assert!(err.contains("MNIST_DIR") || err.contains("--data-dir"), "{err}");
+    assert!(
+        err.contains("MNIST_DIR") || err.contains("--data-dir"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -22,7 +28,10 @@ fn corrupt_idx_file_is_named() {
     let labels = dir.path().join("t10k-labels-idx1-ubyte");
     let bytes = std::fs::read(&labels).unwrap();
     std::fs::write(&labels, &bytes[..bytes.len() - 3]).unwrap();
-    let err = run(mnist().args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"]).arg(dir.path())).one_line_error();
+    let err = run(mnist()
+        .args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"])
+        .arg(dir.path()))
+    .one_line_error();
     assert!(err.contains("t10k-labels-idx1-ubyte"), "{err}");
 
     // A label of 10 in the training labels.
@@ -31,8 +40,14 @@ fn corrupt_idx_file_is_named() {
     let mut bytes = std::fs::read(&labels).unwrap();
     bytes[8 + 5] = 10;
     std::fs::write(&labels, &bytes).unwrap();
-    let err = run(mnist().args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"]).arg(dir.path())).one_line_error();
-    assert!(err.contains("train-labels-idx1-ubyte") && err.contains("10"), "{err}");
+    let err = run(mnist()
+        .args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"])
+        .arg(dir.path()))
+    .one_line_error();
+    assert!(
+        err.contains("train-labels-idx1-ubyte") && err.contains("10"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -41,12 +56,20 @@ fn eval_weights_problems_are_named() {
     let data = dir.path().join("data");
     write_synthetic_mnist(&data, 20, 10, true);
     let eval = |weights: &std::path::Path| {
-        run(mnist().args(["eval", "--device", "cpu", "--data-dir"]).arg(&data).arg("--weights").arg(weights)).one_line_error()
+        run(mnist()
+            .args(["eval", "--device", "cpu", "--data-dir"])
+            .arg(&data)
+            .arg("--weights")
+            .arg(weights))
+        .one_line_error()
     };
 
     let missing = dir.path().join("missing.safetensors");
     let err = eval(&missing);
-    assert!(err.contains("missing.safetensors") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("missing.safetensors") && err.contains("No such file"),
+        "{err}"
+    );
 
     let text = dir.path().join("notes.safetensors");
     std::fs::write(&text, "hello").unwrap();
@@ -57,28 +80,51 @@ fn eval_weights_problems_are_named() {
 
     // A real seed checkpoint whose metadata claims the convnet architecture.
     let seed = dir.path().join("seed.safetensors");
-    run(mnist().args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"]).arg(&data).arg("--out").arg(&seed)).ok();
+    run(mnist()
+        .args(["train", "--epochs", "1", "--device", "cpu", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&seed))
+    .ok();
     let bytes = std::fs::read(&seed).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut meta = metadata(&seed);
-    meta.insert("mnist.model_config".into(), r#"{"name":"convnet","config":{"block1_channels":32,"block2_channels":64,"hidden":256}}"#.into());
+    meta.insert(
+        "mnist.model_config".into(),
+        r#"{"name":"convnet","config":{"block1_channels":32,"block2_channels":64,"hidden":256}}"#
+            .into(),
+    );
     let tensors: Vec<(String, safetensors::tensor::TensorView)> = st.tensors();
     let relabelled = dir.path().join("relabelled.safetensors");
     safetensors::serialize_to_file(tensors, Some(meta), &relabelled).unwrap();
     let err = eval(&relabelled);
-    assert!(err.contains("relabelled.safetensors") && err.contains("is missing") && err.contains("convnet"), "{err}");
+    assert!(
+        err.contains("relabelled.safetensors")
+            && err.contains("is missing")
+            && err.contains("convnet"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_flags_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
-    let err = run(mnist().args(["train", "--epochs", "0", "--data-dir"]).arg(dir.path())).one_line_error();
+    let err = run(mnist()
+        .args(["train", "--epochs", "0", "--data-dir"])
+        .arg(dir.path()))
+    .one_line_error();
     assert!(err.contains("--epochs"), "{err}");
-    let err = run(mnist().args(["train", "--lr=-1", "--data-dir"]).arg(dir.path())).one_line_error();
+    let err = run(mnist()
+        .args(["train", "--lr=-1", "--data-dir"])
+        .arg(dir.path()))
+    .one_line_error();
     assert!(err.contains("--lr"), "{err}");
     #[cfg(not(feature = "cuda"))]
     {
-        let err = run(mnist().args(["train", "--device", "cuda", "--data-dir"]).arg(dir.path())).one_line_error();
+        let err = run(mnist()
+            .args(["train", "--device", "cuda", "--data-dir"])
+            .arg(dir.path()))
+        .one_line_error();
         assert!(err.contains("--features cuda"), "{err}");
     }
     // clap's own usage errors exit with 2 and name the flag.
@@ -87,13 +133,20 @@ fn bad_flags_are_refused_before_any_work() {
     assert!(r.stderr.contains("tpu"), "{}", r.stderr);
     let r = run(mnist().args(["train", "--resume", "x.safetensors", "--lr", "0.1"]));
     assert_eq!(r.code, Some(2));
-    assert!(r.stderr.contains("--lr") && r.stderr.contains("--resume"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--lr") && r.stderr.contains("--resume"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn out_path_that_is_a_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let err = run(mnist().args(["train", "--device", "cpu", "--out"]).arg(dir.path())).one_line_error();
+    let err = run(mnist()
+        .args(["train", "--device", "cpu", "--out"])
+        .arg(dir.path()))
+    .one_line_error();
     assert!(err.contains("is a directory"), "{err}");
 }
 
@@ -117,20 +170,41 @@ fn ctrl_c_keeps_the_last_completed_epoch_and_says_how_to_resume() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !out.exists() {
-        assert!(std::time::Instant::now() < deadline, "no checkpoint after 120 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after 120 s"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted") && stderr.contains("--resume"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("--resume"),
+        "{stderr}"
+    );
     let epoch: usize = metadata(&out)["mnist.epoch"].parse().unwrap();
     assert!(epoch >= 1);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout.lines().count(), epoch, "one result line per completed epoch: {stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        epoch,
+        "one result line per completed epoch: {stdout}"
+    );
     let next = (epoch + 1).to_string();
-    let resumed = run(mnist().args(["train", "--device", "cpu", "--epochs", &next, "--data-dir"]).arg(&data).arg("--resume").arg(&out)).ok();
-    assert!(resumed.starts_with(&format!("epoch {next}/{next}")), "{resumed}");
+    let resumed = run(mnist()
+        .args(["train", "--device", "cpu", "--epochs", &next, "--data-dir"])
+        .arg(&data)
+        .arg("--resume")
+        .arg(&out))
+    .ok();
+    assert!(
+        resumed.starts_with(&format!("epoch {next}/{next}")),
+        "{resumed}"
+    );
 }

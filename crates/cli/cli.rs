@@ -162,8 +162,13 @@ mod tests {
     #[test]
     fn defaults_are_the_tutorial_recipe() {
         let cli = Cli::try_parse_from(["mnist", "train"]).unwrap();
-        let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!((t.model, t.epochs, t.batch_size, t.lr, t.optimizer), (ModelName::Seed, None, 32, 1e-3, OptimizerName::Adam));
+        let Command::Train(t) = cli.command else {
+            panic!("not train")
+        };
+        assert_eq!(
+            (t.model, t.epochs, t.batch_size, t.lr, t.optimizer),
+            (ModelName::Seed, None, 32, 1e-3, OptimizerName::Adam)
+        );
         assert_eq!(crate::train::DEFAULT_EPOCHS, 5);
         assert_eq!(t.device, DeviceChoice::Auto);
     }

@@ -26,7 +26,9 @@ impl FromStr for DeviceChoice {
             "metal" => Ok(Self::Metal),
             _ => match s.strip_prefix("cuda:").map(str::parse) {
                 Some(Ok(n)) => Ok(Self::Cuda(n)),
-                _ => Err(format!("unknown device {s:?}; expected auto, cpu, cuda, cuda:N or metal")),
+                _ => Err(format!(
+                    "unknown device {s:?}; expected auto, cpu, cuda, cuda:N or metal"
+                )),
             },
         }
     }
@@ -40,7 +42,8 @@ pub fn open(choice: DeviceChoice) -> Result<(Device, String)> {
             if !cfg!(feature = "cuda") {
                 bail!("--device cuda: this build has no CUDA support; rebuild with `cargo build --release --features cuda` (or `cudnn`)");
             }
-            let device = Device::new_cuda(n).with_context(|| format!("--device cuda:{n}: cannot open the GPU"))?;
+            let device = Device::new_cuda(n)
+                .with_context(|| format!("--device cuda:{n}: cannot open the GPU"))?;
             Ok((device, format!("cuda:{n}")))
         }
         DeviceChoice::Metal => {
@@ -65,7 +68,10 @@ pub fn open(choice: DeviceChoice) -> Result<(Device, String)> {
                     return Ok((device, "metal:0 (auto)".into()));
                 }
             }
-            Ok((Device::Cpu, format!("{} (auto: no GPU backend available)", cpu_description())))
+            Ok((
+                Device::Cpu,
+                format!("{} (auto: no GPU backend available)", cpu_description()),
+            ))
         }
     }
 }
@@ -85,7 +91,10 @@ mod tests {
         assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
         assert_eq!("cuda:2".parse(), Ok(DeviceChoice::Cuda(2)));
         assert_eq!("metal".parse(), Ok(DeviceChoice::Metal));
-        assert!("gpu".parse::<DeviceChoice>().unwrap_err().contains("cuda:N"));
+        assert!("gpu"
+            .parse::<DeviceChoice>()
+            .unwrap_err()
+            .contains("cuda:N"));
         assert!("cuda:x".parse::<DeviceChoice>().is_err());
     }
 

@@ -16,7 +16,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     }
     let checkpoint = Checkpoint::read(&args.weights).context("reading --weights")?;
     let (device, device_name) = device::open(args.device)?;
-    let network = checkpoint.to_network(args.model.map(|m| m.architecture()), &device).context("loading --weights")?;
+    let network = checkpoint
+        .to_network(args.model.map(|m| m.architecture()), &device)
+        .context("loading --weights")?;
     // A file without metadata only gets this far with --model (to_network refuses it otherwise).
     let norm = checkpoint
         .meta
@@ -25,7 +27,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         .or(args.model.map(|m| m.default_normalization()))
         .unwrap_or(mnist_data::Normalization::Unit);
     let mnist = data::load(&args.data)?;
-    eprintln!("evaluating {} ({}) on {device_name}", args.weights.display(), network.architecture);
+    eprintln!(
+        "evaluating {} ({}) on {device_name}",
+        args.weights.display(),
+        network.architecture
+    );
     let test = DeviceSplit::new(&mnist.test.images, &mnist.test.labels, &device)?;
     let report = evaluate(&network, &test, &norm, args.batch_size)?;
     if args.json {
@@ -47,7 +53,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
 
 fn print_table(r: &EvalReport) {
     let correct = (r.accuracy * r.n as f64).round() as u64;
-    println!("accuracy {:.4} ({correct}/{}) loss {:.4}", r.accuracy, r.n, r.loss);
+    println!(
+        "accuracy {:.4} ({correct}/{}) loss {:.4}",
+        r.accuracy, r.n, r.loss
+    );
     println!();
     println!("confusion matrix (rows: true digit, columns: predicted), per-class accuracy");
     print!("     ");

@@ -23,7 +23,8 @@ impl EpochBar {
 
     pub fn update(&self, p: StepProgress) {
         self.bar.set_position(p.step as u64);
-        self.bar.set_message(format!("loss: {:.4} - accuracy: {:.4}", p.loss, p.accuracy));
+        self.bar
+            .set_message(format!("loss: {:.4} - accuracy: {:.4}", p.loss, p.accuracy));
     }
 
     pub fn finish(&self) {

@@ -62,7 +62,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let out = match (&args.out, &args.resume) {
         (Some(out), _) => out.clone(),
         (None, Some(resume)) => resume.clone(),
-        (None, None) => PathBuf::from(format!("runs/{}.safetensors", fresh_config.architecture.name())),
+        (None, None) => PathBuf::from(format!(
+            "runs/{}.safetensors",
+            fresh_config.architecture.name()
+        )),
     };
     prepare_output(&out)?;
     let (device, device_name) = device::open(args.device)?;
@@ -108,7 +111,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         let Some(report) = report? else {
             let done = trainer.completed_epochs();
             if done == 0 {
-                eprintln!("interrupted during epoch 1; no epoch completed, so no checkpoint was written");
+                eprintln!(
+                    "interrupted during epoch 1; no epoch completed, so no checkpoint was written"
+                );
             } else {
                 eprintln!(
                     "interrupted during epoch {epoch}; {} holds epoch {done}. Continue with: mnist train --resume {}",
@@ -133,10 +138,20 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 /// Creates the checkpoint's directory and makes sure it can be written before hours of training.
 fn prepare_output(out: &Path) -> Result<()> {
     if out.is_dir() {
-        anyhow::bail!("--out {}: is a directory; give a file name such as {}/model.safetensors", out.display(), out.display());
+        anyhow::bail!(
+            "--out {}: is a directory; give a file name such as {}/model.safetensors",
+            out.display(),
+            out.display()
+        );
     }
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create directory {}", out.display(), dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "--out {}: cannot create directory {}",
+                out.display(),
+                dir.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -166,6 +181,7 @@ fn append_metrics(path: &Path, r: &EpochReport, config: &TrainConfig) -> Result<
         .append(true)
         .open(path)
         .with_context(|| format!("--metrics {}: cannot open for appending", path.display()))?;
-    writeln!(file, "{line}").with_context(|| format!("--metrics {}: cannot write", path.display()))?;
+    writeln!(file, "{line}")
+        .with_context(|| format!("--metrics {}: cannot write", path.display()))?;
     Ok(())
 }

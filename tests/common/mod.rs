@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 /// The binary under test, with a mirror that cannot be reached so no test ever downloads.
 pub fn mnist() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mnist"));
-    cmd.env("MNIST_MIRROR", "http://127.0.0.1:9/").env_remove("MNIST_DIR");
+    cmd.env("MNIST_MIRROR", "http://127.0.0.1:9/")
+        .env_remove("MNIST_DIR");
     cmd
 }
 
@@ -21,7 +22,11 @@ pub struct Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
-    let Output { status, stdout, stderr } = cmd.output().expect("cannot start the mnist binary");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("cannot start the mnist binary");
     Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -32,21 +37,45 @@ pub fn run(cmd: &mut Command) -> Run {
 impl Run {
     /// Asserts success and returns stdout.
     pub fn ok(self) -> String {
-        assert_eq!(self.code, Some(0), "failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "failed:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
         self.stdout
     }
 
     /// Asserts a failure reported as one `error:` line with no panic, and returns that line.
     pub fn one_line_error(self) -> String {
-        assert_eq!(self.code, Some(1), "expected exit 1:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
-        assert!(!self.stderr.contains("panicked") && !self.stderr.contains("backtrace"), "{}", self.stderr);
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected exit 1:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("backtrace"),
+            "{}",
+            self.stderr
+        );
         let line = self
             .stderr
             .lines()
             .find(|l| l.starts_with("error: "))
             .unwrap_or_else(|| panic!("no error line in: {}", self.stderr))
             .to_string();
-        assert_eq!(self.stderr.lines().filter(|l| l.starts_with("error")).count(), 1, "{}", self.stderr);
+        assert_eq!(
+            self.stderr
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .count(),
+            1,
+            "{}",
+            self.stderr
+        );
         line
     }
 }
@@ -57,7 +86,11 @@ pub fn real_mnist_dir() -> PathBuf {
     let dir = std::env::var_os("MNIST_DIR").map(PathBuf::from).expect(
         "MNIST_DIR is not set: point it at a folder holding the four MNIST IDX files, e.g. MNIST_DIR=../shared/data/mnist",
     );
-    assert!(dir.is_dir(), "MNIST_DIR={} is not a directory", dir.display());
+    assert!(
+        dir.is_dir(),
+        "MNIST_DIR={} is not a directory",
+        dir.display()
+    );
     dir
 }
 
@@ -140,7 +173,10 @@ pub fn write_synthetic_mnist(dir: &Path, train: usize, test: usize, gzipped: boo
 pub fn tensor_bytes(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors().into_iter().map(|(name, view)| (name, view.data().to_vec())).collect()
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect()
 }
 
 /// The metadata of a safetensors file.

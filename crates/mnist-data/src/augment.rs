@@ -16,14 +16,21 @@ pub struct AugmentConfig {
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        Self { max_rotation_degrees: 10.0, max_scale_change: 0.1, max_shift_pixels: 2.0 }
+        Self {
+            max_rotation_degrees: 10.0,
+            max_scale_change: 0.1,
+            max_shift_pixels: 2.0,
+        }
     }
 }
 
 /// Returns a warped copy of `pixels` (`n * 784` bytes), one random warp per image.
 pub fn augment(pixels: &[u8], config: &AugmentConfig, rng: &mut impl Rng) -> Vec<u8> {
     let mut out = vec![0u8; pixels.len()];
-    for (src, dst) in pixels.chunks_exact(IMAGE_PIXELS).zip(out.chunks_exact_mut(IMAGE_PIXELS)) {
+    for (src, dst) in pixels
+        .chunks_exact(IMAGE_PIXELS)
+        .zip(out.chunks_exact_mut(IMAGE_PIXELS))
+    {
         let angle = rng.random_range(-1.0..=1.0) * config.max_rotation_degrees.to_radians();
         let scale = 1.0 + rng.random_range(-1.0..=1.0) * config.max_scale_change;
         let dx = rng.random_range(-1.0..=1.0) * config.max_shift_pixels;
@@ -94,17 +101,35 @@ mod tests {
         // With angle 90°, output (x, y) samples source (c + (y - c), c - (x - c)), so a source dot
         // at (27, 13.5±) lands near the top or bottom edge; check the exact pixel mapping.
         let mut dst = vec![0u8; IMAGE_PIXELS];
-        warp(&dot_at(20, 5), &mut dst, std::f32::consts::FRAC_PI_2, 1.0, 0.0, 0.0);
+        warp(
+            &dot_at(20, 5),
+            &mut dst,
+            std::f32::consts::FRAC_PI_2,
+            1.0,
+            0.0,
+            0.0,
+        );
         // source (sx, sy) = (20, 5) ← output with oy = sx - c = 6.5, ox = -(sy - c) = 8.5.
         let bright: Vec<usize> = (0..IMAGE_PIXELS).filter(|&i| dst[i] > 200).collect();
-        assert_eq!(bright, vec![(13.5 + 6.5) as usize * IMAGE_SIDE + (13.5 + 8.5) as usize]);
+        assert_eq!(
+            bright,
+            vec![(13.5 + 6.5) as usize * IMAGE_SIDE + (13.5 + 8.5) as usize]
+        );
     }
 
     #[test]
     fn augmentation_is_seeded_and_keeps_ink() {
         let src = dot_at(14, 14).repeat(3);
-        let a = augment(&src, &AugmentConfig::default(), &mut seeded_rng(1, RngPurpose::Augment, 0));
-        let b = augment(&src, &AugmentConfig::default(), &mut seeded_rng(1, RngPurpose::Augment, 0));
+        let a = augment(
+            &src,
+            &AugmentConfig::default(),
+            &mut seeded_rng(1, RngPurpose::Augment, 0),
+        );
+        let b = augment(
+            &src,
+            &AugmentConfig::default(),
+            &mut seeded_rng(1, RngPurpose::Augment, 0),
+        );
         assert_eq!(a, b);
         assert_eq!(a.len(), src.len());
         for img in a.chunks_exact(IMAGE_PIXELS) {

@@ -36,7 +36,11 @@ impl DeviceSplit {
         }
         let images = Tensor::from_slice(pixels, (len, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;
         let labels = Tensor::from_slice(labels, len, device)?.to_dtype(DType::U32)?;
-        Ok(Self { images, labels, len })
+        Ok(Self {
+            images,
+            labels,
+            len,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -57,7 +61,12 @@ impl DeviceSplit {
     }
 
     /// Consecutive images `start..start+len`: evaluation batches, no gather needed.
-    pub fn slice(&self, start: usize, len: usize, norm: &Normalization) -> candle_core::Result<Batch> {
+    pub fn slice(
+        &self,
+        start: usize,
+        len: usize,
+        norm: &Normalization,
+    ) -> candle_core::Result<Batch> {
         Ok(Batch {
             images: norm.apply(&self.images.narrow(0, start, len)?)?,
             labels: self.labels.narrow(0, start, len)?,
@@ -84,7 +93,9 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
 /// Batch boundaries `(start, len)` covering `0..n`; the last batch may be short, as in Keras.
 pub fn batch_ranges(n: usize, batch_size: usize) -> impl Iterator<Item = (usize, usize)> {
     let batch_size = batch_size.max(1);
-    (0..n).step_by(batch_size).map(move |start| (start, batch_size.min(n - start)))
+    (0..n)
+        .step_by(batch_size)
+        .map(move |start| (start, batch_size.min(n - start)))
 }
 
 #[cfg(test)]

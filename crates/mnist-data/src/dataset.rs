@@ -323,7 +323,11 @@ mod tests {
         // writes it) is relative to the workspace root, where the command was typed.
         let dir = Path::new(&dir);
         let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let dir = if dir.is_relative() && !dir.exists() { workspace_root.join(dir) } else { dir.to_path_buf() };
+        let dir = if dir.is_relative() && !dir.exists() {
+            workspace_root.join(dir)
+        } else {
+            dir.to_path_buf()
+        };
         let mnist = load_dir(&dir).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(mnist.train.len(), 60_000);
         assert_eq!(mnist.test.len(), 10_000);

@@ -42,5 +42,5 @@ pub use dataset::{
 };
 pub use download::{ensure_files, DownloadOptions, MIRRORS, MIRROR_ENV};
 pub use error::DataError;
-pub use normalize::Normalization;
 pub use idx::{parse_images, parse_labels, read_images, read_labels, IdxKind, Images, Labels};
+pub use normalize::Normalization;

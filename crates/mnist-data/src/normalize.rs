@@ -20,7 +20,10 @@ impl Normalization {
     pub const MNIST_STD: f32 = 0.3081;
 
     pub fn mnist_mean_std() -> Self {
-        Self::MeanStd { mean: Self::MNIST_MEAN, std: Self::MNIST_STD }
+        Self::MeanStd {
+            mean: Self::MNIST_MEAN,
+            std: Self::MNIST_STD,
+        }
     }
 
     /// `(scale, offset)` such that `normalized = pixel * scale + offset` for a 0-255 pixel.
@@ -55,7 +58,11 @@ mod tests {
     #[test]
     fn unit_maps_0_255_to_0_1() {
         let t = Tensor::new(&[0u8, 51, 255], &Device::Cpu).unwrap();
-        let v = Normalization::Unit.apply(&t).unwrap().to_vec1::<f32>().unwrap();
+        let v = Normalization::Unit
+            .apply(&t)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         // One multiply by 1/255 (not a divide), so 51/255 may be off by an ulp.
         for (a, b) in v.iter().zip([0.0, 0.2, 1.0]) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");

@@ -104,11 +104,19 @@ impl CheckpointMeta {
         let Some(config) = header.get(key::MODEL_CONFIG) else {
             return Ok(None);
         };
-        let bad = |problem: String| ModelError::BadMetadata { path: path.to_path_buf(), problem };
+        let bad = |problem: String| ModelError::BadMetadata {
+            path: path.to_path_buf(),
+            problem,
+        };
         let version: u32 = header
             .get(key::FORMAT_VERSION)
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad(format!("metadata {} is missing or not a number", key::FORMAT_VERSION)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "metadata {} is missing or not a number",
+                    key::FORMAT_VERSION
+                ))
+            })?;
         if version > FORMAT_VERSION {
             return Err(bad(format!(
                 "checkpoint format version {version} is newer than this build understands ({FORMAT_VERSION}); upgrade mnist"
@@ -117,8 +125,12 @@ impl CheckpointMeta {
         let parse_json = |k: &str, v: &str| -> Result<serde_json::Value> {
             serde_json::from_str(v).map_err(|e| bad(format!("metadata {k} is not valid JSON: {e}")))
         };
-        let architecture: Architecture = serde_json::from_str(config)
-            .map_err(|e| bad(format!("metadata {} does not describe a known architecture: {e}", key::MODEL_CONFIG)))?;
+        let architecture: Architecture = serde_json::from_str(config).map_err(|e| {
+            bad(format!(
+                "metadata {} does not describe a known architecture: {e}",
+                key::MODEL_CONFIG
+            ))
+        })?;
         let normalization: Normalization = header
             .get(key::NORMALIZATION)
             .map(|v| serde_json::from_str(v))
@@ -126,11 +138,18 @@ impl CheckpointMeta {
             .map_err(|e| bad(format!("metadata {} is invalid: {e}", key::NORMALIZATION)))?
             .ok_or_else(|| bad(format!("metadata {} is missing", key::NORMALIZATION)))?;
         let epoch = match header.get(key::EPOCH) {
-            Some(v) => v.parse().map_err(|_| bad(format!("metadata {} = {v:?} is not a number", key::EPOCH)))?,
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad(format!("metadata {} = {v:?} is not a number", key::EPOCH)))?,
             None => 0,
         };
         let test_accuracy = match header.get(key::TEST_ACCURACY) {
-            Some(v) => Some(v.parse().map_err(|_| bad(format!("metadata {} = {v:?} is not a number", key::TEST_ACCURACY)))?),
+            Some(v) => Some(v.parse().map_err(|_| {
+                bad(format!(
+                    "metadata {} = {v:?} is not a number",
+                    key::TEST_ACCURACY
+                ))
+            })?),
             None => None,
         };
         Ok(Some(Self {
@@ -138,8 +157,14 @@ impl CheckpointMeta {
             normalization,
             epoch,
             test_accuracy,
-            training: header.get(key::TRAINING).map(|v| parse_json(key::TRAINING, v)).transpose()?,
-            optimizer: header.get(key::OPTIMIZER).map(|v| parse_json(key::OPTIMIZER, v)).transpose()?,
+            training: header
+                .get(key::TRAINING)
+                .map(|v| parse_json(key::TRAINING, v))
+                .transpose()?,
+            optimizer: header
+                .get(key::OPTIMIZER)
+                .map(|v| parse_json(key::OPTIMIZER, v))
+                .transpose()?,
             written_by: header.get(key::WRITTEN_BY).cloned().unwrap_or_default(),
         }))
     }
@@ -171,39 +196,63 @@ impl Checkpoint {
     /// Reads and checks a safetensors file: size, header, offsets (the safetensors crate rejects
     /// headers that point outside the file) and our metadata.
     pub fn read(path: &Path) -> Result<Self> {
-        let io = |action, source| ModelError::Io { path: path.to_path_buf(), action, source };
-        let not_st = |reason: String| ModelError::NotSafetensors { path: path.to_path_buf(), reason };
+        let io = |action, source| ModelError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        };
+        let not_st = |reason: String| ModelError::NotSafetensors {
+            path: path.to_path_buf(),
+            reason,
+        };
         let info = std::fs::metadata(path).map_err(|e| io("read checkpoint", e))?;
         if info.is_dir() {
             return Err(not_st("it is a directory".into()));
         }
         if info.len() > MAX_CHECKPOINT_BYTES {
-            return Err(not_st(format!("{} bytes is far larger than any checkpoint of these models", info.len())));
+            return Err(not_st(format!(
+                "{} bytes is far larger than any checkpoint of these models",
+                info.len()
+            )));
         }
         let bytes = std::fs::read(path).map_err(|e| io("read checkpoint", e))?;
         let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| not_st(e.to_string()))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| not_st(e.to_string()))?;
-        let meta = CheckpointMeta::from_header(header.metadata().as_ref().unwrap_or(&HashMap::new()), path)?;
+        let meta = CheckpointMeta::from_header(
+            header.metadata().as_ref().unwrap_or(&HashMap::new()),
+            path,
+        )?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let tensor = candle_core::safetensors::Load::load(&view, &Device::Cpu)
                 .map_err(|e| not_st(format!("tensor {name:?}: {e}")))?;
             tensors.insert(name, tensor);
         }
-        Ok(Self { path: path.to_path_buf(), meta, tensors })
+        Ok(Self {
+            path: path.to_path_buf(),
+            meta,
+            tensors,
+        })
     }
 
     /// Tensors under `optim.`, with the prefix removed.
     pub fn optimizer_state(&self) -> BTreeMap<String, Tensor> {
         self.tensors
             .iter()
-            .filter_map(|(n, t)| n.strip_prefix(OPTIMIZER_PREFIX).map(|n| (n.to_string(), t.clone())))
+            .filter_map(|(n, t)| {
+                n.strip_prefix(OPTIMIZER_PREFIX)
+                    .map(|n| (n.to_string(), t.clone()))
+            })
             .collect()
     }
 
     /// Builds the network this checkpoint describes on `device` and loads its weights.
     /// `architecture` is needed only for files without our metadata.
-    pub fn to_network(&self, architecture: Option<Architecture>, device: &Device) -> Result<Network> {
+    pub fn to_network(
+        &self,
+        architecture: Option<Architecture>,
+        device: &Device,
+    ) -> Result<Network> {
         let architecture = match (&self.meta, architecture) {
             (Some(meta), _) => meta.architecture,
             (None, Some(arch)) => arch,
@@ -231,25 +280,47 @@ impl Checkpoint {
         };
         let vars = network.named_vars();
         for (name, var) in &vars {
-            let tensor = self.tensors.get(name).ok_or_else(|| mismatch(name, "is missing".into()))?;
+            let tensor = self
+                .tensors
+                .get(name)
+                .ok_or_else(|| mismatch(name, "is missing".into()))?;
             if tensor.dims() != var.dims() {
-                return Err(mismatch(name, format!("has shape {:?} but {arch} needs {:?}", tensor.dims(), var.dims())));
+                return Err(mismatch(
+                    name,
+                    format!(
+                        "has shape {:?} but {arch} needs {:?}",
+                        tensor.dims(),
+                        var.dims()
+                    ),
+                ));
             }
             if !tensor.dtype().is_float() {
-                return Err(mismatch(name, format!("has dtype {:?}, expected a float type", tensor.dtype())));
+                return Err(mismatch(
+                    name,
+                    format!("has dtype {:?}, expected a float type", tensor.dtype()),
+                ));
             }
             let tensor = tensor.to_dtype(DType::F32)?;
             let bad = count_non_finite(&tensor)?;
             if bad > 0 {
-                return Err(ModelError::NonFinite { path: self.path.clone(), name: name.clone(), bad });
+                return Err(ModelError::NonFinite {
+                    path: self.path.clone(),
+                    name: name.clone(),
+                    bad,
+                });
             }
             var.set(&tensor.to_device(var.device())?)?;
         }
         let known: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
         if let Some(extra) = self.tensors.keys().find(|n| {
-            !known.contains(n.as_str()) && !n.starts_with(OPTIMIZER_PREFIX) && !n.ends_with(".num_batches_tracked")
+            !known.contains(n.as_str())
+                && !n.starts_with(OPTIMIZER_PREFIX)
+                && !n.ends_with(".num_batches_tracked")
         }) {
-            return Err(mismatch(extra, format!("is not part of the {arch} architecture")));
+            return Err(mismatch(
+                extra,
+                format!("is not part of the {arch} architecture"),
+            ));
         }
         Ok(())
     }
@@ -280,18 +351,27 @@ pub fn save(
         tensors.push((name, var.as_tensor().to_device(&Device::Cpu)?));
     }
     for (name, tensor) in optimizer_state {
-        tensors.push((format!("{OPTIMIZER_PREFIX}{name}"), tensor.to_device(&Device::Cpu)?));
+        tensors.push((
+            format!("{OPTIMIZER_PREFIX}{name}"),
+            tensor.to_device(&Device::Cpu)?,
+        ));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta.to_header()))
-        .map_err(|e| candle_core::Error::Msg(format!("serializing checkpoint: {e}")))?;
+    let bytes = safetensors::serialize(
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+        Some(meta.to_header()),
+    )
+    .map_err(|e| candle_core::Error::Msg(format!("serializing checkpoint: {e}")))?;
     write_atomic(path, &bytes)
 }
 
 /// Writes `bytes` to `path` atomically (see [`mnist_data::fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    mnist_data::fs::write_atomic(path, bytes)
-        .map_err(|source| ModelError::Io { path: path.to_path_buf(), action: "write checkpoint", source })
+    mnist_data::fs::write_atomic(path, bytes).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        action: "write checkpoint",
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -302,7 +382,18 @@ mod tests {
         network
             .named_vars()
             .into_iter()
-            .map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()))
+            .map(|(n, v)| {
+                (
+                    n,
+                    v.flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect(),
+                )
+            })
             .collect()
     }
 
@@ -317,7 +408,10 @@ mod tests {
         meta.test_accuracy = Some(0.9912);
         meta.training = Some(serde_json::json!({"epochs": 4}));
         meta.optimizer = Some(serde_json::json!({"kind": "adam", "step": 10}));
-        let state = vec![("exp_avg.fc2.bias".to_string(), Tensor::new(&[1f32; 10], &Device::Cpu).unwrap())];
+        let state = vec![(
+            "exp_avg.fc2.bias".to_string(),
+            Tensor::new(&[1f32; 10], &Device::Cpu).unwrap(),
+        )];
         save(&path, &network, &state, &meta, 10).unwrap();
 
         let checkpoint = Checkpoint::read(&path).unwrap();
@@ -328,7 +422,10 @@ mod tests {
         assert_eq!(opt.keys().collect::<Vec<_>>(), ["exp_avg.fc2.bias"]);
         // PyTorch's BatchNorm counter is there, as an i64 scalar.
         let tracked = &checkpoint.tensors["bn1.num_batches_tracked"];
-        assert_eq!((tracked.dtype(), tracked.to_scalar::<i64>().unwrap()), (DType::I64, 10));
+        assert_eq!(
+            (tracked.dtype(), tracked.to_scalar::<i64>().unwrap()),
+            (DType::I64, 10)
+        );
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -340,7 +437,10 @@ mod tests {
         assert_eq!(h["format"], "pt");
         assert_eq!(h["mnist.architecture"], "seed");
         assert_eq!(h["mnist.format_version"], "1");
-        assert_eq!(h["mnist.model_config"], r#"{"name":"seed","config":{"conv_channels":32,"hidden":128}}"#);
+        assert_eq!(
+            h["mnist.model_config"],
+            r#"{"name":"seed","config":{"conv_channels":32,"hidden":128}}"#
+        );
         assert_eq!(h["mnist.normalization"], r#"{"kind":"unit"}"#);
     }
 
@@ -349,10 +449,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seed.safetensors");
         let seed = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
-        save(&path, &seed, &[], &CheckpointMeta::new(seed.architecture, Normalization::Unit), 0).unwrap();
+        save(
+            &path,
+            &seed,
+            &[],
+            &CheckpointMeta::new(seed.architecture, Normalization::Unit),
+            0,
+        )
+        .unwrap();
         let convnet = Network::seeded("convnet".parse().unwrap(), 0, &Device::Cpu).unwrap();
-        let err = Checkpoint::read(&path).unwrap().load_into(&convnet).unwrap_err().to_string();
-        assert!(err.contains("seed.safetensors") && err.contains("\"bn1.bias\" is missing") && err.contains("convnet"), "{err}");
+        let err = Checkpoint::read(&path)
+            .unwrap()
+            .load_into(&convnet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("seed.safetensors")
+                && err.contains("\"bn1.bias\" is missing")
+                && err.contains("convnet"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -360,21 +476,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         let net = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
-        let mut tensors: BTreeMap<String, Tensor> =
-            net.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        tensors.insert("fc2.bias".into(), Tensor::zeros(11, DType::F32, &Device::Cpu).unwrap());
+        let mut tensors: BTreeMap<String, Tensor> = net
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        tensors.insert(
+            "fc2.bias".into(),
+            Tensor::zeros(11, DType::F32, &Device::Cpu).unwrap(),
+        );
         candle_core::safetensors::save(&tensors.clone().into_iter().collect(), &path).unwrap();
-        let err = Checkpoint::read(&path).unwrap().load_into(&net).unwrap_err().to_string();
-        assert!(err.contains("\"fc2.bias\" has shape [11] but seed needs [10]"), "{err}");
+        let err = Checkpoint::read(&path)
+            .unwrap()
+            .load_into(&net)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"fc2.bias\" has shape [11] but seed needs [10]"),
+            "{err}"
+        );
 
-        tensors.insert("fc2.bias".into(), Tensor::new(&[f32::NAN; 10], &Device::Cpu).unwrap());
+        tensors.insert(
+            "fc2.bias".into(),
+            Tensor::new(&[f32::NAN; 10], &Device::Cpu).unwrap(),
+        );
         candle_core::safetensors::save(&tensors.into_iter().collect(), &path).unwrap();
         let checkpoint = Checkpoint::read(&path).unwrap();
         assert!(checkpoint.meta.is_none());
         let err = checkpoint.load_into(&net).unwrap_err().to_string();
-        assert!(err.contains("\"fc2.bias\" holds 10 NaN or infinite values"), "{err}");
-        let err = checkpoint.to_network(None, &Device::Cpu).unwrap_err().to_string();
-        assert!(err.contains("no mnist metadata") && err.contains("--model"), "{err}");
+        assert!(
+            err.contains("\"fc2.bias\" holds 10 NaN or infinite values"),
+            "{err}"
+        );
+        let err = checkpoint
+            .to_network(None, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no mnist metadata") && err.contains("--model"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -383,19 +524,37 @@ mod tests {
         let garbage = dir.path().join("garbage.safetensors");
         std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
         let err = Checkpoint::read(&garbage).unwrap_err().to_string();
-        assert!(err.contains("garbage.safetensors: not a safetensors file"), "{err}");
+        assert!(
+            err.contains("garbage.safetensors: not a safetensors file"),
+            "{err}"
+        );
 
         let good = dir.path().join("good.safetensors");
         let net = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
-        save(&good, &net, &[], &CheckpointMeta::new(net.architecture, Normalization::Unit), 0).unwrap();
+        save(
+            &good,
+            &net,
+            &[],
+            &CheckpointMeta::new(net.architecture, Normalization::Unit),
+            0,
+        )
+        .unwrap();
         let bytes = std::fs::read(&good).unwrap();
         let cut = dir.path().join("cut.safetensors");
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(matches!(Checkpoint::read(&cut), Err(ModelError::NotSafetensors { .. })));
+        assert!(matches!(
+            Checkpoint::read(&cut),
+            Err(ModelError::NotSafetensors { .. })
+        ));
 
         let err = Checkpoint::read(dir.path()).unwrap_err().to_string();
         assert!(err.contains("directory"), "{err}");
-        let err = Checkpoint::read(&dir.path().join("missing.safetensors")).unwrap_err().to_string();
-        assert!(err.contains("missing.safetensors: cannot read checkpoint"), "{err}");
+        let err = Checkpoint::read(&dir.path().join("missing.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing.safetensors: cannot read checkpoint"),
+            "{err}"
+        );
     }
 }

@@ -18,10 +18,24 @@ pub struct Conv {
 }
 
 impl Conv {
-    pub fn new(inp: usize, out: usize, kernel: usize, bias: bool, vb: VarBuilder) -> candle_core::Result<Self> {
+    pub fn new(
+        inp: usize,
+        out: usize,
+        kernel: usize,
+        bias: bool,
+        vb: VarBuilder,
+    ) -> candle_core::Result<Self> {
         let weight = vb.get((out, inp, kernel, kernel), "weight")?;
-        let bias = if bias { Some(vb.get(out, "bias")?) } else { None };
-        Ok(Self { weight, bias, kernel })
+        let bias = if bias {
+            Some(vb.get(out, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            kernel,
+        })
     }
 }
 
@@ -48,7 +62,16 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -57,7 +80,11 @@ mod tests {
         let x = Var::randn(0f32, 1., (3, 4, 9, 8), &dev).unwrap();
         let w = Var::randn(0f32, 1., (5, 4, 3, 3), &dev).unwrap();
         let bias = Var::randn(0f32, 1., 5, &dev).unwrap();
-        let conv = Conv { weight: w.as_tensor().clone(), bias: Some(bias.as_tensor().clone()), kernel: 3 };
+        let conv = Conv {
+            weight: w.as_tensor().clone(),
+            bias: Some(bias.as_tensor().clone()),
+            kernel: 3,
+        };
         let ours = conv.forward(x.as_tensor()).unwrap();
         let reference = x
             .as_tensor()
@@ -69,10 +96,22 @@ mod tests {
         assert!(max_diff(&ours, &reference) < 1e-4);
         let r = Tensor::randn(0f32, 1., ours.dims(), &dev).unwrap();
         let g_ours = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g_ref = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = (reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for v in [&x, &w, &bias] {
-            let (a, b) = (g_ours.get(v.as_tensor()).unwrap(), g_ref.get(v.as_tensor()).unwrap());
-            assert!(max_diff(a, b) < 1e-3, "gradient mismatch {}", max_diff(a, b));
+            let (a, b) = (
+                g_ours.get(v.as_tensor()).unwrap(),
+                g_ref.get(v.as_tensor()).unwrap(),
+            );
+            assert!(
+                max_diff(a, b) < 1e-3,
+                "gradient mismatch {}",
+                max_diff(a, b)
+            );
         }
     }
 
@@ -83,7 +122,12 @@ mod tests {
         let w = Var::randn(0f32, 1., (3, 2, 3, 3), &dev).unwrap();
         let bias = Var::randn(0f32, 1., 3, &dev).unwrap();
         let conv = |x: &Tensor, w: &Tensor, b: &Tensor| {
-            Conv { weight: w.clone(), bias: Some(b.clone()), kernel: 3 }.forward(x)
+            Conv {
+                weight: w.clone(),
+                bias: Some(b.clone()),
+                kernel: 3,
+            }
+            .forward(x)
         };
         crate::gradcheck::assert_gradients_match(&x, |t| conv(t, w.as_tensor(), bias.as_tensor()));
         crate::gradcheck::assert_gradients_match(&w, |t| conv(x.as_tensor(), t, bias.as_tensor()));

@@ -25,7 +25,11 @@ pub struct ConvNetConfig {
 
 impl Default for ConvNetConfig {
     fn default() -> Self {
-        Self { block1_channels: 32, block2_channels: 64, hidden: 256 }
+        Self {
+            block1_channels: 32,
+            block2_channels: 64,
+            hidden: 256,
+        }
     }
 }
 
@@ -52,7 +56,12 @@ pub struct ConvNet {
 /// PyTorch's BatchNorm defaults (eps 1e-5, momentum 0.1), so exported running statistics mean
 /// the same thing on both sides.
 fn bn(features: usize, vb: VarBuilder) -> candle_core::Result<BatchNorm> {
-    let config = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+    let config = BatchNormConfig {
+        eps: 1e-5,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.1,
+    };
     candle_nn::batch_norm(features, config, vb)
 }
 

@@ -10,13 +10,28 @@ pub enum ModelError {
     #[error("unknown architecture {found:?}; expected one of: {expected}")]
     UnknownArchitecture { found: String, expected: String },
     #[error("{path}: cannot {action}: {source}")]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
     #[error("{path}: not a safetensors file ({reason}); pass a checkpoint written by `mnist train` or PyTorch's safetensors.torch.save_file")]
     NotSafetensors { path: PathBuf, reason: String },
     #[error("{path}: tensor {name:?} {problem}; the file does not hold a {architecture} model")]
-    TensorMismatch { path: PathBuf, name: String, problem: String, architecture: &'static str },
+    TensorMismatch {
+        path: PathBuf,
+        name: String,
+        problem: String,
+        architecture: &'static str,
+    },
     #[error("{path}: {problem}")]
     BadMetadata { path: PathBuf, problem: String },
-    #[error("{path}: tensor {name:?} holds {bad} NaN or infinite values; the checkpoint is unusable")]
-    NonFinite { path: PathBuf, name: String, bad: usize },
+    #[error(
+        "{path}: tensor {name:?} holds {bad} NaN or infinite values; the checkpoint is unusable"
+    )]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        bad: usize,
+    },
 }

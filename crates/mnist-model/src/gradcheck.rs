@@ -8,11 +8,29 @@ pub fn assert_gradients_match(x: &Var, f: impl Fn(&Tensor) -> candle_core::Resul
     let y = f(x.as_tensor()).unwrap();
     let r = Tensor::randn(0f32, 1., y.dims(), y.device()).unwrap();
     let objective = |t: &Tensor| -> f64 {
-        (f(t).unwrap() * &r).unwrap().sum_all().unwrap().to_dtype(candle_core::DType::F64).unwrap().to_scalar::<f64>().unwrap()
+        (f(t).unwrap() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_dtype(candle_core::DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
     };
     let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-    let analytic = grads.get(x.as_tensor()).expect("no gradient").flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let base = x.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let analytic = grads
+        .get(x.as_tensor())
+        .expect("no gradient")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let base = x
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let eps = 1e-2f32;
     for i in 0..base.len() {
         let shifted = |delta: f32| {

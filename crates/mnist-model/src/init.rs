@@ -23,7 +23,10 @@ pub fn glorot_bound(dims: &[usize]) -> f64 {
 /// depend on hash-map iteration. Which init applies is read off the PyTorch-style name.
 pub(crate) fn init_seeded(varmap: &VarMap, seed: u64) -> Result<()> {
     let mut rng = seeded_rng(seed, RngPurpose::Init, 0);
-    let vars = varmap.data().lock().map_err(|_| candle_core::Error::Msg("var map poisoned".into()))?;
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("var map poisoned".into()))?;
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
     for name in names {
@@ -38,7 +41,9 @@ pub(crate) fn init_seeded(varmap: &VarMap, seed: u64) -> Result<()> {
             vec![1.0; count] // batch-norm scale
         } else {
             let bound = glorot_bound(&dims) as f32;
-            (0..count).map(|_| rng.random_range(-bound..bound)).collect()
+            (0..count)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect()
         };
         let tensor = Tensor::from_vec(values, dims, &Device::Cpu)?
             .to_dtype(DType::F32)?

@@ -48,7 +48,10 @@ pub fn im2col_reference(xs: &Tensor, k: usize) -> Result<Tensor> {
         }
     }
     // [b, c, k*k, ho, wo] → [c*k*k, b*ho*wo]
-    Tensor::stack(&shifted, 2)?.reshape((b, c * k * k, ho * wo))?.transpose(0, 1)?.reshape((c * k * k, b * ho * wo))
+    Tensor::stack(&shifted, 2)?
+        .reshape((b, c * k * k, ho * wo))?
+        .transpose(0, 1)?
+        .reshape((c * k * k, b * ho * wo))
 }
 
 /// 2x2 max-pool with stride 2 (odd trailing rows/columns are dropped, as in PyTorch).
@@ -96,7 +99,12 @@ impl CustomOp1 for Im2Col {
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (b, _, h, w) = arg.dims4()?;
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im { k: self.k, b, h, w })?))
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im {
+            k: self.k,
+            b,
+            h,
+            w,
+        })?))
     }
 }
 
@@ -119,23 +127,28 @@ impl CustomOp1 for Col2Im {
         let Self { k, b, h, w } = *self;
         let (ho, wo) = (h + 1 - k, w + 1 - k);
         if cols != b * ho * wo || rows % (k * k) != 0 {
-            candle_core::bail!("col2im: shape {:?} does not match a {k}x{k} kernel over {b}x{h}x{w}", layout.shape())
+            candle_core::bail!(
+                "col2im: shape {:?} does not match a {k}x{k} kernel over {b}x{h}x{w}",
+                layout.shape()
+            )
         }
         let c = rows / (k * k);
         let mut dst = vec![0f32; b * c * h * w];
-        dst.par_chunks_mut(c * h * w).enumerate().for_each(|(n, img)| {
-            for r in 0..rows {
-                let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
-                let plane = &mut img[ch * h * w..(ch + 1) * h * w];
-                let taps = &src[r * cols + n * ho * wo..][..ho * wo];
-                for y in 0..ho {
-                    let out = &mut plane[(y + ki) * w + kj..][..wo];
-                    for (o, g) in out.iter_mut().zip(&taps[y * wo..(y + 1) * wo]) {
-                        *o += g;
+        dst.par_chunks_mut(c * h * w)
+            .enumerate()
+            .for_each(|(n, img)| {
+                for r in 0..rows {
+                    let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
+                    let plane = &mut img[ch * h * w..(ch + 1) * h * w];
+                    let taps = &src[r * cols + n * ho * wo..][..ho * wo];
+                    for y in 0..ho {
+                        let out = &mut plane[(y + ki) * w + kj..][..wo];
+                        for (o, g) in out.iter_mut().zip(&taps[y * wo..(y + 1) * wo]) {
+                            *o += g;
+                        }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(dst), Shape::from((b, c, h, w))))
     }
 
@@ -156,19 +169,27 @@ impl CustomOp1 for MaxPool2 {
         let (b, c, h, w) = layout.shape().dims4()?;
         let (ho, wo) = (h / 2, w / 2);
         let mut dst = vec![0f32; b * c * ho * wo];
-        dst.par_chunks_mut(ho * wo).zip(src.par_chunks(h * w)).for_each(|(out, plane)| {
-            for y in 0..ho {
-                let (r0, r1) = (&plane[2 * y * w..], &plane[(2 * y + 1) * w..]);
-                for x in 0..wo {
-                    out[y * wo + x] = r0[2 * x].max(r0[2 * x + 1]).max(r1[2 * x]).max(r1[2 * x + 1]);
+        dst.par_chunks_mut(ho * wo)
+            .zip(src.par_chunks(h * w))
+            .for_each(|(out, plane)| {
+                for y in 0..ho {
+                    let (r0, r1) = (&plane[2 * y * w..], &plane[(2 * y + 1) * w..]);
+                    for x in 0..wo {
+                        out[y * wo + x] = r0[2 * x]
+                            .max(r0[2 * x + 1])
+                            .max(r1[2 * x])
+                            .max(r1[2 * x + 1]);
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(dst), Shape::from((b, c, ho, wo))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &MaxPool2Bwd)?))
+        Ok(Some(
+            arg.contiguous()?
+                .apply_op2_no_bwd(&grad.contiguous()?, &MaxPool2Bwd)?,
+        ))
     }
 }
 
@@ -180,17 +201,30 @@ impl CustomOp2 for MaxPool2Bwd {
         "max-pool-2x2-backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(s1, l1, "max_pool2 backward")?;
         let grad = contiguous_f32(s2, l2, "max_pool2 backward")?;
         let (b, c, h, w) = l1.shape().dims4()?;
         let (ho, wo) = (h / 2, w / 2);
         let mut dst = vec![0f32; b * c * h * w];
-        dst.par_chunks_mut(h * w).zip(src.par_chunks(h * w)).zip(grad.par_chunks(ho * wo)).for_each(
-            |((out, plane), g)| {
+        dst.par_chunks_mut(h * w)
+            .zip(src.par_chunks(h * w))
+            .zip(grad.par_chunks(ho * wo))
+            .for_each(|((out, plane), g)| {
                 for y in 0..ho {
                     for x in 0..wo {
-                        let candidates = [(2 * y) * w + 2 * x, (2 * y) * w + 2 * x + 1, (2 * y + 1) * w + 2 * x, (2 * y + 1) * w + 2 * x + 1];
+                        let candidates = [
+                            (2 * y) * w + 2 * x,
+                            (2 * y) * w + 2 * x + 1,
+                            (2 * y + 1) * w + 2 * x,
+                            (2 * y + 1) * w + 2 * x + 1,
+                        ];
                         let mut best = candidates[0];
                         for &i in &candidates[1..] {
                             if plane[i] > plane[best] {
@@ -200,8 +234,7 @@ impl CustomOp2 for MaxPool2Bwd {
                         out[best] = g[y * wo + x];
                     }
                 }
-            },
-        );
+            });
         Ok((CpuStorage::F32(dst), Shape::from((b, c, h, w))))
     }
 }
@@ -212,7 +245,16 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     #[test]
@@ -224,8 +266,16 @@ mod tests {
         assert_eq!(max_diff(&ours, &reference), 0.0);
         let r = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
         let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let (g1, g2) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+        let g2 = (reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (g1, g2) = (
+            g1.get(x.as_tensor()).unwrap(),
+            g2.get(x.as_tensor()).unwrap(),
+        );
         assert!(max_diff(g1, g2) < 1e-5);
     }
 
@@ -237,7 +287,7 @@ mod tests {
         let x = Var::from_vec(v, (2, 3, 6, 6), &Device::Cpu).unwrap();
         let ours = max_pool2(x.as_tensor()).unwrap();
         assert_eq!(max_diff(&ours, &x.as_tensor().max_pool2d(2).unwrap()), 0.0);
-        crate::gradcheck::assert_gradients_match(&x, |t| max_pool2(t));
+        crate::gradcheck::assert_gradients_match(&x, max_pool2);
     }
 
     #[test]
@@ -245,8 +295,21 @@ mod tests {
         // Why max_pool2 exists: candle 0.11.1 scales the gradient by avg_pool(mask) = 1/4 for a
         // unique maximum (backprop.rs, Op::MaxPool2D). If this starts failing, candle was fixed.
         let x = Var::from_vec(vec![0f32, 1., 2., 3.], (1, 1, 2, 2), &Device::Cpu).unwrap();
-        let g = x.as_tensor().max_pool2d(2).unwrap().sum_all().unwrap().backward().unwrap();
-        let g = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let g = x
+            .as_tensor()
+            .max_pool2d(2)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(g, vec![0., 0., 0., 0.25]);
     }
 
@@ -257,9 +320,18 @@ mod tests {
         let v: Vec<f32> = (0..25).map(|i| i as f32).collect();
         let x = Var::from_vec(v, (1, 1, 5, 5), &Device::Cpu).unwrap();
         let y = max_pool2(x.as_tensor()).unwrap();
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![6., 8., 16., 18.]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![6., 8., 16., 18.]
+        );
         let g = y.sum_all().unwrap().backward().unwrap();
-        let g = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let g = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let mut expected = vec![0f32; 25];
         for i in [6, 8, 16, 18] {
             expected[i] = 1.0;

@@ -19,7 +19,10 @@ pub struct SeedConfig {
 
 impl Default for SeedConfig {
     fn default() -> Self {
-        Self { conv_channels: 32, hidden: 128 }
+        Self {
+            conv_channels: 32,
+            hidden: 128,
+        }
     }
 }
 

@@ -20,10 +20,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in Architecture::NAMES {
         let arch: Architecture = name.parse()?;
         let net = Network::seeded(arch, 0, &device)?;
-        let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam, 1e-3), net.trainable_vars())?;
+        let mut opt = Optimizer::new(
+            OptimizerConfig::new(OptimizerKind::Adam, 1e-3),
+            net.trainable_vars(),
+        )?;
         let xs = Tensor::randn(0f32, 1., (batch, 1, 28, 28), &device)?;
-        let ys = Tensor::arange(0u32, batch as u32, &device)?.affine(1.0, 0.0)?.to_dtype(DType::U32)?;
-        let ys = (ys.to_dtype(DType::F32)? / 10.0)?.floor()?.to_dtype(DType::U32)?; // any labels < 10
+        let ys = Tensor::arange(0u32, batch as u32, &device)?
+            .affine(1.0, 0.0)?
+            .to_dtype(DType::U32)?;
+        let ys = (ys.to_dtype(DType::F32)? / 10.0)?
+            .floor()?
+            .to_dtype(DType::U32)?; // any labels < 10
         let ys = ys.clamp(0u32, 9u32)?;
         // [forward, backward, optimizer, total] milliseconds per step.
         let mut times: Vec<[f64; 4]> = Vec::new();

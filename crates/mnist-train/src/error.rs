@@ -7,9 +7,17 @@ pub enum TrainError {
     #[error(transparent)]
     Model(#[from] mnist_model::ModelError),
     #[error("the loss became {value} by step {step} of epoch {epoch}; lower --lr (now {lr}) or check the data. The last good checkpoint was kept")]
-    NonFiniteLoss { epoch: usize, step: usize, value: f32, lr: f64 },
+    NonFiniteLoss {
+        epoch: usize,
+        step: usize,
+        value: f32,
+        lr: f64,
+    },
     #[error("{0}")]
     Config(String),
     #[error("{path}: cannot resume: {problem}")]
-    Resume { path: std::path::PathBuf, problem: String },
+    Resume {
+        path: std::path::PathBuf,
+        problem: String,
+    },
 }

@@ -35,11 +35,19 @@ impl EvalReport {
         let mut per_class = [0.0; NUM_CLASSES];
         for (c, acc) in per_class.iter_mut().enumerate() {
             let total: u64 = confusion[c].iter().sum();
-            *acc = if total == 0 { 0.0 } else { confusion[c][c] as f64 / total as f64 };
+            *acc = if total == 0 {
+                0.0
+            } else {
+                confusion[c][c] as f64 / total as f64
+            };
         }
         Self {
             n,
-            accuracy: if n == 0 { 0.0 } else { correct as f64 / n as f64 },
+            accuracy: if n == 0 {
+                0.0
+            } else {
+                correct as f64 / n as f64
+            },
             loss: if n == 0 { 0.0 } else { loss_sum / n as f64 },
             per_class,
             confusion,
@@ -48,7 +56,12 @@ impl EvalReport {
 }
 
 /// Evaluates `network` (in inference mode) on every image of `split`, `batch_size` at a time.
-pub fn evaluate(network: &Network, split: &DeviceSplit, norm: &Normalization, batch_size: usize) -> Result<EvalReport> {
+pub fn evaluate(
+    network: &Network,
+    split: &DeviceSplit,
+    norm: &Normalization,
+    batch_size: usize,
+) -> Result<EvalReport> {
     let mut predictions: Vec<Tensor> = Vec::new();
     let mut loss_sum = Tensor::zeros((), DType::F32, split.device())?;
     for (start, len) in batch_ranges(split.len(), batch_size) {
@@ -64,7 +77,11 @@ pub fn evaluate(network: &Network, split: &DeviceSplit, norm: &Normalization, ba
         Tensor::cat(&predictions, 0)?.to_vec1::<u32>()?
     };
     let labels = split.labels().to_vec1::<u32>()?;
-    Ok(EvalReport::from_predictions(&labels, &predictions, loss_sum.to_scalar::<f32>()? as f64))
+    Ok(EvalReport::from_predictions(
+        &labels,
+        &predictions,
+        loss_sum.to_scalar::<f32>()? as f64,
+    ))
 }
 
 #[cfg(test)]

@@ -37,7 +37,15 @@ pub struct OptimizerConfig {
 impl OptimizerConfig {
     /// Keras' defaults for Adam, PyTorch's for AdamW's weight decay.
     pub fn new(kind: OptimizerKind, lr: f64) -> Self {
-        Self { kind, lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay: 0.01, momentum: 0.0 }
+        Self {
+            kind,
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.01,
+            momentum: 0.0,
+        }
     }
 
     fn slot_names(&self) -> &'static [&'static str] {
@@ -62,13 +70,22 @@ pub struct Optimizer {
 impl Optimizer {
     pub fn new(config: OptimizerConfig, vars: Vec<(String, Var)>) -> Result<Self> {
         if !(config.lr.is_finite() && config.lr > 0.0) {
-            return Err(TrainError::Config(format!("--lr must be a positive number, got {}", config.lr)));
+            return Err(TrainError::Config(format!(
+                "--lr must be a positive number, got {}",
+                config.lr
+            )));
         }
         let slots = vars
             .iter()
             .map(|(_, v)| config.slot_names().iter().map(|_| v.zeros_like()).collect())
             .collect::<candle_core::Result<_>>()?;
-        Ok(Self { config, lr: config.lr, vars, slots, step: 0 })
+        Ok(Self {
+            config,
+            lr: config.lr,
+            vars,
+            slots,
+            step: 0,
+        })
     }
 
     pub fn config(&self) -> &OptimizerConfig {
@@ -95,7 +112,9 @@ impl Optimizer {
         // Keras: alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t).
         let alpha = self.lr * (1.0 - c.beta2.powi(t)).sqrt() / (1.0 - c.beta1.powi(t));
         for ((_, var), slots) in self.vars.iter().zip(self.slots.iter_mut()) {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             match c.kind {
                 OptimizerKind::Adam | OptimizerKind::Adamw => {
                     let m = ((&slots[0] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
@@ -133,14 +152,24 @@ impl Optimizer {
     }
 
     /// Restores what [`Optimizer::state`] produced, checking every name and shape.
-    pub fn load_state(&mut self, state: &BTreeMap<String, Tensor>, step: u64) -> std::result::Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        state: &BTreeMap<String, Tensor>,
+        step: u64,
+    ) -> std::result::Result<(), String> {
         let names = self.config.slot_names();
         for ((var_name, var), slots) in self.vars.iter().zip(self.slots.iter_mut()) {
             for (slot, tensor) in names.iter().zip(slots.iter_mut()) {
                 let key = format!("{slot}.{var_name}");
-                let saved = state.get(&key).ok_or_else(|| format!("optimizer state {key:?} is missing"))?;
+                let saved = state
+                    .get(&key)
+                    .ok_or_else(|| format!("optimizer state {key:?} is missing"))?;
                 if saved.dims() != var.dims() {
-                    return Err(format!("optimizer state {key:?} has shape {:?}, expected {:?}", saved.dims(), var.dims()));
+                    return Err(format!(
+                        "optimizer state {key:?} has shape {:?}, expected {:?}",
+                        saved.dims(),
+                        var.dims()
+                    ));
                 }
                 *tensor = saved
                     .to_dtype(candle_core::DType::F32)
@@ -163,7 +192,12 @@ mod tests {
         let w = Var::new(&[0f32], &Device::Cpu).unwrap();
         let mut opt = Optimizer::new(config, vec![("w".into(), w.clone())]).unwrap();
         for _ in 0..steps {
-            let loss = (w.as_tensor() - 3.0).unwrap().sqr().unwrap().sum_all().unwrap();
+            let loss = (w.as_tensor() - 3.0)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap();
             opt.step(&loss.backward().unwrap()).unwrap();
         }
         w.as_tensor().to_vec1::<f32>().unwrap()[0]
@@ -194,7 +228,11 @@ mod tests {
 
     #[test]
     fn every_optimizer_converges_on_a_quadratic() {
-        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw, OptimizerKind::Sgd] {
+        for kind in [
+            OptimizerKind::Adam,
+            OptimizerKind::Adamw,
+            OptimizerKind::Sgd,
+        ] {
             let mut c = OptimizerConfig::new(kind, 0.1);
             c.weight_decay = 0.0;
             let w = run(c, 300);
@@ -206,7 +244,11 @@ mod tests {
     fn adamw_is_adam_plus_decoupled_decay() {
         let one_step = |kind| {
             let w = Var::new(&[1f32], &Device::Cpu).unwrap();
-            let mut opt = Optimizer::new(OptimizerConfig::new(kind, 0.1), vec![("w".into(), w.clone())]).unwrap();
+            let mut opt = Optimizer::new(
+                OptimizerConfig::new(kind, 0.1),
+                vec![("w".into(), w.clone())],
+            )
+            .unwrap();
             let loss = w.as_tensor().sum_all().unwrap();
             opt.step(&loss.backward().unwrap()).unwrap();
             w.as_tensor().to_vec1::<f32>().unwrap()[0]
@@ -219,11 +261,18 @@ mod tests {
     #[test]
     fn state_round_trips_and_checks_shapes() {
         let w = Var::new(&[1f32, 2.0], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam, 0.1), vec![("w".into(), w.clone())]).unwrap();
+        let mut opt = Optimizer::new(
+            OptimizerConfig::new(OptimizerKind::Adam, 0.1),
+            vec![("w".into(), w.clone())],
+        )
+        .unwrap();
         let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         let state: BTreeMap<String, Tensor> = opt.state().into_iter().collect();
-        assert_eq!(state.keys().collect::<Vec<_>>(), ["exp_avg.w", "exp_avg_sq.w"]);
+        assert_eq!(
+            state.keys().collect::<Vec<_>>(),
+            ["exp_avg.w", "exp_avg_sq.w"]
+        );
         let mut fresh = Optimizer::new(*opt.config(), vec![("w".into(), w.clone())]).unwrap();
         fresh.load_state(&state, opt.step_count()).unwrap();
         assert_eq!(fresh.step_count(), 1);
@@ -231,7 +280,10 @@ mod tests {
             assert_eq!(a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
         }
         let mut wrong = state.clone();
-        wrong.insert("exp_avg.w".into(), Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap());
+        wrong.insert(
+            "exp_avg.w".into(),
+            Tensor::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
         assert!(fresh.load_state(&wrong, 1).unwrap_err().contains("shape"));
         wrong.remove("exp_avg.w");
         assert!(fresh.load_state(&wrong, 1).unwrap_err().contains("missing"));
@@ -240,6 +292,10 @@ mod tests {
     #[test]
     fn non_positive_learning_rate_is_refused() {
         let w = Var::new(&[1f32], &Device::Cpu).unwrap();
-        assert!(Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam, 0.0), vec![("w".into(), w)]).is_err());
+        assert!(Optimizer::new(
+            OptimizerConfig::new(OptimizerKind::Adam, 0.0),
+            vec![("w".into(), w)]
+        )
+        .is_err());
     }
 }

@@ -41,10 +41,16 @@ impl TrainConfig {
             return bad("--epochs must be at least 1".into());
         }
         if self.batch_size == 0 || self.batch_size > 60_000 {
-            return bad(format!("--batch-size must be between 1 and 60000, got {}", self.batch_size));
+            return bad(format!(
+                "--batch-size must be between 1 and 60000, got {}",
+                self.batch_size
+            ));
         }
         if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return bad(format!("--lr-decay must be in (0, 1], got {}", self.lr_decay));
+            return bad(format!(
+                "--lr-decay must be in (0, 1], got {}",
+                self.lr_decay
+            ));
         }
         let o = &self.optimizer;
         if !(o.lr.is_finite() && o.lr > 0.0) {
@@ -54,7 +60,10 @@ impl TrainConfig {
             return bad(format!("--momentum must be in [0, 1), got {}", o.momentum));
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return bad(format!("--weight-decay must be zero or positive, got {}", o.weight_decay));
+            return bad(format!(
+                "--weight-decay must be zero or positive, got {}",
+                o.weight_decay
+            ));
         }
         if self.eval_batch_size == 0 {
             return bad("the evaluation batch size must be at least 1".into());
@@ -116,12 +125,26 @@ impl Trainer {
 
     /// Continues the run saved in `checkpoint`. `epochs`, when given, replaces the planned total
     /// (to extend a finished run); everything else comes from the checkpoint.
-    pub fn resume(checkpoint: &Checkpoint, epochs: Option<usize>, data: Mnist, device: &Device) -> Result<Self> {
-        let fail = |problem: String| TrainError::Resume { path: checkpoint.path.clone(), problem };
-        let meta = checkpoint.meta.as_ref().ok_or_else(|| fail("it has no mnist training metadata".into()))?;
-        let training = meta.training.clone().ok_or_else(|| fail("it records no training configuration".into()))?;
-        let mut config: TrainConfig =
-            serde_json::from_value(training).map_err(|e| fail(format!("its training configuration is unreadable: {e}")))?;
+    pub fn resume(
+        checkpoint: &Checkpoint,
+        epochs: Option<usize>,
+        data: Mnist,
+        device: &Device,
+    ) -> Result<Self> {
+        let fail = |problem: String| TrainError::Resume {
+            path: checkpoint.path.clone(),
+            problem,
+        };
+        let meta = checkpoint
+            .meta
+            .as_ref()
+            .ok_or_else(|| fail("it has no mnist training metadata".into()))?;
+        let training = meta
+            .training
+            .clone()
+            .ok_or_else(|| fail("it records no training configuration".into()))?;
+        let mut config: TrainConfig = serde_json::from_value(training)
+            .map_err(|e| fail(format!("its training configuration is unreadable: {e}")))?;
         if let Some(epochs) = epochs {
             config.epochs = epochs;
         }
@@ -140,7 +163,9 @@ impl Trainer {
             .ok_or_else(|| fail("it records no optimizer step".into()))?;
         let network = checkpoint.to_network(None, device)?;
         let mut optimizer = Optimizer::new(config.optimizer, network.trainable_vars())?;
-        optimizer.load_state(&checkpoint.optimizer_state(), step).map_err(fail)?;
+        optimizer
+            .load_state(&checkpoint.optimizer_state(), step)
+            .map_err(fail)?;
         Self::assemble(config, network, optimizer, data, device, meta.epoch)
     }
 
@@ -155,7 +180,15 @@ impl Trainer {
         let train = DeviceSplit::new(&data.train.images, &data.train.labels, device)?;
         let test = DeviceSplit::new(&data.test.images, &data.test.labels, device)?;
         let augment_source = config.augment.then_some(data.train);
-        Ok(Self { config, network, optimizer, augment_source, train, test, completed_epochs })
+        Ok(Self {
+            config,
+            network,
+            optimizer,
+            augment_source,
+            train,
+            test,
+            completed_epochs,
+        })
     }
 
     pub fn completed_epochs(&self) -> usize {
@@ -213,19 +246,42 @@ impl Trainer {
             let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
             self.optimizer.step(&loss.backward()?)?;
             loss_sum = (loss_sum + (loss.detach() * len as f64)?)?;
-            let hits = logits.detach().argmax(1)?.eq(&batch.labels)?.to_dtype(DType::F32)?.sum_all()?;
+            let hits = logits
+                .detach()
+                .argmax(1)?
+                .eq(&batch.labels)?
+                .to_dtype(DType::F32)?
+                .sum_all()?;
             correct = (correct + hits)?;
             seen += len;
             if (step + 1) % PROGRESS_EVERY == 0 || step + 1 == steps {
                 let loss_mean = loss_sum.to_scalar::<f32>()? / seen as f32;
                 if !loss_mean.is_finite() {
-                    return Err(TrainError::NonFiniteLoss { epoch: epoch + 1, step: step + 1, value: loss_mean, lr });
+                    return Err(TrainError::NonFiniteLoss {
+                        epoch: epoch + 1,
+                        step: step + 1,
+                        value: loss_mean,
+                        lr,
+                    });
                 }
-                running = (loss_mean as f64, correct.to_scalar::<f32>()? as f64 / seen as f64);
-                progress(StepProgress { step: step + 1, steps, loss: running.0, accuracy: running.1 });
+                running = (
+                    loss_mean as f64,
+                    correct.to_scalar::<f32>()? as f64 / seen as f64,
+                );
+                progress(StepProgress {
+                    step: step + 1,
+                    steps,
+                    loss: running.0,
+                    accuracy: running.1,
+                });
             }
         }
-        let test = evaluate(&self.network, &self.test, &config.normalization, config.eval_batch_size)?;
+        let test = evaluate(
+            &self.network,
+            &self.test,
+            &config.normalization,
+            config.eval_batch_size,
+        )?;
         self.completed_epochs += 1;
         Ok(Some(EpochReport {
             epoch: self.completed_epochs,
@@ -240,7 +296,12 @@ impl Trainer {
 
     /// Evaluates the current weights on the test split.
     pub fn evaluate_test(&self) -> Result<EvalReport> {
-        evaluate(&self.network, &self.test, &self.config.normalization, self.config.eval_batch_size)
+        evaluate(
+            &self.network,
+            &self.test,
+            &self.config.normalization,
+            self.config.eval_batch_size,
+        )
     }
 
     /// Writes weights, optimizer state and metadata atomically to `path`.
@@ -248,7 +309,9 @@ impl Trainer {
         let mut meta = CheckpointMeta::new(self.config.architecture, self.config.normalization);
         meta.epoch = self.completed_epochs;
         meta.test_accuracy = test_accuracy;
-        meta.training = Some(serde_json::to_value(&self.config).map_err(|e| TrainError::Config(e.to_string()))?);
+        meta.training = Some(
+            serde_json::to_value(&self.config).map_err(|e| TrainError::Config(e.to_string()))?,
+        );
         meta.optimizer = Some(serde_json::json!({
             "kind": self.config.optimizer.kind,
             "step": self.optimizer.step_count(),
