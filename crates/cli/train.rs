@@ -46,7 +46,7 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
         seed: args.seed,
         normalization,
         augment: args.augment,
-        eval_batch_size: 1000,
+        eval_batch_size: crate::cli::EVAL_BATCH_SIZE,
     };
     config.validate()?;
     Ok(config)

@@ -103,16 +103,19 @@ impl Network {
     /// Builds the variables with candle's (unseeded) initializers: only for loading.
     pub(crate) fn uninitialized(architecture: Architecture, device: &Device) -> Result<Self> {
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let model = match &architecture {
-            Architecture::Seed(config) => Model::Seed(SeedNet::new(config, vb)?),
-            Architecture::Convnet(config) => Model::Convnet(ConvNet::new(config, vb)?),
-        };
-        Ok(Self {
-            architecture,
-            varmap,
-            model,
-        })
+        let model = build(&architecture, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+        Ok(Self { architecture, varmap, model })
+    }
+
+    /// A copy of the model over detached weights, for inference. Results computed from
+    /// variables carry the whole forward graph (every activation) until they are dropped; a
+    /// frozen model's intermediates are freed as soon as the next layer has used them, which is
+    /// what keeps batched evaluation small.
+    pub fn frozen(&self) -> Result<Model> {
+        let vars = self.named_vars();
+        let device = vars.first().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
+        let tensors = vars.into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect();
+        build(&self.architecture, VarBuilder::from_tensors(tensors, DType::F32, &device))
     }
 
     /// Variables sorted by name: the order that optimizers, checkpoints and tests rely on.
@@ -145,6 +148,13 @@ impl Network {
     pub fn forward(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.model.forward_t(xs, train)
     }
+}
+
+fn build(architecture: &Architecture, vb: VarBuilder) -> Result<Model> {
+    Ok(match architecture {
+        Architecture::Seed(config) => Model::Seed(SeedNet::new(config, vb)?),
+        Architecture::Convnet(config) => Model::Convnet(ConvNet::new(config, vb)?),
+    })
 }
 
 pub(crate) fn is_running_statistic(name: &str) -> bool {
