@@ -148,6 +148,14 @@ fn out_path_that_is_a_directory_is_refused() {
         .arg(dir.path()))
     .one_line_error();
     assert!(err.contains("is a directory"), "{err}");
+    // Found before any data is read or any epoch is trained (root can write almost anywhere,
+    // but not into /proc).
+    #[cfg(target_os = "linux")]
+    {
+        let err = run(mnist().args(["train", "--device", "cpu", "--out", "/proc/m.safetensors"]))
+            .one_line_error();
+        assert!(err.contains("cannot write in /proc"), "{err}");
+    }
 }
 
 /// Ctrl-C during training: exit 130, the checkpoint on disk is the last completed epoch and

@@ -91,6 +91,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         out.display()
     );
 
+    // The file holding the last completed epoch: the one resumed from until this run saves.
+    let mut last_saved = args.resume.clone();
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -110,22 +112,22 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         bar.finish();
         let Some(report) = report? else {
             let done = trainer.completed_epochs();
-            if done == 0 {
-                eprintln!(
-                    "interrupted during epoch 1; no epoch completed, so no checkpoint was written"
-                );
-            } else {
-                eprintln!(
+            match &last_saved {
+                Some(path) => eprintln!(
                     "interrupted during epoch {epoch}; {} holds epoch {done}. Continue with: mnist train --resume {}",
-                    out.display(),
-                    out.display()
-                );
+                    path.display(),
+                    path.display()
+                ),
+                None => eprintln!(
+                    "interrupted during epoch {epoch}; no epoch completed, so no checkpoint was written"
+                ),
             }
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         };
         trainer
             .save_checkpoint(&out, Some(report.test.accuracy))
             .with_context(|| format!("saving the epoch {epoch} checkpoint"))?;
+        last_saved = Some(out.clone());
         print_epoch(&report);
         if let Some(metrics) = &args.metrics {
             append_metrics(metrics, &report, &config)?;
@@ -144,15 +146,23 @@ fn prepare_output(out: &Path) -> Result<()> {
             out.display()
         );
     }
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!(
-                "--out {}: cannot create directory {}",
-                out.display(),
-                dir.display()
-            )
-        })?;
-    }
+    let dir = match out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "--out {}: cannot create directory {}",
+            out.display(),
+            dir.display()
+        )
+    })?;
+    // Checkpoints go through a temporary file in the same directory; find out now, not after
+    // the first epoch, whether one can be created there.
+    let probe = dir.join(format!(".mnist-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: cannot write in {}", out.display(), dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 

@@ -103,8 +103,15 @@ impl Network {
     /// Builds the variables with candle's (unseeded) initializers: only for loading.
     pub(crate) fn uninitialized(architecture: Architecture, device: &Device) -> Result<Self> {
         let varmap = VarMap::new();
-        let model = build(&architecture, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-        Ok(Self { architecture, varmap, model })
+        let model = build(
+            &architecture,
+            VarBuilder::from_varmap(&varmap, DType::F32, device),
+        )?;
+        Ok(Self {
+            architecture,
+            varmap,
+            model,
+        })
     }
 
     /// A copy of the model over detached weights, for inference. Results computed from
@@ -113,9 +120,18 @@ impl Network {
     /// what keeps batched evaluation small.
     pub fn frozen(&self) -> Result<Model> {
         let vars = self.named_vars();
-        let device = vars.first().map(|(_, v)| v.device().clone()).unwrap_or(Device::Cpu);
-        let tensors = vars.into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect();
-        build(&self.architecture, VarBuilder::from_tensors(tensors, DType::F32, &device))
+        let device = vars
+            .first()
+            .map(|(_, v)| v.device().clone())
+            .unwrap_or(Device::Cpu);
+        let tensors = vars
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().detach()))
+            .collect();
+        build(
+            &self.architecture,
+            VarBuilder::from_tensors(tensors, DType::F32, &device),
+        )
     }
 
     /// Variables sorted by name: the order that optimizers, checkpoints and tests rely on.

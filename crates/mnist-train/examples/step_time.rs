@@ -20,16 +20,30 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 type Forward = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor>>;
 
 /// The tutorial network from candle's built-in layers.
-fn candle_builtin_seed(device: &Device) -> candle_core::Result<(Forward, Vec<(String, candle_core::Var)>)> {
+fn candle_builtin_seed(
+    device: &Device,
+) -> candle_core::Result<(Forward, Vec<(String, candle_core::Var)>)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let conv1 = candle_nn::conv2d(1, 32, 3, Default::default(), vb.pp("conv1"))?;
     let fc1 = candle_nn::linear(5408, 128, vb.pp("fc1"))?;
     let fc2 = candle_nn::linear(128, 10, vb.pp("fc2"))?;
     let forward: Forward = Box::new(move |xs| {
-        xs.apply(&conv1)?.relu()?.max_pool2d(2)?.flatten_from(1)?.apply(&fc1)?.relu()?.apply(&fc2)
+        xs.apply(&conv1)?
+            .relu()?
+            .max_pool2d(2)?
+            .flatten_from(1)?
+            .apply(&fc1)?
+            .relu()?
+            .apply(&fc2)
     });
-    let vars = varmap.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    let vars = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
     Ok((forward, vars))
 }
 
@@ -39,13 +53,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
     let device = Device::Cpu;
     let xs = Tensor::randn(0f32, 1., (batch, 1, 28, 28), &device)?;
-    let ys = Tensor::new((0..batch as u32).map(|i| i % 10).collect::<Vec<_>>(), &device)?;
+    let ys = Tensor::new(
+        (0..batch as u32).map(|i| i % 10).collect::<Vec<_>>(),
+        &device,
+    )?;
 
     let mut rows: Vec<(String, Forward, Vec<(String, candle_core::Var)>)> = Vec::new();
     for name in Architecture::NAMES {
         let net = Network::seeded(name.parse()?, 0, &device)?;
         let vars = net.trainable_vars();
-        rows.push((name.to_string(), Box::new(move |x| net.forward(x, true)), vars));
+        rows.push((
+            name.to_string(),
+            Box::new(move |x| net.forward(x, true)),
+            vars,
+        ));
     }
     let (forward, vars) = candle_builtin_seed(&device)?;
     rows.push(("seed/candle".into(), forward, vars));
