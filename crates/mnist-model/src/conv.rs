@@ -59,20 +59,8 @@ impl Module for Conv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gradcheck::max_diff;
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn matches_candle_conv2d_in_values_and_gradients() {

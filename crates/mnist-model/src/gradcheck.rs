@@ -1,4 +1,5 @@
-//! Finite-difference gradient checks for tests: the reference that does not trust candle.
+//! Test helpers: finite-difference gradient checks (the reference that does not trust candle)
+//! and tensor comparison.
 
 use candle_core::{Tensor, Var};
 
@@ -45,4 +46,10 @@ pub fn assert_gradients_match(x: &Var, f: impl Fn(&Tensor) -> candle_core::Resul
             "element {i}: autograd {a}, finite difference {numeric}"
         );
     }
+}
+
+/// The largest absolute elementwise difference of two f32 tensors of one shape.
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+    diff.max(0).unwrap().to_scalar::<f32>().unwrap()
 }

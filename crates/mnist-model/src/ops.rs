@@ -242,20 +242,8 @@ impl CustomOp2 for MaxPool2Bwd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gradcheck::max_diff;
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn im2col_matches_the_tensor_op_reference_in_values_and_gradients() {
