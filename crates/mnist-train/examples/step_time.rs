@@ -18,11 +18,10 @@ use mnist_train::{Optimizer, OptimizerConfig, OptimizerKind};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Forward = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor>>;
+type NamedVars = Vec<(String, candle_core::Var)>;
 
 /// The tutorial network from candle's built-in layers.
-fn candle_builtin_seed(
-    device: &Device,
-) -> candle_core::Result<(Forward, Vec<(String, candle_core::Var)>)> {
+fn candle_builtin_seed(device: &Device) -> candle_core::Result<(Forward, NamedVars)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let conv1 = candle_nn::conv2d(1, 32, 3, Default::default(), vb.pp("conv1"))?;
@@ -58,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &device,
     )?;
 
-    let mut rows: Vec<(String, Forward, Vec<(String, candle_core::Var)>)> = Vec::new();
+    let mut rows: Vec<(String, Forward, NamedVars)> = Vec::new();
     for name in Architecture::NAMES {
         let net = Network::seeded(name.parse()?, 0, &device)?;
         let vars = net.trainable_vars();

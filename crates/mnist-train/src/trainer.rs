@@ -100,14 +100,20 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+/// The training split: resident on the device as it is, or kept on the host to be warped and
+/// uploaded afresh each epoch (never both, so augmenting does not hold two copies).
+enum TrainImages {
+    Resident(DeviceSplit),
+    Augmented(Split),
+}
+
 pub struct Trainer {
     pub config: TrainConfig,
     pub network: Network,
     optimizer: Optimizer,
-    /// Host pixels to warp each epoch; kept only when augmenting.
-    augment_source: Option<Split>,
-    train: DeviceSplit,
+    train: TrainImages,
     test: DeviceSplit,
+    device: Device,
     completed_epochs: usize,
 }
 
@@ -177,16 +183,23 @@ impl Trainer {
         device: &Device,
         completed_epochs: usize,
     ) -> Result<Self> {
-        let train = DeviceSplit::new(&data.train.images, &data.train.labels, device)?;
+        let train = if config.augment {
+            TrainImages::Augmented(data.train)
+        } else {
+            TrainImages::Resident(DeviceSplit::new(
+                &data.train.images,
+                &data.train.labels,
+                device,
+            )?)
+        };
         let test = DeviceSplit::new(&data.test.images, &data.test.labels, device)?;
-        let augment_source = config.augment.then_some(data.train);
         Ok(Self {
             config,
             network,
             optimizer,
-            augment_source,
             train,
             test,
+            device: device.clone(),
             completed_epochs,
         })
     }
@@ -201,7 +214,11 @@ impl Trainer {
 
     /// Steps per epoch.
     pub fn steps_per_epoch(&self) -> usize {
-        self.train.len().div_ceil(self.config.batch_size)
+        let images = match &self.train {
+            TrainImages::Resident(split) => split.len(),
+            TrainImages::Augmented(split) => split.len(),
+        };
+        images.div_ceil(self.config.batch_size)
     }
 
     /// Runs the next epoch and evaluates on the test split. Returns `None` when `stop` was set
@@ -217,24 +234,24 @@ impl Trainer {
         let config = &self.config;
         let lr = config.lr_at(epoch);
         self.optimizer.set_lr(lr);
-        let device = self.train.device().clone();
+        let device = &self.device;
 
         let augmented;
-        let train = match &self.augment_source {
-            Some(source) => {
+        let train = match &self.train {
+            TrainImages::Resident(split) => split,
+            TrainImages::Augmented(source) => {
                 let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
                 let pixels = augment(&source.images, &AugmentConfig::default(), &mut rng);
-                augmented = DeviceSplit::new(&pixels, &source.labels, &device)?;
+                augmented = DeviceSplit::new(&pixels, &source.labels, device)?;
                 &augmented
             }
-            None => &self.train,
         };
         let order = epoch_order(train.len(), config.seed, epoch as u64);
-        let order = Tensor::from_vec(order, train.len(), &device)?;
+        let order = Tensor::from_vec(order, train.len(), device)?;
 
         let steps = train.len().div_ceil(config.batch_size);
-        let mut loss_sum = Tensor::zeros((), DType::F32, &device)?;
-        let mut correct = Tensor::zeros((), DType::F32, &device)?;
+        let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
+        let mut correct = Tensor::zeros((), DType::F32, device)?;
         let mut seen = 0usize;
         let mut running = (0.0, 0.0);
         for (step, (start, len)) in batch_ranges(train.len(), config.batch_size).enumerate() {
