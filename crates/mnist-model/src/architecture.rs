@@ -173,7 +173,7 @@ fn build(architecture: &Architecture, vb: VarBuilder) -> Result<Model> {
     })
 }
 
-pub(crate) fn is_running_statistic(name: &str) -> bool {
+fn is_running_statistic(name: &str) -> bool {
     name.ends_with(".running_mean") || name.ends_with(".running_var")
 }
 

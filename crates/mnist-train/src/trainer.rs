@@ -311,16 +311,6 @@ impl Trainer {
         }))
     }
 
-    /// Evaluates the current weights on the test split.
-    pub fn evaluate_test(&self) -> Result<EvalReport> {
-        evaluate(
-            &self.network,
-            &self.test,
-            &self.config.normalization,
-            self.config.eval_batch_size,
-        )
-    }
-
     /// Writes weights, optimizer state and metadata atomically to `path`.
     pub fn save_checkpoint(&self, path: &Path, test_accuracy: Option<f64>) -> Result<()> {
         let mut meta = CheckpointMeta::new(self.config.architecture, self.config.normalization);
