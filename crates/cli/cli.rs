@@ -24,6 +24,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a checkpoint on the MNIST test set.
     Eval(EvalArgs),
+    /// Recognize the digit in each image file (one digit per image).
+    Predict(PredictArgs),
+    /// Read the number written left to right in each image file (several digits per image).
+    Read(ReadArgs),
 }
 
 /// Where to find (or download) the four MNIST IDX files.
@@ -175,5 +179,65 @@ mod tests {
         );
         assert_eq!(crate::train::DEFAULT_EPOCHS, 5);
         assert_eq!(t.device, DeviceChoice::Auto);
+    }
+}
+
+/// The model `predict` and `read` use, and where it runs.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Checkpoint to use [default: the built-in weights/convnet.safetensors, 99.67% on MNIST's
+    /// test set].
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: Option<PathBuf>,
+    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch).
+    #[arg(long, value_enum, requires = "weights")]
+    pub model: Option<ModelName>,
+    /// Where to run: auto picks CUDA, then Metal, then CPU.
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Image files (PNG, JPEG, BMP, GIF, WebP or TIFF; any size; dark ink on light paper or the
+    /// reverse), each showing one digit.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print one JSON object per image instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the 28x28 image the model saw for each input to DIR/<name>.png (white ink on black,
+    /// like MNIST), to see why it answered what it answered.
+    #[arg(long, value_name = "DIR")]
+    pub dump_preprocessed: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Image files, each showing one number written left to right (a meter reading, a form field).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print one JSON object per image instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Flag digits the model gives less than this probability (0-1) as uncertain.
+    #[arg(long, default_value_t = DEFAULT_MIN_CONFIDENCE, value_parser = probability)]
+    pub min_confidence: f32,
+    /// Write the 28x28 image of each digit the model saw to DIR/<name>-<k>.png.
+    #[arg(long, value_name = "DIR")]
+    pub dump_preprocessed: Option<PathBuf>,
+}
+
+/// Below this, `read` flags a digit as uncertain.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.8;
+
+fn probability(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
     }
 }

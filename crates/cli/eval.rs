@@ -2,30 +2,20 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mnist_data::batch::DeviceSplit;
-use mnist_model::Checkpoint;
 use mnist_train::{evaluate, EvalReport};
 
 use crate::cli::EvalArgs;
-use crate::{data, device};
+use crate::{data, device, weights};
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     if args.batch_size == 0 {
         anyhow::bail!("--batch-size must be at least 1");
     }
-    let checkpoint = Checkpoint::read(&args.weights).context("reading --weights")?;
     let (device, device_name) = device::open(args.device)?;
-    let network = checkpoint
-        .to_network(args.model.map(|m| m.architecture()), &device)
-        .context("loading --weights")?;
-    // A file without metadata only gets this far with --model (to_network refuses it otherwise).
-    let norm = checkpoint
-        .meta
-        .as_ref()
-        .map(|m| m.normalization)
-        .or(args.model.map(|m| m.default_normalization()))
-        .unwrap_or(mnist_data::Normalization::Unit);
+    let loaded = weights::load(Some(&args.weights), args.model, &device)?;
+    let (network, norm) = (loaded.network, loaded.normalization);
     let mnist = data::load(&args.data)?;
     eprintln!(
         "evaluating {} ({}) on {device_name}",

@@ -1,15 +1,21 @@
-//! `mnist`: train, evaluate and checkpoint handwritten-digit recognizers on MNIST.
+//! `mnist`: train, evaluate and checkpoint handwritten-digit recognizers on MNIST, and read
+//! digits and numbers from people's image files.
 //!
 //! The binary owns the command line, device choice and everything printed; the work itself
-//! lives in the `mnist-data`, `mnist-model` and `mnist-train` crates. Results go to stdout,
-//! progress and logs to stderr, and every error ends the process with one line and exit code 1.
+//! lives in the `mnist-data`, `mnist-image`, `mnist-model` and `mnist-train` crates. Results go
+//! to stdout, progress and logs to stderr, and every error ends the process with one line and
+//! exit code 1.
 
 mod cli;
 mod data;
 mod device;
 mod eval;
+mod images;
+mod predict;
 mod progress;
+mod read;
 mod train;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -28,6 +34,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Read(args) => read::run(args),
     };
     match result {
         Ok(code) => code,

@@ -208,8 +208,18 @@ impl Checkpoint {
             )));
         }
         let bytes = std::fs::read(path).map_err(|e| io("read checkpoint", e))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| not_st(e.to_string()))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| not_st(e.to_string()))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads and checks a safetensors file held in memory (a checkpoint built into the binary);
+    /// `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let not_st = |reason: String| ModelError::NotSafetensors {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_st(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| not_st(e.to_string()))?;
         let meta = CheckpointMeta::from_header(
             header.metadata().as_ref().unwrap_or(&HashMap::new()),
             path,

@@ -7,6 +7,7 @@
 
 mod architecture;
 pub mod checkpoint;
+mod classifier;
 pub mod conv;
 mod convnet;
 mod error;
@@ -18,6 +19,7 @@ mod seed;
 
 pub use architecture::{Architecture, Model, Network};
 pub use checkpoint::{Checkpoint, CheckpointMeta, FORMAT_VERSION};
+pub use classifier::{ranked, Classifier, CLASSIFY_BATCH_SIZE};
 pub use convnet::{ConvNet, ConvNetConfig};
 pub use error::ModelError;
 pub use init::glorot_bound;

@@ -1,0 +1,81 @@
+//! What `predict` and `read` share: preparing many image files in parallel, answering the good
+//! ones in batches, reporting each bad one on its own line without stopping the others, and
+//! writing the 28x28 images the model saw.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use mnist_data::{IMAGE_SIDE, NUM_CLASSES};
+use mnist_image::{ImageError, MnistPixels};
+use mnist_model::{ranked, Classifier};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::cli::ModelArgs;
+use crate::{device, weights};
+
+/// Loads the model named by `args` (or the built-in one) as a classifier.
+pub fn classifier(args: &ModelArgs) -> Result<Classifier> {
+    let (device, device_name) = device::open(args.device)?;
+    let loaded = weights::load(args.weights.as_deref(), args.model, &device)?;
+    eprintln!(
+        "model: {} ({}) on {device_name}",
+        loaded.source.display(),
+        loaded.network.architecture
+    );
+    Ok(Classifier::new(&loaded.network, loaded.normalization)?)
+}
+
+/// Runs `prepare` on every path in parallel (decoding is most of the work for large pictures),
+/// keeping the input order.
+pub fn prepare_all<T: Send>(
+    paths: &[PathBuf],
+    prepare: impl Fn(&Path) -> Result<T, ImageError> + Sync,
+) -> Vec<Result<T, ImageError>> {
+    paths.par_iter().map(|p| prepare(p)).collect()
+}
+
+/// One line on stderr for a file that could not be answered, and with `--json` an object on
+/// stdout too, so a program reading the output sees every input accounted for.
+pub fn report_failure(path: &Path, error: &ImageError, json: bool) {
+    eprintln!("error: {error}");
+    if json {
+        println!("{}", json!({ "file": path, "error": error.to_string() }));
+    }
+}
+
+/// The top `n` digits and their probabilities, most probable first.
+pub fn top(probabilities: &[f32; NUM_CLASSES], n: usize) -> Vec<(usize, f32)> {
+    ranked(probabilities)[..n]
+        .iter()
+        .map(|&d| (d, probabilities[d]))
+        .collect()
+}
+
+/// Writes `pixels` as a 28x28 greyscale PNG at `dir/name` (creating `dir`).
+pub fn dump(dir: &Path, name: &str, pixels: &MnistPixels) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "{}: cannot create --dump-preprocessed directory",
+            dir.display()
+        )
+    })?;
+    let path = dir.join(name);
+    let side = IMAGE_SIDE as u32;
+    image::GrayImage::from_raw(side, side, pixels.to_vec())
+        .context("a 28x28 buffer")?
+        .save(&path)
+        .with_context(|| format!("{}: cannot write the preprocessed image", path.display()))
+}
+
+/// The file name of `path` without its extension, for naming dumped images.
+pub fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into())
+}
+
+/// `7 99.9%` for text output.
+pub fn percent(p: f32) -> String {
+    format!("{:.1}%", p * 100.0)
+}

@@ -1,0 +1,93 @@
+//! `mnist read`: the number written left to right in each image file.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::ReadArgs;
+use crate::images::{self, percent, top};
+
+pub fn run(args: ReadArgs) -> Result<ExitCode> {
+    let classifier = images::classifier(&args.model)?;
+    let prepared = images::prepare_all(&args.images, mnist_image::read_number);
+    // Every digit of every picture in one batched pass.
+    let inputs: Vec<_> = prepared
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.pixels)
+        .collect();
+    let mut answers = classifier.probabilities(&inputs)?.into_iter();
+    let mut failed = 0;
+    for (path, result) in args.images.iter().zip(&prepared) {
+        let digits = match result {
+            Ok(digits) => digits,
+            Err(error) => {
+                images::report_failure(path, error, args.json);
+                failed += 1;
+                continue;
+            }
+        };
+        let mut number = String::new();
+        let mut parts = Vec::new();
+        let mut text = Vec::new();
+        for (k, found) in digits.iter().enumerate() {
+            let Some(probabilities) = answers.next() else {
+                anyhow::bail!("the model returned fewer answers than digits");
+            };
+            if let Some(dir) = &args.dump_preprocessed {
+                let name = format!("{}-{}.png", images::stem(path), k + 1);
+                images::dump(dir, &name, &found.pixels)?;
+            }
+            let ranked = top(&probabilities, 3);
+            let (digit, probability) = ranked[0];
+            let uncertain = probability < args.min_confidence;
+            number.push(char::from(b'0' + digit as u8));
+            if uncertain {
+                let (second, p2) = ranked[1];
+                eprintln!(
+                    "warning: {}: digit {} of {} is uncertain: {digit} at {}, else {second} at {}",
+                    path.display(),
+                    k + 1,
+                    digits.len(),
+                    percent(probability),
+                    percent(p2)
+                );
+            }
+            text.push(format!(
+                "{digit}{} {}",
+                if uncertain { "?" } else { "" },
+                percent(probability)
+            ));
+            let top3: Vec<_> = ranked
+                .iter()
+                .map(|&(d, p)| json!({ "digit": d, "probability": p }))
+                .collect();
+            parts.push(json!({
+                "digit": digit,
+                "probability": probability,
+                "uncertain": uncertain,
+                "box": found.bbox,
+                "top3": top3,
+            }));
+        }
+        let any_uncertain = parts.iter().any(|p| p["uncertain"] == true);
+        if args.json {
+            let line = json!({
+                "file": path,
+                "number": number,
+                "uncertain": any_uncertain,
+                "digits": parts,
+            });
+            println!("{line}");
+        } else {
+            println!("{}: {number}  ({})", path.display(), text.join(", "));
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,72 @@
+//! Turning `--weights` (or the built-in model) into a network and the normalization it was
+//! trained with: one place for `eval`, `predict` and `read`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use mnist_data::Normalization;
+use mnist_model::{Checkpoint, Network};
+
+use crate::cli::ModelName;
+
+/// The strongest shipped model, built into the binary so that `predict` and `read` work straight
+/// after a clone or a `cargo install`, wherever they run from.
+static BUILT_IN: &[u8] = include_bytes!("../../weights/convnet.safetensors");
+/// How the built-in model is named in logs and errors.
+pub const BUILT_IN_NAME: &str = "weights/convnet.safetensors (built in)";
+
+/// A loaded model and where it came from.
+pub struct LoadedWeights {
+    pub network: Network,
+    pub normalization: Normalization,
+    pub source: PathBuf,
+}
+
+/// Loads `path`, or the built-in model when `None`. `model` names the architecture of a file
+/// without our metadata (for example a PyTorch state_dict); its input is then normalized the way
+/// `mnist train` would for that model.
+pub fn load(
+    path: Option<&Path>,
+    model: Option<ModelName>,
+    device: &Device,
+) -> Result<LoadedWeights> {
+    let checkpoint = match path {
+        Some(path) => Checkpoint::read(path).context("reading --weights")?,
+        None => Checkpoint::from_bytes(BUILT_IN, Path::new(BUILT_IN_NAME))
+            .context("reading the built-in weights")?,
+    };
+    let network = checkpoint
+        .to_network(model.map(|m| m.architecture()), device)
+        .context("loading --weights")?;
+    // A file without metadata only gets this far with --model (to_network refuses it otherwise).
+    let normalization = checkpoint
+        .meta
+        .as_ref()
+        .map(|m| m.normalization)
+        .or(model.map(|m| m.default_normalization()))
+        .unwrap_or(Normalization::Unit);
+    Ok(LoadedWeights {
+        network,
+        normalization,
+        source: checkpoint.path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_model_is_the_shipped_convnet() {
+        let loaded = load(None, None, &Device::Cpu).unwrap();
+        assert_eq!(loaded.network.architecture.name(), "convnet");
+        assert_eq!(loaded.normalization, Normalization::mnist_mean_std());
+        let on_disk = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/weights/convnet.safetensors"
+        ))
+        .unwrap();
+        assert_eq!(BUILT_IN, &on_disk[..]);
+    }
+}

@@ -1,0 +1,111 @@
+//! People's pictures of digits, turned into what an MNIST model expects.
+//!
+//! [`read_digit`] treats the whole picture as one digit; [`read_number`] finds the digits of a
+//! number written left to right. Both decode any PNG, JPEG, BMP, GIF, WebP or TIFF of any size
+//! with bounded memory ([`decode`]), find the ink whatever its colour and the paper's
+//! ([`ink`]), segment it ([`segment`]) and give each digit MNIST's own preprocessing
+//! ([`mnist_style`]). The result is 28x28 `u8` pixels, 0 = paper, exactly like MNIST's files,
+//! so a model's input goes through the same `Normalization` as in training. Nothing here
+//! touches a model or a device.
+//!
+//! [`synth`] makes user-style pictures out of MNIST digits, for tests and examples.
+
+pub mod decode;
+mod error;
+pub mod ink;
+pub mod mnist_style;
+pub mod segment;
+pub mod synth;
+
+use std::path::Path;
+
+use image::DynamicImage;
+
+pub use decode::{decode_image, read_image};
+pub use error::ImageError;
+pub use ink::InkMap;
+pub use mnist_style::{to_mnist, MnistPixels};
+pub use segment::{BBox, Glyph};
+
+/// Pictures are analysed at most this large (longer side): digits need no more, and it bounds
+/// the work on a 40-megapixel photo. Boxes are reported in the original picture's pixels.
+pub const ANALYSIS_MAX_SIDE: u32 = 1600;
+
+/// One digit found in a picture, ready for a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundDigit {
+    /// MNIST-style 28x28 pixels.
+    pub pixels: MnistPixels,
+    /// Where the digit is, in the original picture's pixels.
+    pub bbox: BBox,
+}
+
+/// The whole picture at `path` as a single digit.
+pub fn read_digit(path: &Path) -> Result<FoundDigit, ImageError> {
+    let image = read_image(path)?;
+    digit_in_image(&image).ok_or_else(|| ImageError::NoInk {
+        path: path.to_path_buf(),
+    })
+}
+
+/// The digits of the number written left to right in the picture at `path`.
+pub fn read_number(path: &Path) -> Result<Vec<FoundDigit>, ImageError> {
+    let image = read_image(path)?;
+    let digits = digits_in_image(&image);
+    if digits.is_empty() {
+        return Err(ImageError::NoInk {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(digits)
+}
+
+/// All the ink of `image` as one digit; `None` when there is none.
+pub fn digit_in_image(image: &DynamicImage) -> Option<FoundDigit> {
+    let (map, scale) = analysable(image);
+    segment::single_glyph(&map).map(|g| found(&g, scale, image))
+}
+
+/// The digits of the number in `image`, left to right; empty when there is no ink.
+pub fn digits_in_image(image: &DynamicImage) -> Vec<FoundDigit> {
+    let (map, scale) = analysable(image);
+    segment::number_glyphs(&map)
+        .iter()
+        .map(|g| found(g, scale, image))
+        .collect()
+}
+
+/// The ink map of `image`, shrunk if needed, and the factor from its pixels to the original's.
+fn analysable(image: &DynamicImage) -> (InkMap, f64) {
+    let side = image.width().max(image.height());
+    if side <= ANALYSIS_MAX_SIDE {
+        return (InkMap::from_image(image), 1.0);
+    }
+    let small = image.resize(
+        ANALYSIS_MAX_SIDE,
+        ANALYSIS_MAX_SIDE,
+        image::imageops::FilterType::Triangle,
+    );
+    let scale = image.width() as f64 / small.width() as f64;
+    (InkMap::from_image(&small), scale)
+}
+
+fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
+    let b = glyph.bbox;
+    let to_original = |v: u32, limit: u32| ((v as f64 * scale).round() as u32).min(limit);
+    let (x, y) = (
+        to_original(b.x, image.width()),
+        to_original(b.y, image.height()),
+    );
+    let right = to_original(b.x + b.w, image.width()).max(x + 1);
+    let bottom = to_original(b.y + b.h, image.height()).max(y + 1);
+    FoundDigit {
+        pixels: to_mnist(glyph),
+        bbox: BBox {
+            x,
+            y,
+            w: right - x,
+            h: bottom - y,
+        },
+    }
+}

@@ -1,0 +1,404 @@
+//! Finding the digits in an ink map: connected strokes, specks dropped, the pieces of a broken
+//! stroke put back together, touching digits split apart, left to right.
+
+use serde::Serialize;
+
+use crate::ink::InkMap;
+
+/// A rectangle in pixels: left, top, width, height. Serializes as `[x, y, w, h]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BBox {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Serialize for BBox {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        [self.x, self.y, self.w, self.h].serialize(s)
+    }
+}
+
+impl BBox {
+    fn right(&self) -> u32 {
+        self.x + self.w
+    }
+
+    fn bottom(&self) -> u32 {
+        self.y + self.h
+    }
+
+    fn union(&self, other: &BBox) -> BBox {
+        let (x, y) = (self.x.min(other.x), self.y.min(other.y));
+        let (r, b) = (
+            self.right().max(other.right()),
+            self.bottom().max(other.bottom()),
+        );
+        BBox {
+            x,
+            y,
+            w: r - x,
+            h: b - y,
+        }
+    }
+
+    /// Columns shared by the two boxes.
+    fn x_overlap(&self, other: &BBox) -> u32 {
+        self.right()
+            .min(other.right())
+            .saturating_sub(self.x.max(other.x))
+    }
+
+    /// Empty columns between the two boxes (0 when they overlap).
+    fn x_gap(&self, other: &BBox) -> u32 {
+        self.x
+            .max(other.x)
+            .saturating_sub(self.right().min(other.right()))
+    }
+}
+
+/// One digit's ink, cropped to its box, with every pixel that belongs to something else zeroed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glyph {
+    /// Where it sits in the ink map.
+    pub bbox: BBox,
+    /// `bbox.w * bbox.h` ink values, row-major.
+    pub ink: Vec<f32>,
+}
+
+/// An 8-connected region of nonzero ink.
+#[derive(Debug, Clone)]
+struct Component {
+    bbox: BBox,
+    mass: f32,
+}
+
+/// Specks lighter than this fraction of the heaviest stroke are noise (a "1" weighs about a
+/// quarter of an "8"; salt noise and JPEG halos weigh under 1%).
+const SPECK_MASS: f32 = 0.04;
+/// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
+/// at most 1.0 wide, two joined ones 1.3 and more); a lone group needs more, since the line
+/// height is then its own.
+const JOINED_WIDTH: f32 = 1.25;
+const JOINED_WIDTH_ALONE: f32 = 1.5;
+/// Expected width of one digit, in line heights, when deciding how many a joined group holds.
+const DIGIT_WIDTH: f32 = 0.85;
+
+/// Labels 8-connected components of nonzero ink; returns the label image (0 = paper, `i + 1`
+/// = component `i`) and the components.
+fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
+    let (w, h) = (map.width, map.height);
+    let mut labels = vec![0u32; w * h];
+    let mut components = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if map.ink[start] == 0.0 || labels[start] != 0 {
+            continue;
+        }
+        let label = components.len() as u32 + 1;
+        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+        let mut mass = 0.0;
+        labels[start] = label;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            mass += map.ink[i];
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let j = ny * w + nx;
+                    if map.ink[j] != 0.0 && labels[j] == 0 {
+                        labels[j] = label;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        components.push(Component {
+            bbox: BBox {
+                x: x0 as u32,
+                y: y0 as u32,
+                w: (x1 - x0 + 1) as u32,
+                h: (y1 - y0 + 1) as u32,
+            },
+            mass,
+        });
+    }
+    (labels, components)
+}
+
+/// Labels and keeps the components heavy enough to be strokes.
+fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
+    let (labels, components) = label_components(map);
+    let heaviest = components.iter().map(|c| c.mass).fold(0.0, f32::max);
+    let kept = components
+        .into_iter()
+        .enumerate()
+        .filter(|(_, c)| c.mass >= SPECK_MASS * heaviest)
+        .map(|(i, c)| (i as u32 + 1, c))
+        .collect();
+    (labels, kept)
+}
+
+/// All the ink of the picture as one glyph (for a picture of a single digit), specks removed.
+/// `None` when there is no ink.
+pub fn single_glyph(map: &InkMap) -> Option<Glyph> {
+    let (labels, kept) = strokes(map);
+    let bbox = kept
+        .iter()
+        .map(|(_, c)| c.bbox)
+        .reduce(|a, b| a.union(&b))?;
+    let ids: Vec<u32> = kept.iter().map(|(id, _)| *id).collect();
+    Some(crop(map, &labels, &ids, bbox))
+}
+
+/// The digits of a number written left to right, in reading order. Empty when there is no ink.
+pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
+    let (labels, kept) = strokes(map);
+    // Groups of component ids with their box and mass, merged while any two share most of
+    // their columns (the pieces of one digit stack vertically: a 5's flag, a broken 4).
+    let mut groups: Vec<(Vec<u32>, BBox, f32)> = kept
+        .iter()
+        .map(|(id, c)| (vec![*id], c.bbox, c.mass))
+        .collect();
+    while let Some((a, b)) = find_pair(&groups, |a, b| {
+        let overlap = a.x_overlap(b) as f32;
+        overlap >= 0.5 * a.w.min(b.w) as f32
+    }) {
+        merge(&mut groups, a, b);
+    }
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let line_height = line_height(&groups);
+    // Small fragments next to a digit belong to it (a stroke broken sideways).
+    while let Some((a, b)) = find_pair(&groups, |a, b| {
+        let small = |g: &BBox| (g.h as f32) < 0.5 * line_height;
+        (small(a) || small(b)) && (a.x_gap(b) as f32) < 0.15 * line_height
+    }) {
+        merge(&mut groups, a, b);
+    }
+    // What is still small in both directions is a speck near the strokes, not a digit.
+    groups.retain(|g| g.1.h as f32 >= 0.3 * line_height || g.1.w as f32 >= 0.3 * line_height);
+    groups.sort_by_key(|g| g.1.x);
+    let joined = if groups.len() > 1 {
+        JOINED_WIDTH
+    } else {
+        JOINED_WIDTH_ALONE
+    };
+    let mut glyphs = Vec::new();
+    for (ids, bbox, _) in &groups {
+        let glyph = crop(map, &labels, ids, *bbox);
+        if bbox.w as f32 > joined * line_height {
+            let pieces = ((bbox.w as f32 / (DIGIT_WIDTH * line_height)).round() as usize).max(2);
+            glyphs.extend(split_columns(&glyph, pieces));
+        } else {
+            glyphs.push(glyph);
+        }
+    }
+    glyphs
+}
+
+/// Median height of the groups that weigh at least a fifth of the heaviest.
+fn line_height(groups: &[(Vec<u32>, BBox, f32)]) -> f32 {
+    let heaviest = groups.iter().map(|g| g.2).fold(0.0, f32::max);
+    let mut heights: Vec<u32> = groups
+        .iter()
+        .filter(|g| g.2 >= 0.2 * heaviest)
+        .map(|g| g.1.h)
+        .collect();
+    heights.sort_unstable();
+    heights[heights.len() / 2] as f32
+}
+
+fn find_pair(
+    groups: &[(Vec<u32>, BBox, f32)],
+    joins: impl Fn(&BBox, &BBox) -> bool,
+) -> Option<(usize, usize)> {
+    (0..groups.len())
+        .flat_map(|a| (a + 1..groups.len()).map(move |b| (a, b)))
+        .find(|&(a, b)| joins(&groups[a].1, &groups[b].1))
+}
+
+fn merge(groups: &mut Vec<(Vec<u32>, BBox, f32)>, a: usize, b: usize) {
+    let (ids, bbox, mass) = groups.remove(b);
+    let target = &mut groups[a];
+    target.0.extend(ids);
+    target.1 = target.1.union(&bbox);
+    target.2 += mass;
+}
+
+/// Copies the pixels of components `ids` inside `bbox` into a glyph.
+fn crop(map: &InkMap, labels: &[u32], ids: &[u32], bbox: BBox) -> Glyph {
+    let mut ink = Vec::with_capacity((bbox.w * bbox.h) as usize);
+    for y in bbox.y..bbox.bottom() {
+        for x in bbox.x..bbox.right() {
+            let i = y as usize * map.width + x as usize;
+            ink.push(if ids.contains(&labels[i]) {
+                map.ink[i]
+            } else {
+                0.0
+            });
+        }
+    }
+    Glyph { bbox, ink }
+}
+
+/// Splits a glyph that holds `pieces` touching digits at the columns with the least ink near
+/// the evenly spaced positions, and trims each piece to its own ink.
+fn split_columns(glyph: &Glyph, pieces: usize) -> Vec<Glyph> {
+    let (w, h) = (glyph.bbox.w as usize, glyph.bbox.h as usize);
+    let column_ink: Vec<f32> = (0..w)
+        .map(|x| (0..h).map(|y| glyph.ink[y * w + x]).sum())
+        .collect();
+    let mut cuts = vec![0];
+    for k in 1..pieces {
+        let centre = k * w / pieces;
+        let reach = (w / (3 * pieces)).max(1);
+        let window = centre.saturating_sub(reach).max(cuts[k - 1] + 1)..(centre + reach).min(w - 1);
+        let cut = window
+            .min_by(|&a, &b| column_ink[a].total_cmp(&column_ink[b]))
+            .unwrap_or(centre);
+        cuts.push(cut);
+    }
+    cuts.push(w);
+    cuts.windows(2)
+        .filter_map(|c| trim(glyph, c[0], c[1]))
+        .collect()
+}
+
+/// The part of `glyph` in columns `x0..x1`, shrunk to the rows and columns that hold ink.
+fn trim(glyph: &Glyph, x0: usize, x1: usize) -> Option<Glyph> {
+    let w = glyph.bbox.w as usize;
+    let has = |x: usize, y: usize| glyph.ink[y * w + x] > 0.0;
+    let h = glyph.bbox.h as usize;
+    let cols: Vec<usize> = (x0..x1).filter(|&x| (0..h).any(|y| has(x, y))).collect();
+    let rows: Vec<usize> = (0..h).filter(|&y| (x0..x1).any(|x| has(x, y))).collect();
+    let (&cx0, &cx1, &ry0, &ry1) = (cols.first()?, cols.last()?, rows.first()?, rows.last()?);
+    let mut ink = Vec::with_capacity((cx1 - cx0 + 1) * (ry1 - ry0 + 1));
+    for y in ry0..=ry1 {
+        ink.extend_from_slice(&glyph.ink[y * w + cx0..=y * w + cx1]);
+    }
+    Some(Glyph {
+        bbox: BBox {
+            x: glyph.bbox.x + cx0 as u32,
+            y: glyph.bbox.y + ry0 as u32,
+            w: (cx1 - cx0 + 1) as u32,
+            h: (ry1 - ry0 + 1) as u32,
+        },
+        ink,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ink map drawn from ASCII art: `#` is ink, anything else paper.
+    fn art(rows: &[&str]) -> InkMap {
+        let mut map = InkMap::new(rows[0].len(), rows.len());
+        for (y, row) in rows.iter().enumerate() {
+            for (x, c) in row.chars().enumerate() {
+                if c == '#' {
+                    map.ink[y * map.width + x] = 1.0;
+                }
+            }
+        }
+        map
+    }
+
+    fn boxes(glyphs: &[Glyph]) -> Vec<[u32; 4]> {
+        glyphs
+            .iter()
+            .map(|g| [g.bbox.x, g.bbox.y, g.bbox.w, g.bbox.h])
+            .collect()
+    }
+
+    #[test]
+    fn separate_strokes_are_separate_digits_in_reading_order() {
+        let map = art(&[
+            "..........",
+            ".##...#...",
+            ".##...#...",
+            ".##...#...",
+            ".##...#...",
+            "..........",
+        ]);
+        assert_eq!(boxes(&number_glyphs(&map)), [[1, 1, 2, 4], [6, 1, 1, 4]]);
+    }
+
+    #[test]
+    fn pieces_of_a_broken_digit_stay_together_and_specks_go() {
+        // A five whose flag is detached, then a one; one stray pixel far away weighs too little.
+        let map = art(&[
+            "..####.......................",
+            ".............................",
+            ".##.........##...............",
+            ".####.......##...............",
+            "....##......##...............",
+            "....##......##...............",
+            ".####.......##.............#.",
+            ".............................",
+            ".............................",
+            ".............................",
+            ".............................",
+            ".............................",
+        ]);
+        let glyphs = number_glyphs(&map);
+        assert_eq!(boxes(&glyphs), [[1, 0, 5, 7], [12, 2, 2, 5]]);
+        // The glyph's crop keeps only its own components' ink.
+        assert_eq!(
+            glyphs[0].ink.iter().sum::<f32>(),
+            4.0 + 2.0 + 4.0 + 2.0 + 2.0 + 4.0
+        );
+    }
+
+    #[test]
+    fn touching_digits_are_cut_at_the_thinnest_column() {
+        // Two 5x7 rings (zeros) joined by a one-pixel bridge: 11 wide and 7 high.
+        let map = art(&[
+            "#####.#####",
+            "#...#.#...#",
+            "#...#.#...#",
+            "#...###...#",
+            "#...#.#...#",
+            "#...#.#...#",
+            "#####.#####",
+        ]);
+        let glyphs = number_glyphs(&map);
+        assert_eq!(boxes(&glyphs), [[0, 0, 5, 7], [5, 0, 6, 7]]);
+    }
+
+    #[test]
+    fn a_single_wide_digit_is_not_split() {
+        // 9 wide, 7 high: wide for a digit, but not two of them.
+        let map = art(&[
+            "#########",
+            "........#",
+            ".......#.",
+            "......#..",
+            ".....#...",
+            "....#....",
+            "...#.....",
+        ]);
+        assert_eq!(number_glyphs(&map).len(), 1);
+    }
+
+    #[test]
+    fn single_glyph_takes_all_strokes_and_nothing_is_empty() {
+        let map = art(&["#...", "#..#", "...#"]);
+        let glyph = single_glyph(&map).unwrap();
+        assert_eq!(
+            glyph.bbox,
+            BBox {
+                x: 0,
+                y: 0,
+                w: 4,
+                h: 3
+            }
+        );
+        assert!(single_glyph(&InkMap::new(5, 5)).is_none());
+        assert!(number_glyphs(&InkMap::new(5, 5)).is_empty());
+    }
+}
