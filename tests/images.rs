@@ -292,3 +292,26 @@ fn other_weights_and_bad_weights() {
     .one_line_error();
     assert!(line.contains("zero.png: not a safetensors file"), "{line}");
 }
+
+#[test]
+fn the_readme_pictures_are_read_as_their_names_say() {
+    // Made by scripts/example-pictures.sh; the README shows this output.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pictures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 8, "{files:?}");
+    for file in files {
+        let name = file.file_stem().unwrap().to_str().unwrap().to_string();
+        let (command, answer) = match name.split('-').collect::<Vec<_>>()[..] {
+            [_, "digit", d] => ("predict", d.to_string()),
+            [_, "number", n] => ("read", n.to_string()),
+            _ => panic!("unexpected picture {name}"),
+        };
+        let out = run(mnist().arg(command).arg(&file)).ok();
+        let expected = format!("{}: {answer} ", file.display());
+        assert!(out.starts_with(&expected), "{out}");
+    }
+}
