@@ -86,7 +86,11 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageErro
     };
     let mut reader = reader;
     reader.limits(limits());
-    let decoder = reader.into_decoder().map_err(decode_error)?;
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    // Phones store photos sideways and say so in EXIF; a digit read sideways is another digit.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(ImageError::ZeroSize { path: path_buf() });
@@ -99,7 +103,9 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageErro
             limit: MAX_PIXELS,
         });
     }
-    DynamicImage::from_decoder(decoder).map_err(decode_error)
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 /// The decoder's own allocation cap, a second line behind the pixel count check (some formats
@@ -115,7 +121,7 @@ fn limits() -> Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::png_header_claiming;
+    use crate::synth::{png_header_claiming, png_with_exif_orientation};
     use image::{GrayImage, ImageFormat};
 
     fn png_bytes(img: &GrayImage) -> Vec<u8> {
@@ -129,6 +135,21 @@ mod tests {
         let img = GrayImage::from_fn(5, 3, |x, y| image::Luma([(x * 10 + y) as u8]));
         let decoded = decode_image(&png_bytes(&img), Path::new("photo.jpg")).unwrap();
         assert_eq!(decoded.to_luma8(), img);
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // Stored 4 wide and 2 high with ink in the left column; orientation 6 means "turn 90
+        // degrees clockwise to view", so the viewed picture is 2 wide, 4 high, ink on top.
+        let stored = GrayImage::from_fn(4, 2, |x, _| image::Luma([if x == 0 { 0 } else { 255 }]));
+        let bytes = png_with_exif_orientation(&png_bytes(&stored), 6);
+        let viewed = decode_image(&bytes, Path::new("photo.png"))
+            .unwrap()
+            .to_luma8();
+        assert_eq!(viewed.dimensions(), (2, 4));
+        assert_eq!(viewed.get_pixel(0, 0).0[0], 0);
+        assert_eq!(viewed.get_pixel(1, 0).0[0], 0);
+        assert_eq!(viewed.get_pixel(0, 3).0[0], 255);
     }
 
     #[test]

@@ -392,6 +392,30 @@ pub fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
     bytes
 }
 
+/// `png` (a PNG file) with an eXIf chunk saying the picture is stored rotated: EXIF orientation
+/// 1-8 (6: turn 90 degrees clockwise to view), as phone cameras write. For tests of orientation.
+pub fn png_with_exif_orientation(png: &[u8], orientation: u16) -> Vec<u8> {
+    // A big-endian TIFF header and one IFD with a single SHORT entry: tag 0x0112 = orientation.
+    let mut exif = b"MM\0\x2a".to_vec();
+    exif.extend(8u32.to_be_bytes());
+    exif.extend(1u16.to_be_bytes());
+    exif.extend(0x0112u16.to_be_bytes());
+    exif.extend(3u16.to_be_bytes());
+    exif.extend(1u32.to_be_bytes());
+    exif.extend(orientation.to_be_bytes());
+    exif.extend([0, 0]);
+    exif.extend(0u32.to_be_bytes());
+    let mut chunk = b"eXIf".to_vec();
+    chunk.extend(&exif);
+    // After the signature (8 bytes) and IHDR (25 bytes); eXIf must precede the image data.
+    let mut out = png[..33].to_vec();
+    out.extend((exif.len() as u32).to_be_bytes());
+    out.extend(&chunk);
+    out.extend(crc32(&chunk).to_be_bytes());
+    out.extend(&png[33..]);
+    out
+}
+
 fn adler32(data: &[u8]) -> u32 {
     let (mut a, mut b) = (1u32, 0u32);
     for &byte in data {
