@@ -19,9 +19,9 @@ pub fn classifier(args: &ModelArgs) -> Result<Classifier> {
     let (device, device_name) = device::open(args.device)?;
     let loaded = weights::load(args.weights.as_deref(), args.model, &device)?;
     eprintln!(
-        "model: {} ({}) on {device_name}",
-        loaded.source.display(),
-        loaded.network.architecture
+        "model: {} from {} on {device_name}",
+        loaded.network.architecture,
+        loaded.source.display()
     );
     Ok(Classifier::new(&loaded.network, loaded.normalization)?)
 }

@@ -67,7 +67,7 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageErro
                 path: path_buf(),
                 width,
                 height,
-                limit: MAX_PIXELS,
+                megapixels: MAX_PIXELS / 1_000_000,
             });
         }
     }
@@ -100,7 +100,7 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageErro
             path: path_buf(),
             width,
             height,
-            limit: MAX_PIXELS,
+            megapixels: MAX_PIXELS / 1_000_000,
         });
     }
     let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;

@@ -22,12 +22,12 @@ pub enum ImageError {
     },
     #[error("{path}: not an image in a supported format (PNG, JPEG, BMP, GIF, WebP, TIFF)")]
     NotAnImage { path: PathBuf },
-    #[error("{path}: the header claims {width}x{height} pixels, more than the limit of {limit} (a damaged file or a decompression bomb)")]
+    #[error("{path}: the header claims {width}x{height} pixels, more than the {megapixels}-megapixel limit (a damaged file or a decompression bomb)")]
     TooManyPixels {
         path: PathBuf,
         width: u32,
         height: u32,
-        limit: u64,
+        megapixels: u64,
     },
     #[error("{path}: has zero width or height")]
     ZeroSize { path: PathBuf },
