@@ -4,7 +4,8 @@
 //!
 //! A digit is scaled to 30-400 pixels, put off-centre on a canvas with margins, drawn as dark ink
 //! on light paper (or the reverse, or as strokes on a transparent canvas) in grey, RGB or RGBA,
-//! given sensor noise, and encoded as PNG, JPEG (quality 70-95), BMP, GIF, WebP or TIFF.
+//! lit unevenly, given sensor noise, and encoded as PNG, JPEG (quality 70-95), BMP, GIF, WebP or
+//! TIFF.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::segment::BBox;
+
+/// How often [`Style::random`] adds uneven lighting.
+const SHADING_P: f64 = 0.3;
 
 /// How the picture's pixels are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +69,17 @@ pub struct Style {
     pub colour: Colour,
     /// Standard deviation of Gaussian noise on a 0-255 scale (0 for none).
     pub noise: f32,
+    /// Uneven lighting, as in a photo: brightness falls by this fraction (0 for none) from one
+    /// side of the picture to the other, in the direction `shading_angle` (radians).
+    pub shading: f32,
+    pub shading_angle: f32,
     pub encoding: Encoding,
 }
 
 impl Style {
     /// A random style: digits 30-400 pixels, margins up to half a digit on each side (so the
     /// digit is off-centre), dark ink on light paper three times in four, noise half the time,
+    /// lighting falling by 20-50% across the picture three times in ten,
     /// JPEG (quality 70-95) a third of the time.
     pub fn random(rng: &mut impl Rng, digit_sides: std::ops::RangeInclusive<u32>) -> Self {
         let digit_side = rng.random_range(digit_sides);
@@ -106,6 +115,12 @@ impl Style {
             7 | 8 => Encoding::Tiff,
             _ => Encoding::Png,
         };
+        let shading = if rng.random_bool(SHADING_P) {
+            rng.random_range(0.2..0.5)
+        } else {
+            0.0
+        };
+        let shading_angle = rng.random_range(0.0..std::f32::consts::TAU);
         Self {
             digit_side,
             margins,
@@ -113,6 +128,8 @@ impl Style {
             ink,
             colour,
             noise,
+            shading,
+            shading_angle,
             encoding,
         }
     }
