@@ -171,14 +171,15 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
     if groups.is_empty() {
         return Vec::new();
     }
-    let line_height = line_height(&groups);
     // Small fragments next to a digit belong to it (a stroke broken sideways).
+    let first_height = line_height(&groups);
     while let Some((a, b)) = find_pair(&groups, |a, b| {
-        let small = |g: &BBox| (g.h as f32) < 0.5 * line_height;
-        (small(a) || small(b)) && (a.x_gap(b) as f32) < 0.15 * line_height
+        let small = |g: &BBox| (g.h as f32) < 0.5 * first_height;
+        (small(a) || small(b)) && (a.x_gap(b) as f32) < 0.15 * first_height
     }) {
         merge(&mut groups, a, b);
     }
+    let line_height = line_height(&groups);
     // What is still small in both directions is a speck near the strokes, not a digit.
     groups.retain(|g| g.1.h as f32 >= 0.3 * line_height || g.1.w as f32 >= 0.3 * line_height);
     groups.sort_by_key(|g| g.1.x);
@@ -190,8 +191,11 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
     let mut glyphs = Vec::new();
     for (ids, bbox, _) in &groups {
         let glyph = crop(map, &labels, ids, *bbox);
-        if bbox.w as f32 > joined * line_height {
-            let pieces = ((bbox.w as f32 / (DIGIT_WIDTH * line_height)).round() as usize).max(2);
+        // Against the taller of the line and the group itself: a digit written larger than its
+        // neighbours is wide for the line but not for itself.
+        let height = line_height.max(bbox.h as f32);
+        if bbox.w as f32 > joined * height {
+            let pieces = ((bbox.w as f32 / (DIGIT_WIDTH * height)).round() as usize).max(2);
             glyphs.extend(split_columns(&glyph, pieces));
         } else {
             glyphs.push(glyph);
@@ -368,6 +372,22 @@ mod tests {
         ]);
         let glyphs = number_glyphs(&map);
         assert_eq!(boxes(&glyphs), [[0, 0, 5, 7], [5, 0, 6, 7]]);
+    }
+
+    #[test]
+    fn a_digit_written_larger_than_its_neighbours_is_not_split() {
+        // Two short ones, then a zero 9 wide and 8 high: wide for the line (4 high), not for itself.
+        let map = art(&[
+            "...........#########",
+            "...........#.......#",
+            "..#...#....#.......#",
+            "..#...#....#.......#",
+            "..#...#....#.......#",
+            "..#...#....#.......#",
+            "...........#.......#",
+            "...........#########",
+        ]);
+        assert_eq!(boxes(&number_glyphs(&map)), [[2, 2, 1, 4], [6, 2, 1, 4], [11, 0, 9, 8]]);
     }
 
     #[test]
