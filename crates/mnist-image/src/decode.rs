@@ -62,14 +62,7 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageErro
     let mut header = ImageReader::with_format(Cursor::new(bytes), format);
     header.no_limits();
     if let Ok((width, height)) = header.into_dimensions() {
-        if width as u64 * height as u64 > MAX_PIXELS {
-            return Err(ImageError::TooManyPixels {
-                path: path_buf(),
-                width,
-                height,
-                megapixels: MAX_PIXELS / 1_000_000,
-            });
-        }
+        check_pixel_count(width, height, path)?;
     }
     let decode_error = |e: image::ImageError| match e {
         image::ImageError::Limits(_) => ImageError::Decode {
@@ -95,17 +88,22 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageErro
     if width == 0 || height == 0 {
         return Err(ImageError::ZeroSize { path: path_buf() });
     }
+    check_pixel_count(width, height, path)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+fn check_pixel_count(width: u32, height: u32, path: &Path) -> Result<(), ImageError> {
     if width as u64 * height as u64 > MAX_PIXELS {
         return Err(ImageError::TooManyPixels {
-            path: path_buf(),
+            path: path.to_path_buf(),
             width,
             height,
             megapixels: MAX_PIXELS / 1_000_000,
         });
     }
-    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
-    image.apply_orientation(orientation);
-    Ok(image)
+    Ok(())
 }
 
 /// The decoder's own allocation cap, a second line behind the pixel count check (some formats
