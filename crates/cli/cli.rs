@@ -28,6 +28,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Read the number written left to right in each image file (several digits per image).
     Read(ReadArgs),
+    /// Write a checkpoint in another tool's format (ONNX).
+    Export(ExportArgs),
 }
 
 /// Where to find (or download) the four MNIST IDX files.
@@ -230,6 +232,29 @@ pub struct ReadArgs {
     /// Write the 28x28 image of each digit the model saw to DIR/<name>-<k>.png.
     #[arg(long, value_name = "DIR")]
     pub dump_preprocessed: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// ONNX, opset 13: input "pixels" float32 [batch, 1, 28, 28] scaled 0-1, output "logits"
+    /// float32 [batch, 10]; normalization and metadata inside the model.
+    Onnx,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Checkpoint to export [default: the built-in weights/convnet.safetensors].
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: Option<PathBuf>,
+    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch).
+    #[arg(long, value_enum, requires = "weights")]
+    pub model: Option<ModelName>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Onnx)]
+    pub format: ExportFormat,
+    /// File to write (atomically: an existing file is replaced only by a complete one).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// Below this, `read` flags a digit as uncertain.

@@ -10,6 +10,7 @@ mod cli;
 mod data;
 mod device;
 mod eval;
+mod export;
 mod images;
 mod predict;
 mod progress;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Read(args) => read::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(code) => code,

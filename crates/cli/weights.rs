@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use mnist_data::Normalization;
-use mnist_model::{Checkpoint, Network};
+use mnist_model::{Checkpoint, CheckpointMeta, Network};
 
 use crate::cli::ModelName;
 
@@ -21,6 +21,9 @@ pub struct LoadedWeights {
     pub network: Network,
     pub normalization: Normalization,
     pub source: PathBuf,
+    /// The file's own description, or a minimal one (architecture and normalization) for a
+    /// file without our metadata.
+    pub meta: CheckpointMeta,
 }
 
 /// Loads `path`, or the built-in model when `None`. `model` names the architecture of a file
@@ -46,10 +49,15 @@ pub fn load(
         .map(|m| m.normalization)
         .or(model.map(|m| m.default_normalization()))
         .unwrap_or(Normalization::Unit);
+    let meta = checkpoint
+        .meta
+        .clone()
+        .unwrap_or_else(|| CheckpointMeta::new(network.architecture, normalization));
     Ok(LoadedWeights {
         network,
         normalization,
         source: checkpoint.path,
+        meta,
     })
 }
 

@@ -75,7 +75,8 @@ impl CheckpointMeta {
         }
     }
 
-    fn to_header(&self) -> HashMap<String, String> {
+    /// The metadata as string pairs: the safetensors header, and ONNX's `metadata_props` on export.
+    pub fn to_header(&self) -> HashMap<String, String> {
         let mut h = HashMap::new();
         h.insert(key::FORMAT.into(), "pt".into());
         h.insert(key::FORMAT_VERSION.into(), FORMAT_VERSION.to_string());
@@ -256,6 +257,15 @@ impl Checkpoint {
         device: &Device,
     ) -> Result<Network> {
         let architecture = match (&self.meta, architecture) {
+            (Some(meta), Some(arch)) if arch.name() != meta.architecture.name() => {
+                return Err(ModelError::BadMetadata {
+                    path: self.path.clone(),
+                    problem: format!(
+                        "holds a {} model (its metadata says so), not {arch}; leave out --model",
+                        meta.architecture
+                    ),
+                })
+            }
             (Some(meta), _) => meta.architecture,
             (None, Some(arch)) => arch,
             (None, None) => {

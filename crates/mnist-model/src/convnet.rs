@@ -55,9 +55,12 @@ pub struct ConvNet {
 
 /// PyTorch's BatchNorm defaults (eps 1e-5, momentum 0.1), so exported running statistics mean
 /// the same thing on both sides.
+/// Batch norm's variance epsilon (PyTorch's default); exporters need it too.
+pub const BATCH_NORM_EPS: f64 = 1e-5;
+
 fn bn(features: usize, vb: VarBuilder) -> candle_core::Result<BatchNorm> {
     let config = BatchNormConfig {
-        eps: 1e-5,
+        eps: BATCH_NORM_EPS,
         remove_mean: true,
         affine: true,
         momentum: 0.1,

@@ -20,7 +20,7 @@ mod seed;
 pub use architecture::{Architecture, Model, Network};
 pub use checkpoint::{Checkpoint, CheckpointMeta, FORMAT_VERSION};
 pub use classifier::{ranked, Classifier, CLASSIFY_BATCH_SIZE};
-pub use convnet::{ConvNet, ConvNetConfig};
+pub use convnet::{ConvNet, ConvNetConfig, BATCH_NORM_EPS};
 pub use error::ModelError;
 pub use init::glorot_bound;
 pub use seed::{SeedConfig, SeedNet};
