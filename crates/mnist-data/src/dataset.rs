@@ -143,7 +143,9 @@ pub fn find_file(dir: &Path, file: MnistFile) -> Option<PathBuf> {
     file.candidate_names()
         .into_iter()
         .map(|name| dir.join(name))
-        .find(|path| path.is_file())
+        // Anything by that name counts as found: a directory there is then reported as one
+        // when it is read, instead of sending the user to download a file they seem to have.
+        .find(|path| path.exists())
 }
 
 /// One half of MNIST, as stored in the files.

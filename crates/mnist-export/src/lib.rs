@@ -253,11 +253,7 @@ impl Graph {
 
     /// Weight and bias of layer `layer` (its bias, if any, zero otherwise), with batch norm `bn`
     /// folded in: every output channel's row scaled, its bias scaled and shifted.
-    fn folded(
-        &self,
-        layer: &str,
-        bn: Option<&str>,
-    ) -> Result<FoldedLayer, ExportError> {
+    fn folded(&self, layer: &str, bn: Option<&str>) -> Result<FoldedLayer, ExportError> {
         let (dims, mut w) = self.weight(&format!("{layer}.weight"))?;
         let outputs = dims[0];
         let mut b = match self.weights.contains_key(&format!("{layer}.bias")) {

@@ -74,7 +74,12 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageErro
         other => ImageError::Decode {
             path: path_buf(),
             format: format_name.clone(),
-            reason: other.to_string(),
+            // Some decoders' messages span lines; ours are one line each.
+            reason: other
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         },
     };
     let mut reader = reader;
