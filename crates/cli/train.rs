@@ -163,6 +163,12 @@ fn prepare_output(out: &Path) -> Result<()> {
     std::fs::write(&probe, b"")
         .with_context(|| format!("--out {}: cannot write in {}", out.display(), dir.display()))?;
     let _ = std::fs::remove_file(&probe);
+    // A run killed while writing its checkpoint leaves a temporary file beside it (the
+    // checkpoint itself is intact: it is only ever replaced by a rename).
+    match mnist_data::fs::remove_stale_parts(out) {
+        Ok(0) | Err(_) => {}
+        Ok(n) => eprintln!("removed {n} partial checkpoint file(s) left by an interrupted write"),
+    }
     Ok(())
 }
 

@@ -16,9 +16,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?
         .to_string_lossy();
-    let prefix = format!(".{name}.");
+    let prefix = part_prefix(&name);
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".part");
+    builder.prefix(&prefix).suffix(PART_SUFFIX);
     // Temporary files are created private (0600); a checkpoint or data file is not a secret, and
     // other users and tools should read it like any file written with fs::write (umask applies).
     #[cfg(unix)]
@@ -33,6 +33,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+const PART_SUFFIX: &str = ".part";
+
+/// Temporary files for `name` are `.{name}.XXXXXX.part` beside it.
+fn part_prefix(name: &str) -> String {
+    format!(".{name}.")
+}
+
+/// Removes the temporary files that writers of `path` killed mid-write (SIGKILL, power loss)
+/// left beside it; returns how many. Call it before writing `path` again, from the one process
+/// that owns it.
+pub fn remove_stale_parts(path: &Path) -> io::Result<usize> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(0);
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = part_prefix(&name.to_string_lossy());
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file.starts_with(&prefix) && file.ends_with(PART_SUFFIX) && entry.file_type()?.is_file()
+        {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -63,5 +97,35 @@ mod tests {
         // A missing parent directory makes the temporary file impossible to create.
         assert!(write_atomic(&dir.path().join("missing/x.bin"), b"new").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn stale_parts_of_this_file_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        for name in [".m.safetensors.aB3xYz.part", ".m.safetensors.Q9kk2L.part"] {
+            std::fs::write(dir.path().join(name), b"torn").unwrap();
+        }
+        for keep in [
+            "m.safetensors",
+            ".other.safetensors.aB3xYz.part",
+            ".m.safetensors.notes",
+        ] {
+            std::fs::write(dir.path().join(keep), b"keep").unwrap();
+        }
+        assert_eq!(remove_stale_parts(&out).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".m.safetensors.notes",
+                ".other.safetensors.aB3xYz.part",
+                "m.safetensors"
+            ]
+        );
     }
 }

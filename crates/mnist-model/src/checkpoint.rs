@@ -189,10 +189,10 @@ impl Checkpoint {
     /// Reads and checks a safetensors file: size, header, offsets (the safetensors crate rejects
     /// headers that point outside the file) and our metadata.
     pub fn read(path: &Path) -> Result<Self> {
-        let io = |action, source| ModelError::Io {
+        let io = |action, error| ModelError::Io {
             path: path.to_path_buf(),
             action,
-            source,
+            error,
         };
         let not_st = |reason: String| ModelError::NotSafetensors {
             path: path.to_path_buf(),
@@ -354,6 +354,15 @@ pub fn save(
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     for (name, var) in network.named_vars() {
+        // A diverged run must never replace a good checkpoint with weights nothing can load.
+        let bad = count_non_finite(&var.as_tensor().to_dtype(DType::F32)?)?;
+        if bad > 0 {
+            return Err(ModelError::NonFiniteWeights {
+                path: path.to_path_buf(),
+                name,
+                bad,
+            });
+        }
         if let Some(layer) = name.strip_suffix(".running_mean") {
             // PyTorch's BatchNorm state_dict has this counter; strict loading requires it.
             let count = Tensor::new(batches_tracked, &Device::Cpu)?;
@@ -378,10 +387,10 @@ pub fn save(
 
 /// Writes `bytes` to `path` atomically (see [`mnist_data::fs::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    mnist_data::fs::write_atomic(path, bytes).map_err(|source| ModelError::Io {
+    mnist_data::fs::write_atomic(path, bytes).map_err(|error| ModelError::Io {
         path: path.to_path_buf(),
         action: "write checkpoint",
-        source,
+        error,
     })
 }
 
@@ -439,6 +448,34 @@ mod tests {
         );
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn non_finite_weights_are_never_written_over_a_good_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let arch: Architecture = "seed".parse().unwrap();
+        let network = Network::seeded(arch, 3, &Device::Cpu).unwrap();
+        let meta = CheckpointMeta::new(arch, Normalization::Unit);
+        save(&path, &network, &[], &meta, 0).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let (_, bias) = network
+            .named_vars()
+            .into_iter()
+            .find(|(n, _)| n == "fc2.bias")
+            .unwrap();
+        bias.set(&Tensor::new(&[f32::NAN; 10], &Device::Cpu).unwrap())
+            .unwrap();
+        let err = save(&path, &network, &[], &meta, 0).unwrap_err();
+        assert!(
+            matches!(err, ModelError::NonFiniteWeights { bad: 10, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("\"fc2.bias\" holds 10 NaN"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), good);
     }
 
     #[test]

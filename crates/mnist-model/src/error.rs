@@ -9,11 +9,19 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
     #[error("unknown architecture {found:?}; expected one of: {expected}")]
     UnknownArchitecture { found: String, expected: String },
-    #[error("{path}: cannot {action}: {source}")]
+    // The I/O error is part of the message, not a `source()`: printing the chain with `{:#}`
+    // would otherwise say it twice.
+    #[error("{path}: cannot {action}: {error}")]
     Io {
         path: PathBuf,
         action: &'static str,
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    #[error("{path}: not written: tensor {name:?} holds {bad} NaN or infinite values (training diverged; lower --lr); the previous checkpoint is kept")]
+    NonFiniteWeights {
+        path: PathBuf,
+        name: String,
+        bad: usize,
     },
     #[error("{path}: not a safetensors file ({reason}); pass a checkpoint written by `mnist train` or PyTorch's safetensors.torch.save_file")]
     NotSafetensors { path: PathBuf, reason: String },
