@@ -212,38 +212,46 @@ fn a_full_disk_keeps_the_previous_checkpoint_and_says_so() {
     );
 }
 
-/// A run whose loss explodes never replaces a good checkpoint with its weights. (With the
-/// default seed this recipe's loss turns NaN within the first epoch; weights that turn NaN with
-/// a finite loss are refused by the checkpoint writer itself, see mnist-model's tests.)
+/// A learning rate that blows the loss up stops training with the step named, writes no
+/// checkpoint of the ruined weights, and never replaces a good checkpoint. (With the default seed
+/// this recipe's loss turns NaN within the first epoch; weights that turn NaN while the loss is
+/// still finite are refused by the checkpoint writer itself, see mnist-model's tests.)
 #[test]
-fn an_exploding_run_never_replaces_a_good_checkpoint() {
+fn an_exploding_loss_names_the_step_and_never_writes_its_weights() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     write_synthetic_mnist(&data, 400, 50, true);
+    let exploding = |out: &Path| {
+        let line = run(mnist()
+            .args([
+                "train",
+                "--device",
+                "cpu",
+                "--epochs",
+                "2",
+                "--optimizer",
+                "sgd",
+            ])
+            .args(["--lr", "1e6", "--data-dir"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out))
+        .one_line_error();
+        assert!(
+            line.contains("the loss became") && line.contains("by step") && line.contains("--lr"),
+            "{line}"
+        );
+    };
+    let fresh = dir.path().join("fresh.safetensors");
+    exploding(&fresh);
+    assert!(
+        !fresh.exists(),
+        "a checkpoint of non-finite weights was written"
+    );
     let out = dir.path().join("m.safetensors");
     run(&mut train(&data, &out, 1)).ok();
     let good = std::fs::read(&out).unwrap();
-    let line = run(mnist()
-        .args([
-            "train",
-            "--device",
-            "cpu",
-            "--epochs",
-            "2",
-            "--optimizer",
-            "sgd",
-            "--lr",
-            "1e6",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out))
-    .one_line_error();
-    assert!(
-        line.contains("the loss became") && line.contains("step"),
-        "{line}"
-    );
+    exploding(&out);
     assert!(
         std::fs::read(&out).unwrap() == good,
         "the good checkpoint was overwritten"

@@ -184,9 +184,9 @@ mod tests {
     }
 }
 
-/// The model `predict` and `read` use, and where it runs.
+/// Which trained model to use: a file, or the one built into the binary.
 #[derive(Debug, Args)]
-pub struct ModelArgs {
+pub struct WeightsArgs {
     /// Checkpoint to use [default: the built-in weights/convnet.safetensors, 99.67% on MNIST's
     /// test set].
     #[arg(long, value_name = "FILE.safetensors")]
@@ -194,6 +194,13 @@ pub struct ModelArgs {
     /// Architecture of a weights file without mnist metadata (for example saved by PyTorch).
     #[arg(long, value_enum, requires = "weights")]
     pub model: Option<ModelName>,
+}
+
+/// The model `predict` and `read` use, and where it runs.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub weights: WeightsArgs,
     /// Where to run: auto picks CUDA, then Metal, then CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
     pub device: DeviceChoice,
@@ -243,12 +250,8 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Checkpoint to export [default: the built-in weights/convnet.safetensors].
-    #[arg(long, value_name = "FILE.safetensors")]
-    pub weights: Option<PathBuf>,
-    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch).
-    #[arg(long, value_enum, requires = "weights")]
-    pub model: Option<ModelName>,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Onnx)]
     pub format: ExportFormat,

@@ -6,11 +6,10 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 
 use crate::cli::{ExportArgs, ExportFormat};
-use crate::weights;
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
     // Export reads weights only; the CPU is always there and exact.
-    let loaded = weights::load(args.weights.as_deref(), args.model, &Device::Cpu)?;
+    let loaded = args.weights.load(&Device::Cpu)?;
     let bytes = match args.format {
         ExportFormat::Onnx => mnist_export::onnx_bytes(&loaded.network, &loaded.meta)
             .with_context(|| format!("exporting {}", loaded.source.display()))?,

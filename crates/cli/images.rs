@@ -12,12 +12,12 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use crate::cli::ModelArgs;
-use crate::{device, weights};
+use crate::device;
 
 /// Loads the model named by `args` (or the built-in one) as a classifier.
 pub fn classifier(args: &ModelArgs) -> Result<Classifier> {
     let (device, device_name) = device::open(args.device)?;
-    let loaded = weights::load(args.weights.as_deref(), args.model, &device)?;
+    let loaded = args.weights.load(&device)?;
     eprintln!(
         "model: {} from {} on {device_name}",
         loaded.network.architecture,

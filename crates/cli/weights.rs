@@ -8,7 +8,7 @@ use candle_core::Device;
 use mnist_data::Normalization;
 use mnist_model::{Checkpoint, CheckpointMeta, Network};
 
-use crate::cli::ModelName;
+use crate::cli::{ModelName, WeightsArgs};
 
 /// The strongest shipped model, built into the binary so that `predict` and `read` work straight
 /// after a clone or a `cargo install`, wherever they run from.
@@ -61,13 +61,24 @@ pub fn load(
     })
 }
 
+impl WeightsArgs {
+    /// Loads what `--weights` and `--model` name.
+    pub fn load(&self, device: &Device) -> Result<LoadedWeights> {
+        load(self.weights.as_deref(), self.model, device)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_built_in_model_is_the_shipped_convnet() {
-        let loaded = load(None, None, &Device::Cpu).unwrap();
+        let no_flags = WeightsArgs {
+            weights: None,
+            model: None,
+        };
+        let loaded = no_flags.load(&Device::Cpu).unwrap();
         assert_eq!(loaded.network.architecture.name(), "convnet");
         assert_eq!(loaded.normalization, Normalization::mnist_mean_std());
         let on_disk = std::fs::read(concat!(
