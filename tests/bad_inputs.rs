@@ -8,11 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{mnist, run, write_synthetic_mnist};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{mnist, repo, run, write_synthetic_mnist};
 
 /// What a child process may use at most. Measured: 28 MB for the worst case in the corpus (the
 /// built-in convnet loaded, then a picture refused); a reader that believed a header's claims

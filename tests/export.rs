@@ -16,15 +16,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, ModuleT, Tensor};
-use common::{mnist, real_mnist_dir, run};
+use common::{mnist, real_mnist_dir, repo, run};
 use mnist_data::{find_file, read_images, MnistFile};
 use mnist_model::Checkpoint;
 
 const IMAGES: usize = 256;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The Python environment's directory, made once per test run.
 fn venv() -> &'static Path {

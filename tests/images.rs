@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{mnist, real_mnist_dir, run};
+use common::{mnist, real_mnist_dir, repo, run};
 use mnist_data::{find_file, read_images, read_labels, MnistFile};
 use mnist_image::synth::{self, Sample};
 use serde_json::Value;
@@ -276,7 +276,7 @@ fn other_weights_and_bad_weights() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zero.png");
     ring_png(&path, 60);
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/seed.safetensors");
+    let weights = repo().join("weights/seed.safetensors");
     let out = run(mnist()
         .arg("predict")
         .arg("--weights")
@@ -296,7 +296,7 @@ fn other_weights_and_bad_weights() {
 #[test]
 fn the_readme_pictures_are_read_as_their_names_say() {
     // Made by scripts/example-pictures.sh; the README shows this output.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pictures");
+    let dir = repo().join("tests/pictures");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -7,6 +7,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The repository's root (weights/, tests/pictures/, scripts/).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// The binary under test, with a mirror that cannot be reached so no test ever downloads.
 pub fn mnist() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mnist"));

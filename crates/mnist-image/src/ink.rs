@@ -72,21 +72,6 @@ fn contrast_with_alpha(
     width: usize,
     height: usize,
 ) -> Option<(Vec<f32>, f32)> {
-    let transparent = alpha.iter().filter(|&&a| a < 0.5).count();
-    if transparent * 100 < alpha.len() {
-        let paper = median(
-            luma.iter()
-                .zip(alpha)
-                .filter(|(_, &a)| a >= 0.5)
-                .map(|(&l, _)| l),
-        )?;
-        let flat: Vec<f32> = luma
-            .iter()
-            .zip(alpha)
-            .map(|(&l, &a)| a * l + (1.0 - a) * paper)
-            .collect();
-        return contrast_against_paper(&flat, width, height);
-    }
     let opaque: Vec<f32> = luma
         .iter()
         .zip(alpha)
@@ -96,8 +81,9 @@ fn contrast_with_alpha(
     if opaque.is_empty() {
         return None;
     }
-    let (p5, p95) = (percentile(&opaque, 0.05), percentile(&opaque, 0.95));
-    if p95 - p5 < 0.25 {
+    let transparent = alpha.len() - opaque.len();
+    let spread = percentile(&opaque, 0.95) - percentile(&opaque, 0.05);
+    if transparent * 100 >= alpha.len() && spread < 0.25 {
         // Strokes on a transparent canvas: coverage is ink, and nothing else is noise.
         return Some((alpha.to_vec(), 0.0));
     }
