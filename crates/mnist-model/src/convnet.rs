@@ -7,9 +7,10 @@
 //! relu, pool, flatten, fc1(c2*16→hidden) bn5 relu, fc2(hidden→10)`.
 
 use candle_core::{ModuleT, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, BatchNormConfig, VarBuilder};
 
 use crate::conv::Conv;
+use crate::linear::{linear, linear_no_bias, Linear};
 use crate::ops::max_pool2;
 use mnist_data::NUM_CLASSES;
 use serde::{Deserialize, Serialize};
@@ -85,9 +86,9 @@ impl ConvNet {
             bn3: bn(c2, vb.pp("bn3"))?,
             conv4: conv3x3(c2, c2, vb.pp("conv4"))?,
             bn4: bn(c2, vb.pp("bn4"))?,
-            fc1: candle_nn::linear_no_bias(flat, config.hidden, vb.pp("fc1"))?,
+            fc1: linear_no_bias(flat, config.hidden, vb.pp("fc1"))?,
             bn5: bn(config.hidden, vb.pp("bn5"))?,
-            fc2: candle_nn::linear(config.hidden, NUM_CLASSES, vb.pp("fc2"))?,
+            fc2: linear(config.hidden, NUM_CLASSES, vb.pp("fc2"))?,
         })
     }
 }

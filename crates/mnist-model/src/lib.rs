@@ -14,6 +14,7 @@ mod error;
 #[cfg(test)]
 mod gradcheck;
 mod init;
+pub mod linear;
 pub mod ops;
 mod seed;
 

@@ -3,12 +3,12 @@
 //! 693,962 parameters. It returns logits; softmax belongs to inference.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use mnist_data::{IMAGE_SIDE, NUM_CLASSES};
 use serde::{Deserialize, Serialize};
 
 use crate::conv::Conv;
-use crate::ops::max_pool2;
+use crate::linear::{linear, Linear};
 
 /// Layer widths. The defaults are the tutorial's; they are recorded in every checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,17 +45,17 @@ pub struct SeedNet {
 impl SeedNet {
     pub fn new(config: &SeedConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         let conv1 = Conv::new(1, config.conv_channels, 3, true, vb.pp("conv1"))?;
-        let fc1 = candle_nn::linear(config.flat_features(), config.hidden, vb.pp("fc1"))?;
-        let fc2 = candle_nn::linear(config.hidden, NUM_CLASSES, vb.pp("fc2"))?;
+        let fc1 = linear(config.flat_features(), config.hidden, vb.pp("fc1"))?;
+        let fc2 = linear(config.hidden, NUM_CLASSES, vb.pp("fc2"))?;
         Ok(Self { conv1, fc1, fc2 })
     }
 }
 
 impl Module for SeedNet {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        xs.apply(&self.conv1)? // [B, 32, 26, 26]
-            .relu()?
-            .apply(&max_pool2)? // [B, 32, 13, 13]
+        // conv [B, 32, 26, 26] → relu → max-pool [B, 32, 13, 13], fused
+        self.conv1
+            .relu_max_pool(xs)?
             .flatten_from(1)? // [B, 5408], (C, H, W) order like PyTorch
             .apply(&self.fc1)? // [B, 128]
             .relu()?

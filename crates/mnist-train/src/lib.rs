@@ -7,6 +7,7 @@
 
 mod error;
 mod evaluate;
+mod fused_adam;
 mod optim;
 mod trainer;
 

@@ -8,6 +8,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::fused_adam::adam_step;
 use crate::{Result, TrainError};
 
 /// Which update rule. Adam follows Keras (the tutorial's optimizer: epsilon 1e-7 added to
@@ -65,6 +66,9 @@ pub struct Optimizer {
     /// `slots[i][k]`: state `config.slot_names()[k]` of `vars[i]`.
     slots: Vec<Vec<Tensor>>,
     step: u64,
+    /// Adam(W) on the CPU runs as in-place passes ([`crate::fused_adam`]); tests turn this off
+    /// to compare against the tensor-op reference.
+    fused: bool,
 }
 
 impl Optimizer {
@@ -85,6 +89,7 @@ impl Optimizer {
             vars,
             slots,
             step: 0,
+            fused: true,
         })
     }
 
@@ -117,13 +122,24 @@ impl Optimizer {
             };
             match c.kind {
                 OptimizerKind::Adam | OptimizerKind::Adamw => {
+                    let decay = if c.kind == OptimizerKind::Adamw {
+                        1.0 - self.lr * c.weight_decay
+                    } else {
+                        1.0
+                    };
+                    if self.fused && var.device().is_cpu() {
+                        let p = var.as_tensor();
+                        let (b1, b2) = (c.beta1, c.beta2);
+                        adam_step(p, g, &slots[0], &slots[1], b1, b2, alpha, c.eps, decay)?;
+                        continue;
+                    }
                     let m = ((&slots[0] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
                     let v = ((&slots[1] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
                     let update = (m.clone() / (v.sqrt()? + c.eps)?)?;
-                    let mut p = var.as_tensor().clone();
-                    if c.kind == OptimizerKind::Adamw {
-                        p = (p * (1.0 - self.lr * c.weight_decay))?;
-                    }
+                    let p = match c.kind {
+                        OptimizerKind::Adamw => (var.as_tensor() * decay)?,
+                        _ => var.as_tensor().clone(),
+                    };
                     var.set(&(p - (update * alpha)?)?)?;
                     slots[0] = m;
                     slots[1] = v;
@@ -139,7 +155,8 @@ impl Optimizer {
         Ok(())
     }
 
-    /// The state as named tensors (`exp_avg.fc1.weight`, …), for a checkpoint.
+    /// The state as named tensors (`exp_avg.fc1.weight`, …), for a checkpoint. They share storage
+    /// with the live state, which the next step updates in place: write them out before it.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let names = self.config.slot_names();
         let mut out = Vec::new();
@@ -171,9 +188,11 @@ impl Optimizer {
                         var.dims()
                     ));
                 }
+                // A copy, never a view: the fused update writes the moments in place.
                 *tensor = saved
                     .to_dtype(candle_core::DType::F32)
                     .and_then(|t| t.to_device(var.device()))
+                    .and_then(|t| t.copy())
                     .map_err(|e| format!("optimizer state {key:?}: {e}"))?;
             }
         }
@@ -287,6 +306,37 @@ mod tests {
         assert!(fresh.load_state(&wrong, 1).unwrap_err().contains("shape"));
         wrong.remove("exp_avg.w");
         assert!(fresh.load_state(&wrong, 1).unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn fused_cpu_adam_matches_the_tensor_op_reference() {
+        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw] {
+            let dev = Device::Cpu;
+            let start = Tensor::randn(0f32, 1., (3, 40_000), &dev).unwrap();
+            let targets = Tensor::randn(0f32, 1., (3, 40_000), &dev).unwrap();
+            let run = |fused: bool| {
+                let w = Var::from_tensor(&start.copy().unwrap()).unwrap();
+                let config = OptimizerConfig::new(kind, 0.01);
+                let mut opt = Optimizer::new(config, vec![("w".into(), w.clone())]).unwrap();
+                opt.fused = fused;
+                for _ in 0..5 {
+                    let loss = (w.as_tensor() - &targets).unwrap().sqr().unwrap().sum_all().unwrap();
+                    opt.step(&loss.backward().unwrap()).unwrap();
+                }
+                let mut out = vec![w.as_tensor().clone()];
+                out.extend(opt.state().into_iter().map(|(_, t)| t));
+                out
+            };
+            let (fused, reference) = (run(true), run(false));
+            for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
+                let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let diff = diff.to_scalar::<f32>().unwrap();
+                assert!(diff <= 1e-6 * scale.max(1.0), "{kind:?} tensor {i}: differs by {diff} (scale {scale})");
+            }
+            // The update really happened in place.
+            assert!(fused[0].to_vec2::<f32>().unwrap() != start.to_vec2::<f32>().unwrap());
+        }
     }
 
     #[test]

@@ -8,10 +8,17 @@
 //! * [`max_pool2`]: 2x2 max-pool whose backward routes each gradient to its window's maximum in
 //!   one pass, instead of candle's compare/upsample/multiply chain (which also misroutes
 //!   gradients for odd input sizes).
+//! * [`conv3x3_relu_max_pool`]: the tutorial's whole first layer fused (see its module).
+//! * [`dense`]: `x @ wᵀ` whose weight gradient comes out contiguous (see its module).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+mod conv_relu_pool;
+mod dense;
+pub use conv_relu_pool::{conv3x3_relu_max_pool, conv3x3_relu_max_pool_reference};
+pub use dense::{dense, dense_reference};
 
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match storage {

@@ -1,0 +1,533 @@
+//! The tutorial network's first layer as one CPU op: 3x3 convolution, bias, ReLU and 2x2
+//! max-pool, `[b, c, h, w]` → `[b, o, (h-2)/2, (w-2)/2]`.
+//!
+//! Why fused: separately, these four steps write and re-read three `[b, 32, 26, 26]` activations
+//! per step and their gradients, and candle's backward adds a zero tensor and a copy for each.
+//! Fused, the forward keeps only the pooled output and each window's winner (one byte), and the
+//! backward touches only the 169 winners per plane instead of 676 positions. ReLU commutes with
+//! max, and the bias is constant over a window, so `relu(max(conv) + bias)` is the same function
+//! as `max_pool(relu(conv + bias))`.
+//!
+//! The input gradient is computed only when the input needs one (it never does for images).
+//! Gradient sums run over fixed chunks of the batch in a fixed order, so results do not depend on
+//! the thread count or on scheduling: a resumed run still matches an uninterrupted one bit for bit.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::contiguous_f32;
+
+const K: usize = 3;
+const TAPS: usize = K * K;
+/// Output columns computed together: one AVX2 register of f32.
+const LANES: usize = 8;
+/// Images per gradient partial sum. Fixed (not per thread) so that sums are reproducible.
+const GRAD_CHUNK: usize = 4;
+/// Marks a window whose ReLU is off (`max + bias <= 0`): no gradient flows through it.
+const INACTIVE: u8 = 4;
+
+/// Conv 3x3 (stride 1, no padding) + bias + ReLU + 2x2 max-pool. On the CPU this is one fused op;
+/// elsewhere it is candle's conv2d, ReLU and max-pool (cuDNN where enabled).
+pub fn conv3x3_relu_max_pool(xs: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if xs.device().is_cpu() {
+        let (_, c, h, w) = xs.dims4()?;
+        let (o, wc, kh, kw) = weight.dims4()?;
+        if (kh, kw) != (K, K) || wc != c || bias.dims1()? != o || h < K + 1 || w < K + 1 {
+            candle_core::bail!(
+                "conv3x3_relu_max_pool: weight {:?} and bias {:?} do not fit input {:?}",
+                weight.dims(),
+                bias.dims(),
+                xs.dims()
+            )
+        }
+        xs.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            ConvReluPool {
+                winners: Mutex::new(Vec::new()),
+            },
+        )
+    } else {
+        conv3x3_relu_max_pool_reference(xs, weight, bias)
+    }
+}
+
+/// The same layer from candle's ops: the test reference, and the path off the CPU.
+pub fn conv3x3_relu_max_pool_reference(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+) -> Result<Tensor> {
+    let o = bias.dims1()?;
+    let ys = xs
+        .conv2d(weight, 0, 1, 1, 1)?
+        .broadcast_add(&bias.reshape((1, o, 1, 1))?)?
+        .relu()?;
+    super::max_pool2(&ys)
+}
+
+struct ConvReluPool {
+    /// Per pooled output: which of the window's four positions won (0..4, row-major), or'ed with
+    /// [`INACTIVE`]. Written by the forward, read by the backward of the same call.
+    winners: Mutex<Vec<u8>>,
+}
+
+/// Sizes shared by forward and backward.
+#[derive(Clone, Copy)]
+struct Dims {
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+}
+
+impl Dims {
+    fn pooled(&self) -> (usize, usize) {
+        ((self.h - 2) / 2, (self.w - 2) / 2)
+    }
+    /// Conv rows that some pooling window reads (an odd last row is dropped).
+    fn conv_rows(&self) -> usize {
+        self.pooled().0 * 2
+    }
+    /// Conv columns computed, rounded up to whole SIMD blocks.
+    fn conv_cols(&self) -> usize {
+        (self.pooled().1 * 2).div_ceil(LANES) * LANES
+    }
+    /// Padded input row: wide enough for the last block's taps.
+    fn padded_cols(&self) -> usize {
+        self.conv_cols() + K - 1
+    }
+}
+
+impl CustomOp3 for ConvReluPool {
+    fn name(&self) -> &'static str {
+        "conv3x3-relu-max-pool"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let xs = contiguous_f32(s1, l1, self.name())?;
+        let weight = contiguous_f32(s2, l2, self.name())?;
+        let bias = contiguous_f32(s3, l3, self.name())?;
+        let (b, c, h, w) = l1.shape().dims4()?;
+        let d = Dims {
+            c,
+            h,
+            w,
+            o: bias.len(),
+        };
+        let (hp, wp) = d.pooled();
+        let plane = hp * wp;
+        let mut out = vec![0f32; b * d.o * plane];
+        let mut winners = vec![0u8; b * d.o * plane];
+        let avx2 = has_avx2();
+        out.par_chunks_mut(d.o * plane)
+            .zip(winners.par_chunks_mut(d.o * plane))
+            .zip(xs.par_chunks(c * h * w))
+            .for_each(|((out, winners), image)| {
+                if avx2 {
+                    // SAFETY: the CPU has AVX2 and FMA (checked above).
+                    unsafe { forward_image_avx2(&d, image, weight, bias, out, winners) }
+                } else {
+                    forward_image(&d, image, weight, bias, out, winners)
+                }
+            });
+        *self.winners.lock().expect("winner buffer poisoned") = winners;
+        Ok((CpuStorage::F32(out), Shape::from((b, d.o, hp, wp))))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, h, w) = xs.dims4()?;
+        let d = Dims {
+            c,
+            h,
+            w,
+            o: bias.dims1()?,
+        };
+        let (hp, wp) = d.pooled();
+        let plane = hp * wp;
+        let pixels = xs.flatten_all()?.to_vec1::<f32>()?;
+        let grad = grad.flatten_all()?.to_vec1::<f32>()?;
+        let weights = weight.flatten_all()?.to_vec1::<f32>()?;
+        let winners = self.winners.lock().expect("winner buffer poisoned");
+        let want_input_grad = xs.track_op();
+        let avx2 = has_avx2();
+
+        // Partial sums per fixed chunk of images, added in chunk order: reproducible.
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..b)
+            .into_par_iter()
+            .step_by(GRAD_CHUNK)
+            .map(|first| {
+                let mut dw = vec![0f32; d.o * c * TAPS];
+                let mut db = vec![0f32; d.o];
+                for n in first..(first + GRAD_CHUNK).min(b) {
+                    let image = &pixels[n * c * h * w..][..c * h * w];
+                    let g = &grad[n * d.o * plane..][..d.o * plane];
+                    let win = &winners[n * d.o * plane..][..d.o * plane];
+                    if avx2 {
+                        // SAFETY: the CPU has AVX2 and FMA (checked above).
+                        unsafe { weight_grad_image_avx2(&d, image, g, win, &mut dw, &mut db) }
+                    } else {
+                        weight_grad_image(&d, image, g, win, &mut dw, &mut db)
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        let mut dw = vec![0f32; d.o * c * TAPS];
+        let mut db = vec![0f32; d.o];
+        for (pw, pb) in &partials {
+            dw.iter_mut().zip(pw).for_each(|(a, p)| *a += p);
+            db.iter_mut().zip(pb).for_each(|(a, p)| *a += p);
+        }
+        let dx = if want_input_grad {
+            let mut dx = vec![0f32; b * c * h * w];
+            dx.par_chunks_mut(c * h * w)
+                .enumerate()
+                .for_each(|(n, dx)| {
+                    let g = &grad[n * d.o * plane..][..d.o * plane];
+                    let win = &winners[n * d.o * plane..][..d.o * plane];
+                    input_grad_image(&d, &weights, g, win, dx);
+                });
+            Some(Tensor::from_vec(dx, (b, c, h, w), xs.device())?)
+        } else {
+            None
+        };
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, weight.dims(), weight.device())?),
+            Some(Tensor::from_vec(db, d.o, bias.device())?),
+        ))
+    }
+}
+
+/// Whether the AVX2 copies of the kernels can run. The default x86-64 target assumes only SSE2;
+/// these loops run about twice as fast 8 lanes wide. Neither copy fuses multiply and add, so both
+/// give the same bits.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_image_avx2(
+    d: &Dims,
+    image: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    winners: &mut [u8],
+) {
+    forward_image(d, image, weight, bias, out, winners)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn forward_image_avx2(
+    d: &Dims,
+    image: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    winners: &mut [u8],
+) {
+    forward_image(d, image, weight, bias, out, winners)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_image_avx2(
+    d: &Dims,
+    image: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    weight_grad_image(d, image, grad, winners, dw, db)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn weight_grad_image_avx2(
+    d: &Dims,
+    image: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    weight_grad_image(d, image, grad, winners, dw, db)
+}
+
+/// The image with each row zero-padded to [`Dims::padded_cols`], so every SIMD block reads whole
+/// rows without bounds checks.
+#[inline(always)]
+fn padded_image(d: &Dims, image: &[f32]) -> Vec<f32> {
+    let pcols = d.padded_cols();
+    let mut padded = vec![0f32; d.c * d.h * pcols];
+    for (dst, src) in padded.chunks_exact_mut(pcols).zip(image.chunks_exact(d.w)) {
+        dst[..d.w].copy_from_slice(src);
+    }
+    padded
+}
+
+/// One image: conv rows block by block (8 outputs held in one register across all taps), then
+/// pool, bias and ReLU.
+#[inline(always)]
+fn forward_image(
+    d: &Dims,
+    image: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    winners: &mut [u8],
+) {
+    let (hp, wp) = d.pooled();
+    let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
+    let padded = padded_image(d, image);
+    let mut conv = vec![0f32; rows * cols];
+    for oc in 0..d.o {
+        for y in 0..rows {
+            for xb in (0..cols).step_by(LANES) {
+                let mut acc = [0f32; LANES];
+                for ch in 0..d.c {
+                    let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
+                    let src = &padded[ch * d.h * pcols..];
+                    for i in 0..K {
+                        let row = &src[(y + i) * pcols + xb..][..LANES + K - 1];
+                        for j in 0..K {
+                            let wt = taps[i * K + j];
+                            for l in 0..LANES {
+                                acc[l] += wt * row[j + l];
+                            }
+                        }
+                    }
+                }
+                conv[y * cols + xb..][..LANES].copy_from_slice(&acc);
+            }
+        }
+        let out = &mut out[oc * hp * wp..][..hp * wp];
+        let winners = &mut winners[oc * hp * wp..][..hp * wp];
+        for py in 0..hp {
+            let (r0, r1) = (&conv[2 * py * cols..], &conv[(2 * py + 1) * cols..]);
+            for px in 0..wp {
+                let (a, b) = (r0[2 * px], r0[2 * px + 1]);
+                let (c, e) = (r1[2 * px], r1[2 * px + 1]);
+                let max = a.max(b).max(c.max(e));
+                // The first position holding the maximum (PyTorch's rule), without branches:
+                // the window's winner is unpredictable, so a branchy scan mispredicts constantly.
+                let (na, nb, nc) = (a != max, b != max, c != max);
+                let best = na as u8 + (na & nb) as u8 + (na & nb & nc) as u8;
+                let v = max + bias[oc];
+                let at = py * wp + px;
+                let active = v > 0.0;
+                out[at] = if active { v } else { 0.0 };
+                winners[at] = best | if active { 0 } else { INACTIVE };
+            }
+        }
+    }
+}
+
+/// Conv-row and -column of the window winner behind pooled output `(py, px)`.
+fn winner_position(py: usize, px: usize, winner: u8) -> (usize, usize) {
+    (
+        2 * py + (winner as usize >> 1),
+        2 * px + (winner as usize & 1),
+    )
+}
+
+/// Adds one image's kernel and bias gradients to `dw` and `db`: the pooled gradient is scattered
+/// to its winners in a conv-sized plane, which is then correlated with the image block by block
+/// (nine 8-wide accumulators, one per tap).
+#[inline(always)]
+fn weight_grad_image(
+    d: &Dims,
+    image: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let (hp, wp) = d.pooled();
+    let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
+    let padded = padded_image(d, image);
+    let mut plane = vec![0f32; rows * cols];
+    for oc in 0..d.o {
+        plane.fill(0.0);
+        let mut bias_grad = 0f32;
+        for py in 0..hp {
+            for px in 0..wp {
+                let at = oc * hp * wp + py * wp + px;
+                if winners[at] & INACTIVE == 0 {
+                    let (y, x) = winner_position(py, px, winners[at]);
+                    plane[y * cols + x] = grad[at];
+                    bias_grad += grad[at];
+                }
+            }
+        }
+        db[oc] += bias_grad;
+        for ch in 0..d.c {
+            let src = &padded[ch * d.h * pcols..];
+            let mut acc = [[0f32; LANES]; TAPS];
+            for y in 0..rows {
+                for xb in (0..cols).step_by(LANES) {
+                    let g = &plane[y * cols + xb..][..LANES];
+                    for i in 0..K {
+                        let row = &src[(y + i) * pcols + xb..][..LANES + K - 1];
+                        for j in 0..K {
+                            for l in 0..LANES {
+                                acc[i * K + j][l] += g[l] * row[j + l];
+                            }
+                        }
+                    }
+                }
+            }
+            let dst = &mut dw[(oc * d.c + ch) * TAPS..][..TAPS];
+            for (t, lanes) in acc.iter().enumerate() {
+                dst[t] += lanes.iter().sum::<f32>();
+            }
+        }
+    }
+}
+
+/// One image's input gradient (only for inputs that need one, e.g. in gradient checks).
+fn input_grad_image(d: &Dims, weight: &[f32], grad: &[f32], winners: &[u8], dx: &mut [f32]) {
+    let (hp, wp) = d.pooled();
+    for oc in 0..d.o {
+        for py in 0..hp {
+            for px in 0..wp {
+                let at = oc * hp * wp + py * wp + px;
+                if winners[at] & INACTIVE != 0 {
+                    continue;
+                }
+                let g = grad[at];
+                let (y, x) = winner_position(py, px, winners[at]);
+                for ch in 0..d.c {
+                    let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
+                    let dst = &mut dx[ch * d.h * d.w..];
+                    for i in 0..K {
+                        for j in 0..K {
+                            dst[(y + i) * d.w + x + j] += g * taps[i * K + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_gradients_match, max_diff};
+    use candle_core::{Device, Var};
+
+    fn grads_of(
+        f: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+        x: &Var,
+        w: &Var,
+        b: &Var,
+        r: &Tensor,
+    ) -> (Tensor, Vec<Tensor>) {
+        let y = f(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+        let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = [x, w, b]
+            .iter()
+            .map(|v| g.get(v.as_tensor()).unwrap().clone())
+            .collect();
+        (y, grads)
+    }
+
+    #[test]
+    fn matches_candle_ops_in_values_and_all_gradients() {
+        let dev = Device::Cpu;
+        // Odd sizes (9x8 → conv 7x6 → pool 3x3) exercise the dropped row and the padded block.
+        for (b, c, h, w, o) in [(3, 1, 28, 28, 32), (2, 2, 9, 8, 5), (1, 3, 11, 13, 4)] {
+            let x = Var::randn(0f32, 1., (b, c, h, w), &dev).unwrap();
+            let wt = Var::randn(0f32, 0.5, (o, c, 3, 3), &dev).unwrap();
+            let bias = Var::randn(0f32, 0.5, o, &dev).unwrap();
+            let probe = conv3x3_relu_max_pool(x.as_tensor(), wt.as_tensor(), bias.as_tensor()).unwrap();
+            let r = Tensor::randn(0f32, 1., probe.dims(), &dev).unwrap();
+            let (ours, g_ours) = grads_of(conv3x3_relu_max_pool, &x, &wt, &bias, &r);
+            let (reference, g_ref) = grads_of(conv3x3_relu_max_pool_reference, &x, &wt, &bias, &r);
+            assert_eq!(ours.dims(), reference.dims());
+            assert!(max_diff(&ours, &reference) < 1e-5, "values differ by {}", max_diff(&ours, &reference));
+            for (name, (a, e)) in ["input", "weight", "bias"].iter().zip(g_ours.iter().zip(&g_ref)) {
+                assert!(max_diff(a, e) < 1e-3, "{name} gradient differs by {}", max_diff(a, e));
+            }
+        }
+    }
+
+    /// Seeded uniform values in [-scale, scale): a finite-difference step that crosses a kink
+    /// (a window's maximum changing, a ReLU switching) would fail the check, so the inputs are
+    /// fixed rather than drawn afresh on every run.
+    fn seeded(dims: &[usize], scale: f32, seed: u64) -> Var {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let n = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
+        Var::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn gradients_pass_a_numerical_check() {
+        // Seed 1 keeps every window's winner and every ReLU unchanged under the ±0.01 steps
+        // (seed 4, for one, does not: a weight step switches a window there).
+        let x = seeded(&[1, 2, 7, 6], 1.0, 1);
+        let wt = seeded(&[2, 2, 3, 3], 0.5, 101);
+        let bias = seeded(&[2], 0.5, 201);
+        let f = conv3x3_relu_max_pool;
+        assert_gradients_match(&wt, |t| f(x.as_tensor(), t, bias.as_tensor()));
+        assert_gradients_match(&bias, |t| f(x.as_tensor(), wt.as_tensor(), t));
+        assert_gradients_match(&x, |t| f(t, wt.as_tensor(), bias.as_tensor()));
+    }
+
+    #[test]
+    fn an_image_input_gets_no_gradient_and_results_do_not_depend_on_threads() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (37, 1, 28, 28), &dev).unwrap();
+        let wt = Var::randn(0f32, 0.5, (8, 1, 3, 3), &dev).unwrap();
+        let bias = Var::randn(0f32, 0.5, 8, &dev).unwrap();
+        let run = || {
+            let y = conv3x3_relu_max_pool(&x, wt.as_tensor(), bias.as_tensor()).unwrap();
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(g.get(&x).is_none());
+            g.get(wt.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let many = run();
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(run);
+        assert_eq!(many, one);
+    }
+
+    #[test]
+    fn mismatched_shapes_are_an_error_not_a_panic() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((1, 2, 28, 28), candle_core::DType::F32, &dev).unwrap();
+        let wt = Tensor::zeros((4, 1, 3, 3), candle_core::DType::F32, &dev).unwrap();
+        let bias = Tensor::zeros(4, candle_core::DType::F32, &dev).unwrap();
+        let err = conv3x3_relu_max_pool(&x, &wt, &bias).unwrap_err().to_string();
+        assert!(err.contains("do not fit"), "{err}");
+    }
+}
