@@ -1,5 +1,5 @@
 //! Times training steps on random data, without loading MNIST:
-//! `cargo run --release -p mnist-train --example step_time -- [steps] [batch]`.
+//! `cargo run --release -p mnist-train --example step_time -- [steps] [batch] [row]`.
 //!
 //! Rows: each architecture as the project builds it, plus `seed/candle`, the same tutorial
 //! network written with candle's built-in `conv2d` and `max_pool2d` (the reference the custom
@@ -47,9 +47,21 @@ fn candle_builtin_seed(device: &Device) -> candle_core::Result<(Forward, NamedVa
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Threads as the `mnist` binary sets them up (see crates/cli/main.rs).
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new().build()?;
+    pool.install(|| run().map_err(|e| e.to_string()))
+        .map_err(Into::into)
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let steps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
+    // Optional: time only the rows with this name (for profiling one of them).
+    let only: Option<String> = args.next();
     let device = Device::Cpu;
     let xs = Tensor::randn(0f32, 1., (batch, 1, 28, 28), &device)?;
     let ys = Tensor::new(
@@ -71,6 +83,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rows.push(("seed/candle".into(), forward, vars));
 
     for (name, forward, vars) in rows {
+        if only.as_ref().is_some_and(|o| *o != name) {
+            continue;
+        }
         let mut opt = Optimizer::new(OptimizerConfig::new(OptimizerKind::Adam, 1e-3), vars)?;
         // [forward, backward, optimizer, total] milliseconds per step.
         let mut times: Vec<[f64; 4]> = Vec::new();

@@ -231,6 +231,8 @@ fn has_avx2() -> bool {
     }
 }
 
+/// [`forward_image`] written with AVX2 intrinsics: LLVM's auto-vectorizer turned the scalar
+/// version's pooling into 4-wide shuffles and dragged the convolution down with it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_image_avx2(
@@ -241,7 +243,71 @@ fn forward_image_avx2(
     out: &mut [f32],
     winners: &mut [u8],
 ) {
-    forward_image(d, image, weight, bias, out, winners)
+    use std::arch::x86_64::*;
+    let (hp, wp) = d.pooled();
+    let pcols = d.padded_cols();
+    let padded = padded_image(d, image);
+    assert!(padded.len() >= d.c * d.h * pcols && weight.len() >= d.o * d.c * TAPS);
+    // Lanes [0,2,4,6 | 1,3,5,7]: even columns to the low half, odd to the high half.
+    let deinterleave = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    let conv_block = |oc: usize, y: usize, x0: usize| -> __m256 {
+        let mut acc = _mm256_setzero_ps();
+        for ch in 0..d.c {
+            let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
+            let src = &padded[ch * d.h * pcols..];
+            for i in 0..K {
+                let row = &src[(y + i) * pcols + x0..][..LANES + K - 1];
+                for j in 0..K {
+                    // SAFETY: `row` holds LANES + 2 floats, so j + 8 <= its length.
+                    let xs = unsafe { _mm256_loadu_ps(row.as_ptr().add(j)) };
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(taps[i * K + j]), xs, acc);
+                }
+            }
+        }
+        acc
+    };
+    let zero = _mm_setzero_ps();
+    let one = _mm_set1_epi32(1);
+    for oc in 0..d.o {
+        let out = &mut out[oc * hp * wp..][..hp * wp];
+        let winners = &mut winners[oc * hp * wp..][..hp * wp];
+        let b = _mm_set1_ps(bias[oc]);
+        for py in 0..hp {
+            for x0 in (0..d.conv_cols()).step_by(LANES) {
+                let top = _mm256_permutevar8x32_ps(conv_block(oc, 2 * py, x0), deinterleave);
+                let bottom = _mm256_permutevar8x32_ps(conv_block(oc, 2 * py + 1, x0), deinterleave);
+                let (a, bb) = (_mm256_castps256_ps128(top), _mm256_extractf128_ps(top, 1));
+                let (c, e) = (_mm256_castps256_ps128(bottom), _mm256_extractf128_ps(bottom, 1));
+                let max = _mm_max_ps(_mm_max_ps(a, bb), _mm_max_ps(c, e));
+                // First position holding the maximum: count the leading positions that do not.
+                let na = _mm_castps_si128(_mm_cmpneq_ps(a, max));
+                let nab = _mm_and_si128(na, _mm_castps_si128(_mm_cmpneq_ps(bb, max)));
+                let nabc = _mm_and_si128(nab, _mm_castps_si128(_mm_cmpneq_ps(c, max)));
+                let best = _mm_add_epi32(
+                    _mm_and_si128(na, one),
+                    _mm_add_epi32(_mm_and_si128(nab, one), _mm_and_si128(nabc, one)),
+                );
+                let v = _mm_add_ps(max, b);
+                let active = _mm_cmpgt_ps(v, zero);
+                let value = _mm_and_ps(v, active);
+                let inactive = _mm_andnot_si128(_mm_castps_si128(active), _mm_set1_epi32(INACTIVE as i32));
+                let winner = _mm_or_si128(best, inactive);
+                let mut values = [0f32; 4];
+                let mut codes = [0i32; 4];
+                // SAFETY: both arrays hold exactly 4 lanes.
+                unsafe {
+                    _mm_storeu_ps(values.as_mut_ptr(), value);
+                    _mm_storeu_si128(codes.as_mut_ptr().cast(), winner);
+                }
+                let px = x0 / 2;
+                let n = 4.min(wp - px);
+                out[py * wp + px..][..n].copy_from_slice(&values[..n]);
+                for k in 0..n {
+                    winners[py * wp + px + k] = codes[k] as u8;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -256,6 +322,7 @@ unsafe fn forward_image_avx2(
     forward_image(d, image, weight, bias, out, winners)
 }
 
+/// [`weight_grad_image`] with AVX2 intrinsics: nine accumulators, one per tap, stay in registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn weight_grad_image_avx2(
@@ -266,7 +333,39 @@ fn weight_grad_image_avx2(
     dw: &mut [f32],
     db: &mut [f32],
 ) {
-    weight_grad_image(d, image, grad, winners, dw, db)
+    use std::arch::x86_64::*;
+    let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
+    let padded = padded_image(d, image);
+    let mut plane = vec![0f32; rows * cols];
+    for oc in 0..d.o {
+        db[oc] += scatter_to_winners(d, oc, grad, winners, &mut plane);
+        for ch in 0..d.c {
+            let src = &padded[ch * d.h * pcols..];
+            let mut acc = [_mm256_setzero_ps(); TAPS];
+            for y in 0..rows {
+                for x0 in (0..cols).step_by(LANES) {
+                    let g = &plane[y * cols + x0..][..LANES];
+                    // SAFETY: `g` holds LANES floats.
+                    let g = unsafe { _mm256_loadu_ps(g.as_ptr()) };
+                    for i in 0..K {
+                        let row = &src[(y + i) * pcols + x0..][..LANES + K - 1];
+                        for j in 0..K {
+                            // SAFETY: `row` holds LANES + 2 floats, so j + 8 <= its length.
+                            let xs = unsafe { _mm256_loadu_ps(row.as_ptr().add(j)) };
+                            acc[i * K + j] = _mm256_fmadd_ps(g, xs, acc[i * K + j]);
+                        }
+                    }
+                }
+            }
+            let dst = &mut dw[(oc * d.c + ch) * TAPS..][..TAPS];
+            for (t, lanes) in acc.iter().enumerate() {
+                let mut v = [0f32; LANES];
+                // SAFETY: `v` holds LANES floats.
+                unsafe { _mm256_storeu_ps(v.as_mut_ptr(), *lanes) };
+                dst[t] += v.iter().sum::<f32>();
+            }
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -293,8 +392,29 @@ fn padded_image(d: &Dims, image: &[f32]) -> Vec<f32> {
     padded
 }
 
-/// One image: conv rows block by block (8 outputs held in one register across all taps), then
-/// pool, bias and ReLU.
+/// Eight conv outputs `(y, x0..x0+8)` of output channel `oc`, summed tap by tap in a register.
+#[inline(always)]
+fn conv_block(d: &Dims, padded: &[f32], weight: &[f32], oc: usize, y: usize, x0: usize) -> [f32; LANES] {
+    let pcols = d.padded_cols();
+    let mut acc = [0f32; LANES];
+    for ch in 0..d.c {
+        let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
+        let src = &padded[ch * d.h * pcols..];
+        for i in 0..K {
+            let row = &src[(y + i) * pcols + x0..][..LANES + K - 1];
+            for j in 0..K {
+                let wt = taps[i * K + j];
+                for l in 0..LANES {
+                    acc[l] += wt * row[j + l];
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// One image: for each pooled row, two conv rows 8 columns at a time, pooled straight from
+/// registers into 4 outputs with their winners, then bias and ReLU.
 #[inline(always)]
 fn forward_image(
     d: &Dims,
@@ -304,47 +424,35 @@ fn forward_image(
     out: &mut [f32],
     winners: &mut [u8],
 ) {
+    const HALF: usize = LANES / 2;
     let (hp, wp) = d.pooled();
-    let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
     let padded = padded_image(d, image);
-    let mut conv = vec![0f32; rows * cols];
     for oc in 0..d.o {
-        for y in 0..rows {
-            for xb in (0..cols).step_by(LANES) {
-                let mut acc = [0f32; LANES];
-                for ch in 0..d.c {
-                    let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
-                    let src = &padded[ch * d.h * pcols..];
-                    for i in 0..K {
-                        let row = &src[(y + i) * pcols + xb..][..LANES + K - 1];
-                        for j in 0..K {
-                            let wt = taps[i * K + j];
-                            for l in 0..LANES {
-                                acc[l] += wt * row[j + l];
-                            }
-                        }
-                    }
-                }
-                conv[y * cols + xb..][..LANES].copy_from_slice(&acc);
-            }
-        }
         let out = &mut out[oc * hp * wp..][..hp * wp];
         let winners = &mut winners[oc * hp * wp..][..hp * wp];
         for py in 0..hp {
-            let (r0, r1) = (&conv[2 * py * cols..], &conv[(2 * py + 1) * cols..]);
-            for px in 0..wp {
-                let (a, b) = (r0[2 * px], r0[2 * px + 1]);
-                let (c, e) = (r1[2 * px], r1[2 * px + 1]);
-                let max = a.max(b).max(c.max(e));
-                // The first position holding the maximum (PyTorch's rule), without branches:
-                // the window's winner is unpredictable, so a branchy scan mispredicts constantly.
-                let (na, nb, nc) = (a != max, b != max, c != max);
-                let best = na as u8 + (na & nb) as u8 + (na & nb & nc) as u8;
-                let v = max + bias[oc];
-                let at = py * wp + px;
-                let active = v > 0.0;
-                out[at] = if active { v } else { 0.0 };
-                winners[at] = best | if active { 0 } else { INACTIVE };
+            for x0 in (0..d.conv_cols()).step_by(LANES) {
+                let top = conv_block(d, &padded, weight, oc, 2 * py, x0);
+                let bottom = conv_block(d, &padded, weight, oc, 2 * py + 1, x0);
+                let mut value = [0f32; HALF];
+                let mut winner = [0u8; HALF];
+                for k in 0..HALF {
+                    let (a, b) = (top[2 * k], top[2 * k + 1]);
+                    let (c, e) = (bottom[2 * k], bottom[2 * k + 1]);
+                    let max = a.max(b).max(c.max(e));
+                    // The first position holding the maximum (PyTorch's rule), without branches:
+                    // winners are unpredictable, so a branchy scan mispredicts constantly.
+                    let (na, nb, nc) = (a != max, b != max, c != max);
+                    let best = na as u8 + (na & nb) as u8 + (na & nb & nc) as u8;
+                    let v = max + bias[oc];
+                    let active = v > 0.0;
+                    value[k] = if active { v } else { 0.0 };
+                    winner[k] = best | if active { 0 } else { INACTIVE };
+                }
+                let px = x0 / 2;
+                let n = HALF.min(wp - px);
+                out[py * wp + px..][..n].copy_from_slice(&value[..n]);
+                winners[py * wp + px..][..n].copy_from_slice(&winner[..n]);
             }
         }
     }
@@ -356,6 +464,28 @@ fn winner_position(py: usize, px: usize, winner: u8) -> (usize, usize) {
         2 * py + (winner as usize >> 1),
         2 * px + (winner as usize & 1),
     )
+}
+
+/// Writes channel `oc`'s pooled gradient into a zeroed conv-sized plane at each window's winner
+/// (nothing where the ReLU was off) and returns its sum, the bias gradient.
+#[inline(always)]
+fn scatter_to_winners(d: &Dims, oc: usize, grad: &[f32], winners: &[u8], plane: &mut [f32]) -> f32 {
+    let (hp, wp) = d.pooled();
+    let cols = d.conv_cols();
+    plane.fill(0.0);
+    let grad = &grad[oc * hp * wp..][..hp * wp];
+    let winners = &winners[oc * hp * wp..][..hp * wp];
+    let mut bias_grad = 0f32;
+    // Branch-free: a window whose ReLU was off writes a zero where the plane already has one.
+    for (py, (g, w)) in grad.chunks_exact(wp).zip(winners.chunks_exact(wp)).enumerate() {
+        for (px, (&g, &code)) in g.iter().zip(w).enumerate() {
+            let g = if code & INACTIVE == 0 { g } else { 0.0 };
+            let (y, x) = winner_position(py, px, code & !INACTIVE);
+            plane[y * cols + x] = g;
+            bias_grad += g;
+        }
+    }
+    bias_grad
 }
 
 /// Adds one image's kernel and bias gradients to `dw` and `db`: the pooled gradient is scattered
@@ -370,24 +500,11 @@ fn weight_grad_image(
     dw: &mut [f32],
     db: &mut [f32],
 ) {
-    let (hp, wp) = d.pooled();
     let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
     let padded = padded_image(d, image);
     let mut plane = vec![0f32; rows * cols];
     for oc in 0..d.o {
-        plane.fill(0.0);
-        let mut bias_grad = 0f32;
-        for py in 0..hp {
-            for px in 0..wp {
-                let at = oc * hp * wp + py * wp + px;
-                if winners[at] & INACTIVE == 0 {
-                    let (y, x) = winner_position(py, px, winners[at]);
-                    plane[y * cols + x] = grad[at];
-                    bias_grad += grad[at];
-                }
-            }
-        }
-        db[oc] += bias_grad;
+        db[oc] += scatter_to_winners(d, oc, grad, winners, &mut plane);
         for ch in 0..d.c {
             let src = &padded[ch * d.h * pcols..];
             let mut acc = [[0f32; LANES]; TAPS];
