@@ -1,12 +1,20 @@
-"""Side-by-side benchmark of the tutorial recipe: this project's `mnist train` against PyTorch.
+"""Side-by-side benchmark: this project's `mnist` against PyTorch and TensorFlow on one machine.
 
-Both train the tutorial CNN (batch 32, Adam 1e-3, x/255) on the CPU for the same number of
-epochs, one after the other, with the same thread count. Prints per-epoch seconds (median),
-final test accuracy, peak RSS, and the ratio. Run it on a quiet machine: anything on the other
-core makes spinning thread pools several times slower.
+1. The tutorial recipe (tutorial CNN, batch 32, Adam 1e-3, x/255, test set evaluated every
+   epoch) in each framework, one after the other, with the same thread count: seconds per epoch
+   (median), final test accuracy, peak RSS, and time relative to this project.
+2. Inference with this project: `mnist eval` of the 10,000 test images (forward passes only,
+   median of 5 runs) and `mnist predict` of one picture (wall time including process start,
+   median of 10 runs).
+
+Run it on a quiet machine: anything on another core makes spinning thread pools several times
+slower. The script prints the load average it started with, and refuses to report a figure
+from a machine whose 1-minute load is above 0.5 unless --allow-busy is given.
 
 Usage (through scripts/bench-tutorial.sh, which builds the binary and the venv):
-    python scripts/bench_tutorial.py --mnist-dir DIR --binary target/release/mnist [--epochs 5]
+    python scripts/bench_tutorial.py --mnist-dir DIR --binary target/release/mnist
+        [--python VENV/bin/python] [--epochs 5] [--threads 2] [--device cpu|cuda]
+        [--frameworks mnist,pytorch,tensorflow]
 """
 
 import argparse
@@ -17,16 +25,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 
-def run(cmd, env):
-    """Runs cmd, returns (stdout lines, peak RSS in MB) using wait4's per-child accounting."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    out, err = proc.stdout.read(), proc.stderr.read()
+def run_rss(cmd, env):
+    """Runs cmd, returns (stdout lines, peak RSS in MB of that child alone, from wait4)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({code}); run it by hand to see why")
     return out.splitlines(), usage.ru_maxrss / 1024
 
 
@@ -41,41 +50,103 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
+def gpu_name(python):
+    out = subprocess.run([python, "-c", "import torch; print(torch.cuda.get_device_name(0))"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown GPU"
+
+
+def version(python, module):
+    out = subprocess.run([python, "-c", f"import {module}; print({module}.__version__)"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
+def median_of(values):
+    return statistics.median(values) if values else float("nan")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mnist-dir", required=True)
     p.add_argument("--binary", required=True)
-    p.add_argument("--python", default=sys.executable, help="interpreter that has torch")
+    p.add_argument("--python", default=sys.executable, help="interpreter that has torch (and tensorflow)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--frameworks", default="mnist,pytorch,tensorflow")
+    p.add_argument("--allow-busy", action="store_true")
     args = p.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    repo = os.path.dirname(here)
+    frameworks = args.frameworks.split(",")
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+               PYTHONPATH=here)
+
+    load = os.getloadavg()[0]
+    if load > 0.5 and not args.allow_busy:
+        sys.exit(f"1-minute load average is {load:.2f}: something else is running. "
+                 "Wait for a quiet machine, or pass --allow-busy (and do not publish the figures).")
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        lines, rss = run([args.binary, "train", "--device", "cpu", "--epochs", str(args.epochs),
-                          "--data-dir", args.mnist_dir, "--out", os.path.join(tmp, "seed.safetensors")], env)
-        epochs = [dict(zip(l.split()[0::2], l.split()[1::2])) for l in lines if l.startswith("epoch ")]
-        rows.append(("mnist (this project, candle 0.11.1)",
-                     [float(e["seconds"]) for e in epochs], float(epochs[-1]["test_accuracy"]), rss))
+        if "mnist" in frameworks:
+            lines, rss = run_rss([args.binary, "train", "--device", args.device, "--epochs", str(args.epochs),
+                                  "--data-dir", args.mnist_dir, "--out", os.path.join(tmp, "seed.safetensors")], env)
+            epochs = [dict(zip(l.split()[0::2], l.split()[1::2])) for l in lines if l.startswith("epoch ")]
+            rows.append(("mnist (this project, candle 0.11.1)",
+                         [float(e["seconds"]) for e in epochs], float(epochs[-1]["test_accuracy"]), rss))
+        if "pytorch" in frameworks:
+            lines, rss = run_rss([args.python, os.path.join(here, "pytorch_tutorial.py"), args.mnist_dir,
+                                  "--epochs", str(args.epochs), "--threads", str(args.threads),
+                                  "--device", args.device], env)
+            epochs = [json.loads(l) for l in lines if l.startswith("{")]
+            rows.append((f"PyTorch {version(args.python, 'torch')}", [e["seconds"] for e in epochs],
+                         epochs[-1]["test_accuracy"], rss))
+        if "tensorflow" in frameworks:
+            tf = version(args.python, "tensorflow")
+            if tf is None:
+                sys.exit(f"{args.python} has no tensorflow; install tensorflow-cpu or drop it from --frameworks")
+            lines, rss = run_rss([args.python, os.path.join(here, "tensorflow_tutorial.py"), args.mnist_dir,
+                                  "--epochs", str(args.epochs), "--threads", str(args.threads)], env)
+            epochs = [json.loads(l) for l in lines if l.startswith("{")]
+            rows.append((f"TensorFlow {tf} (Keras, the tutorial's code)", [e["seconds"] for e in epochs],
+                         epochs[-1]["test_accuracy"], rss))
 
-    lines, rss = run([args.python, os.path.join(here, "pytorch_tutorial.py"), args.mnist_dir,
-                      "--epochs", str(args.epochs), "--threads", str(args.threads)], env)
-    epochs = [json.loads(l) for l in lines if l.startswith("{")]
-    import_version = subprocess.run([args.python, "-c", "import torch; print(torch.__version__)"],
-                                    capture_output=True, text=True).stdout.strip()
-    rows.append((f"PyTorch {import_version}", [e["seconds"] for e in epochs], epochs[-1]["test_accuracy"], rss))
-
-    print(f"tutorial recipe, {args.epochs} epochs, batch 32, {args.threads} threads, {cpu_name()}, {os.cpu_count()} cores")
+    machine = gpu_name(args.python) if args.device == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores"
+    print(f"tutorial recipe, {args.epochs} epochs, batch 32, {args.threads} threads, {args.device}: {machine}; "
+          f"load average at start {load:.2f}")
     print()
     print("| run | seconds per epoch (median) | all epochs | test accuracy | peak RSS | time vs this project |")
     print("| --- | --- | --- | --- | --- | --- |")
-    ours = statistics.median(rows[0][1])
+    ours = median_of(rows[0][1]) if rows and rows[0][0].startswith("mnist") else None
     for name, seconds, acc, rss in rows:
-        med = statistics.median(seconds)
-        print(f"| {name} | {med:.1f} | {' '.join(f'{s:.1f}' for s in seconds)} | {acc * 100:.2f}% "
-              f"| {rss:.0f} MB | {med / ours:.2f}x |")
+        med = median_of(seconds)
+        ratio = f"{med / ours:.2f}x" if ours else "-"
+        print(f"| {name} | {med:.2f} | {' '.join(f'{s:.2f}' for s in seconds)} | {acc * 100:.2f}% "
+              f"| {rss:.0f} MB | {ratio} |")
+
+    if "mnist" not in frameworks:
+        return
+    weights = os.path.join(repo, "weights", "seed.safetensors")
+    evals = []
+    for _ in range(5):
+        lines, _ = run_rss([args.binary, "eval", "--device", args.device, "--weights", weights,
+                            "--data-dir", args.mnist_dir, "--json"], env)
+        evals.append(json.loads(lines[-1])["seconds"])
+    picture = os.path.join(repo, "tests", "pictures", "00002-digit-2.png")
+    walls = []
+    for _ in range(10):
+        start = time.perf_counter()
+        run_rss([args.binary, "predict", "--device", args.device, picture], env)
+        walls.append(time.perf_counter() - start)
+    print()
+    print("| inference (this project) | median | all runs |")
+    print("| --- | --- | --- |")
+    print(f"| `mnist eval --weights weights/seed.safetensors` (tutorial model): forward passes over the 10,000 test images | {median_of(evals):.3f} s "
+          f"| {' '.join(f'{e:.3f}' for e in evals)} |")
+    print(f"| `mnist predict` of one picture (built-in convnet), wall time including process start | {median_of(walls) * 1e3:.0f} ms "
+          f"| {' '.join(f'{w * 1e3:.0f}' for w in walls)} |")
 
 
 if __name__ == "__main__":
