@@ -32,25 +32,13 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One pool of worker threads for everything: candle's elementwise ops run on the calling
-    // thread (its own spinning pool would fight rayon's for the same cores), and the command
-    // itself runs on a rayon worker, so the custom ops and the GEMM split work without waking
-    // and parking the main thread at every op. Measured with the step_time example on 2 cores:
-    // 3.6 → 2.9 ms per tutorial step.
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-    let run = move || match cli.command {
+    let result = mnist_train::runtime::run_on_worker_pool(move || match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Read(args) => read::run(args),
         Command::Export(args) => export::run(args),
-    };
-    let result = match rayon::ThreadPoolBuilder::new().build() {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -47,13 +47,8 @@ fn candle_builtin_seed(device: &Device) -> candle_core::Result<(Forward, NamedVa
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Threads as the `mnist` binary sets them up (see crates/cli/main.rs).
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-    let pool = rayon::ThreadPoolBuilder::new().build()?;
-    pool.install(|| run().map_err(|e| e.to_string()))
-        .map_err(Into::into)
+    // Threads and allocator as the `mnist` binary sets them up.
+    mnist_train::runtime::run_on_worker_pool(|| run().map_err(|e| e.to_string())).map_err(Into::into)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

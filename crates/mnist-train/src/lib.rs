@@ -9,6 +9,7 @@ mod error;
 mod evaluate;
 mod fused_adam;
 mod optim;
+pub mod runtime;
 mod trainer;
 
 pub use error::TrainError;

@@ -134,7 +134,7 @@ impl CustomOp3 for ConvReluPool {
             .zip(winners.par_chunks_mut(d.o * plane))
             .zip(xs.par_chunks(c * h * w))
             .for_each(|((out, winners), image)| {
-                if avx2 {
+                if avx2 && c == 1 {
                     // SAFETY: the CPU has AVX2 and FMA (checked above).
                     unsafe { forward_image_avx2(&d, image, weight, bias, out, winners) }
                 } else {
@@ -231,8 +231,10 @@ fn has_avx2() -> bool {
     }
 }
 
-/// [`forward_image`] written with AVX2 intrinsics: LLVM's auto-vectorizer turned the scalar
-/// version's pooling into 4-wide shuffles and dragged the convolution down with it.
+/// [`forward_image`] for single-channel images (the tutorial's first layer), with AVX2
+/// intrinsics: the nine weights of a channel stay in registers, each pair of conv rows shares its
+/// input loads, and 16 conv columns are pooled at once into 8 outputs. LLVM's auto-vectorizer
+/// turned the scalar version's pooling into 4-wide shuffles and dragged the convolution with it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_image_avx2(
@@ -244,66 +246,84 @@ fn forward_image_avx2(
     winners: &mut [u8],
 ) {
     use std::arch::x86_64::*;
+    const BLOCK: usize = 2 * LANES;
+    debug_assert_eq!(d.c, 1);
     let (hp, wp) = d.pooled();
     let pcols = d.padded_cols();
     let padded = padded_image(d, image);
-    assert!(padded.len() >= d.c * d.h * pcols && weight.len() >= d.o * d.c * TAPS);
-    // Lanes [0,2,4,6 | 1,3,5,7]: even columns to the low half, odd to the high half.
-    let deinterleave = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    let conv_block = |oc: usize, y: usize, x0: usize| -> __m256 {
-        let mut acc = _mm256_setzero_ps();
-        for ch in 0..d.c {
-            let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
-            let src = &padded[ch * d.h * pcols..];
-            for i in 0..K {
-                let row = &src[(y + i) * pcols + x0..][..LANES + K - 1];
-                for j in 0..K {
-                    // SAFETY: `row` holds LANES + 2 floats, so j + 8 <= its length.
-                    let xs = unsafe { _mm256_loadu_ps(row.as_ptr().add(j)) };
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(taps[i * K + j]), xs, acc);
-                }
-            }
-        }
-        acc
-    };
-    let zero = _mm_setzero_ps();
-    let one = _mm_set1_epi32(1);
+    let zero = _mm256_setzero_ps();
+    let one = _mm256_set1_epi32(1);
+    let inactive_code = _mm256_set1_epi32(INACTIVE as i32);
     for oc in 0..d.o {
+        let taps = &weight[oc * TAPS..][..TAPS];
+        let w: [__m256; TAPS] = std::array::from_fn(|t| _mm256_set1_ps(taps[t]));
+        let b = _mm256_set1_ps(bias[oc]);
         let out = &mut out[oc * hp * wp..][..hp * wp];
         let winners = &mut winners[oc * hp * wp..][..hp * wp];
-        let b = _mm_set1_ps(bias[oc]);
         for py in 0..hp {
-            for x0 in (0..d.conv_cols()).step_by(LANES) {
-                let top = _mm256_permutevar8x32_ps(conv_block(oc, 2 * py, x0), deinterleave);
-                let bottom = _mm256_permutevar8x32_ps(conv_block(oc, 2 * py + 1, x0), deinterleave);
-                let (a, bb) = (_mm256_castps256_ps128(top), _mm256_extractf128_ps(top, 1));
-                let (c, e) = (_mm256_castps256_ps128(bottom), _mm256_extractf128_ps(bottom, 1));
-                let max = _mm_max_ps(_mm_max_ps(a, bb), _mm_max_ps(c, e));
+            // Conv rows 2py and 2py+1 read input rows 2py..2py+4.
+            let rows: [&[f32]; K + 1] =
+                std::array::from_fn(|r| &padded[(2 * py + r) * pcols..][..pcols]);
+            for x0 in (0..d.conv_cols()).step_by(BLOCK) {
+                // [top, bottom] for columns x0..x0+8 and x0+8..x0+16.
+                let mut acc = [[zero; 2]; 2];
+                for (half, acc) in acc.iter_mut().enumerate() {
+                    let x = x0 + half * LANES;
+                    if x + LANES + K - 1 > pcols {
+                        break; // past the last block: stays zero, never stored
+                    }
+                    for (r, row) in rows.iter().enumerate() {
+                        for j in 0..K {
+                            // SAFETY: x + j + 8 <= x + 10 <= pcols = row.len(), checked above.
+                            let xs = unsafe { _mm256_loadu_ps(row.as_ptr().add(x + j)) };
+                            if r < K {
+                                acc[0] = _mm256_fmadd_ps(w[r * K + j], xs, acc[0]);
+                            }
+                            if r >= 1 {
+                                acc[1] = _mm256_fmadd_ps(w[(r - 1) * K + j], xs, acc[1]);
+                            }
+                        }
+                    }
+                }
+                // Even and odd columns of the 16, in order: lanes k hold pooled column x0/2 + k.
+                let split = |lo: __m256, hi: __m256| {
+                    let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+                    let odd = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+                    let order = |v: __m256| {
+                        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+                    };
+                    (order(even), order(odd))
+                };
+                let (a, bb) = split(acc[0][0], acc[1][0]);
+                let (c, e) = split(acc[0][1], acc[1][1]);
+                let max = _mm256_max_ps(_mm256_max_ps(a, bb), _mm256_max_ps(c, e));
                 // First position holding the maximum: count the leading positions that do not.
-                let na = _mm_castps_si128(_mm_cmpneq_ps(a, max));
-                let nab = _mm_and_si128(na, _mm_castps_si128(_mm_cmpneq_ps(bb, max)));
-                let nabc = _mm_and_si128(nab, _mm_castps_si128(_mm_cmpneq_ps(c, max)));
-                let best = _mm_add_epi32(
-                    _mm_and_si128(na, one),
-                    _mm_add_epi32(_mm_and_si128(nab, one), _mm_and_si128(nabc, one)),
+                let na = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(a, max));
+                let nab = _mm256_and_si256(na, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(bb, max)));
+                let nabc = _mm256_and_si256(nab, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(c, max)));
+                let best = _mm256_add_epi32(
+                    _mm256_and_si256(na, one),
+                    _mm256_add_epi32(_mm256_and_si256(nab, one), _mm256_and_si256(nabc, one)),
                 );
-                let v = _mm_add_ps(max, b);
-                let active = _mm_cmpgt_ps(v, zero);
-                let value = _mm_and_ps(v, active);
-                let inactive = _mm_andnot_si128(_mm_castps_si128(active), _mm_set1_epi32(INACTIVE as i32));
-                let winner = _mm_or_si128(best, inactive);
-                let mut values = [0f32; 4];
-                let mut codes = [0i32; 4];
-                // SAFETY: both arrays hold exactly 4 lanes.
+                let v = _mm256_add_ps(max, b);
+                let active = _mm256_cmp_ps::<_CMP_GT_OQ>(v, zero);
+                let value = _mm256_and_ps(v, active);
+                let winner = _mm256_or_si256(
+                    best,
+                    _mm256_andnot_si256(_mm256_castps_si256(active), inactive_code),
+                );
+                let mut values = [0f32; LANES];
+                let mut codes = [0i32; LANES];
+                // SAFETY: both arrays hold exactly LANES lanes.
                 unsafe {
-                    _mm_storeu_ps(values.as_mut_ptr(), value);
-                    _mm_storeu_si128(codes.as_mut_ptr().cast(), winner);
+                    _mm256_storeu_ps(values.as_mut_ptr(), value);
+                    _mm256_storeu_si256(codes.as_mut_ptr().cast(), winner);
                 }
                 let px = x0 / 2;
-                let n = 4.min(wp - px);
+                let n = LANES.min(wp - px);
                 out[py * wp + px..][..n].copy_from_slice(&values[..n]);
-                for k in 0..n {
-                    winners[py * wp + px + k] = codes[k] as u8;
+                for (dst, &code) in winners[py * wp + px..][..n].iter_mut().zip(&codes) {
+                    *dst = code as u8;
                 }
             }
         }
@@ -475,16 +495,18 @@ fn scatter_to_winners(d: &Dims, oc: usize, grad: &[f32], winners: &[u8], plane: 
     plane.fill(0.0);
     let grad = &grad[oc * hp * wp..][..hp * wp];
     let winners = &winners[oc * hp * wp..][..hp * wp];
-    let mut bias_grad = 0f32;
+    // Eight partial sums: one running sum would chain 169 dependent adds per channel.
+    let mut bias_grad = [0f32; LANES];
     // Branch-free: a window whose ReLU was off writes a zero where the plane already has one.
     for (py, (g, w)) in grad.chunks_exact(wp).zip(winners.chunks_exact(wp)).enumerate() {
         for (px, (&g, &code)) in g.iter().zip(w).enumerate() {
             let g = if code & INACTIVE == 0 { g } else { 0.0 };
             let (y, x) = winner_position(py, px, code & !INACTIVE);
             plane[y * cols + x] = g;
-            bias_grad += g;
+            bias_grad[(py * wp + px) % LANES] += g;
         }
     }
+    let bias_grad = bias_grad.iter().sum::<f32>();
     bias_grad
 }
 
