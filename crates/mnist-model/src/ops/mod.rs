@@ -6,8 +6,9 @@
 //!   whole batch is one GEMM; backward is col2im (a scatter-add), which also never computes a gradient for the input
 //!   image because candle only calls it when the input needs one.
 //! * [`max_pool2`]: 2x2 max-pool whose backward routes each gradient to its window's maximum in
-//!   one pass, instead of candle's compare/upsample/multiply chain (which also misroutes
-//!   gradients for odd input sizes).
+//!   one pass, instead of candle's compare/upsample/multiply chain (which also scales gradients by
+//!   1/4 and misroutes them for odd input sizes). Off the CPU it is built from reshape and `max`,
+//!   whose gradient is right.
 //! * [`conv3x3_relu_max_pool`]: the tutorial's whole first layer fused (see its module).
 //! * [`dense`]: `x @ wᵀ` whose weight gradient comes out contiguous (see its module).
 
@@ -66,8 +67,22 @@ pub fn max_pool2(xs: &Tensor) -> Result<Tensor> {
     if xs.device().is_cpu() {
         xs.contiguous()?.apply_op1(MaxPool2)
     } else {
-        xs.max_pool2d(2)
+        max_pool2_reference(xs)
     }
+}
+
+/// The same pooling from candle's reshape and `max` ops: the path off the CPU and the test
+/// reference. Not candle's `max_pool2d`, whose backward scales every gradient by 1/4 (see the
+/// test below): `max`'s backward routes the gradient to the window's maximum at full size.
+pub fn max_pool2_reference(xs: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = xs.dims4()?;
+    let (ho, wo) = (h / 2, w / 2);
+    xs.narrow(2, 0, 2 * ho)?
+        .narrow(3, 0, 2 * wo)?
+        .reshape((b, c, ho, 2, wo, 2))?
+        .permute((0, 1, 2, 4, 3, 5))?
+        .reshape((b, c, ho, wo, 4))?
+        .max(4)
 }
 
 struct Im2Col {
@@ -283,6 +298,24 @@ mod tests {
         let ours = max_pool2(x.as_tensor()).unwrap();
         assert_eq!(max_diff(&ours, &x.as_tensor().max_pool2d(2).unwrap()), 0.0);
         crate::gradcheck::assert_gradients_match(&x, max_pool2);
+    }
+
+    #[test]
+    fn max_pool_reference_matches_ours_in_values_and_gradients_for_odd_sizes_too() {
+        for dims in [(2, 3, 6, 6), (1, 2, 7, 5)] {
+            let n = dims.0 * dims.1 * dims.2 * dims.3;
+            // Distinct values, so every window has one maximum.
+            let v: Vec<f32> = (0..n).map(|i| ((i * 37) % n) as f32 * 0.1).collect();
+            let x = Var::from_vec(v, dims, &Device::Cpu).unwrap();
+            let ours = max_pool2(x.as_tensor()).unwrap();
+            let reference = max_pool2_reference(x.as_tensor()).unwrap();
+            assert_eq!(max_diff(&ours, &reference), 0.0);
+            let r = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
+            let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (g1, g2) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+            assert_eq!(max_diff(g1, g2), 0.0);
+        }
     }
 
     #[test]
