@@ -52,7 +52,8 @@ impl CustomOp2 for Dense {
         let (b, inp) = l1.shape().dims2()?;
         let (out, _) = l2.shape().dims2()?;
         let mut dst = vec![0f32; b * out];
-        let threads = candle_core::utils::get_num_threads();
+        // The pool this runs in (a half-batch's single-threaded pool, say), not the machine's.
+        let threads = rayon::current_num_threads();
         let parallelism = if threads > 1 {
             gemm::Parallelism::Rayon(threads)
         } else {
