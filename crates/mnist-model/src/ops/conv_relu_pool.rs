@@ -256,14 +256,17 @@ fn forward_image_avx2(
     let inactive_code = _mm256_set1_epi32(INACTIVE as i32);
     for oc in 0..d.o {
         let taps = &weight[oc * TAPS..][..TAPS];
-        let w: [__m256; TAPS] = std::array::from_fn(|t| _mm256_set1_ps(taps[t]));
+        let mut w = [zero; TAPS];
+        for (w, &tap) in w.iter_mut().zip(taps) {
+            *w = _mm256_set1_ps(tap);
+        }
         let b = _mm256_set1_ps(bias[oc]);
         let out = &mut out[oc * hp * wp..][..hp * wp];
         let winners = &mut winners[oc * hp * wp..][..hp * wp];
         for py in 0..hp {
             // Conv rows 2py and 2py+1 read input rows 2py..2py+4.
-            let rows: [&[f32]; K + 1] =
-                std::array::from_fn(|r| &padded[(2 * py + r) * pcols..][..pcols]);
+            let row = |r: usize| &padded[(2 * py + r) * pcols..][..pcols];
+            let rows: [&[f32]; K + 1] = [row(0), row(1), row(2), row(3)];
             for x0 in (0..d.conv_cols()).step_by(BLOCK) {
                 // [top, bottom] for columns x0..x0+8 and x0+8..x0+16.
                 let mut acc = [[zero; 2]; 2];
@@ -355,6 +358,7 @@ fn weight_grad_image_avx2(
 ) {
     use std::arch::x86_64::*;
     let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
+    assert!(cols % LANES == 0 && pcols == cols + K - 1);
     let padded = padded_image(d, image);
     let mut plane = vec![0f32; rows * cols];
     for oc in 0..d.o {
@@ -363,15 +367,17 @@ fn weight_grad_image_avx2(
             let src = &padded[ch * d.h * pcols..];
             let mut acc = [_mm256_setzero_ps(); TAPS];
             for y in 0..rows {
+                // Bounds are checked here, once per row, not at every load.
+                let grow = &plane[y * cols..][..cols];
+                let input = |i: usize| &src[(y + i) * pcols..][..pcols];
+                let inputs = [input(0), input(1), input(2)];
                 for x0 in (0..cols).step_by(LANES) {
-                    let g = &plane[y * cols + x0..][..LANES];
-                    // SAFETY: `g` holds LANES floats.
-                    let g = unsafe { _mm256_loadu_ps(g.as_ptr()) };
-                    for i in 0..K {
-                        let row = &src[(y + i) * pcols + x0..][..LANES + K - 1];
+                    // SAFETY: x0 + 8 <= cols = grow.len(), and x0 + j + 8 <= cols + 2 = pcols =
+                    // the input rows' length (cols is a multiple of LANES).
+                    let g = unsafe { _mm256_loadu_ps(grow.as_ptr().add(x0)) };
+                    for (i, row) in inputs.iter().enumerate() {
                         for j in 0..K {
-                            // SAFETY: `row` holds LANES + 2 floats, so j + 8 <= its length.
-                            let xs = unsafe { _mm256_loadu_ps(row.as_ptr().add(j)) };
+                            let xs = unsafe { _mm256_loadu_ps(row.as_ptr().add(x0 + j)) };
                             acc[i * K + j] = _mm256_fmadd_ps(g, xs, acc[i * K + j]);
                         }
                     }
