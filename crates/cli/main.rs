@@ -15,6 +15,8 @@ mod images;
 mod predict;
 mod progress;
 mod read;
+mod report;
+mod serve;
 mod train;
 mod weights;
 
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Read(args) => read::run(args),
         Command::Export(args) => export::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,
