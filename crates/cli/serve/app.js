@@ -82,13 +82,16 @@ function endStroke() {
 pad.addEventListener('pointerup', endStroke);
 pad.addEventListener('pointercancel', endStroke);
 
+// data-state on <body>: idle, busy (ink not yet answered), done or error; tests wait on it.
 function schedule() {
+  document.body.dataset.state = 'busy';
   clearTimeout(timer);
   timer = setTimeout(sendCanvas, DEBOUNCE_MS);
 }
 
 function sendCanvas() {
   if (!hasInk) { return; }
+  document.body.dataset.state = 'busy';
   pad.toBlob((blob) => { if (blob) { send(blob, 'image/png'); } }, 'image/png');
 }
 
