@@ -34,7 +34,11 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 fn check_report(dir: &Path, stdout: &str) {
     for (name, width, height) in FIGURES {
-        assert_eq!(png_size(&dir.join(format!("{name}.png"))), (width, height), "{name}");
+        assert_eq!(
+            png_size(&dir.join(format!("{name}.png"))),
+            (width, height),
+            "{name}"
+        );
         let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).unwrap();
         assert!(
             svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
@@ -76,7 +80,16 @@ fn train_report_and_report_afterwards_draw_the_figures() {
     let metrics = dir.path().join("m.jsonl");
     let during = dir.path().join("report");
     let stdout = run(mnist()
-        .args(["train", "--epochs", "3", "--batch-size", "16", "--device", "cpu", "--data-dir"])
+        .args([
+            "train",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--data-dir",
+        ])
         .arg(&data)
         .arg("--out")
         .arg(&out)

@@ -30,8 +30,8 @@ fn the_page_reads_a_drawn_digit_and_an_uploaded_number() {
         .expect("cannot run scripts/browser-test.sh");
     assert!(status.success(), "scripts/browser-test.sh failed: {status}");
     for shot in ["serve-drawn.png", "serve-upload.png"] {
-        let (w, h) = image::image_dimensions(artifacts.join(shot))
-            .unwrap_or_else(|e| panic!("{shot}: {e}"));
+        let (w, h) =
+            image::image_dimensions(artifacts.join(shot)).unwrap_or_else(|e| panic!("{shot}: {e}"));
         assert!(w >= 800 && h >= 800, "{shot}: {w}x{h}");
     }
 }

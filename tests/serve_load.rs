@@ -111,7 +111,9 @@ fn client(addr: &str, k: usize, pictures: &[(String, Vec<u8>)], bad: &[Bad]) -> 
                 let got = json(&body);
                 let digits = got["digits"].as_array().map_or(0, |d| d.len());
                 if got["number"] != answer.as_str() || digits != answer.len() {
-                    tally.failures.push(format!("{answer}: got {}", got["number"]));
+                    tally
+                        .failures
+                        .push(format!("{answer}: got {}", got["number"]));
                 } else {
                     let first = &got["digits"][0];
                     assert_eq!(first["probabilities"].as_array().unwrap().len(), 10);
@@ -230,5 +232,8 @@ fn serve_answers_concurrent_clients_and_refuses_bad_requests() {
     assert!(String::from_utf8_lossy(&page).contains("<canvas"));
     let (answer, bytes) = &pictures[1];
     let (status, body) = post_read(&server.addr, Some("image/webp"), bytes).unwrap();
-    assert_eq!((status, json(&body)["number"].as_str()), (200, Some(answer.as_str())));
+    assert_eq!(
+        (status, json(&body)["number"].as_str()),
+        (200, Some(answer.as_str()))
+    );
 }

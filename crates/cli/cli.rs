@@ -213,6 +213,17 @@ mod tests {
         assert_eq!(crate::train::DEFAULT_EPOCHS, 5);
         assert_eq!(t.device, DeviceChoice::Auto);
     }
+
+    #[test]
+    fn serve_listens_on_loopback_by_default() {
+        let cli = Cli::try_parse_from(["mnist", "serve"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(s.addr.ip().is_loopback());
+        assert_eq!(s.addr.port(), 8080);
+        assert_eq!(s.min_confidence, DEFAULT_MIN_CONFIDENCE);
+    }
 }
 
 /// Which trained model to use: a file, or the one built into the binary.

@@ -112,8 +112,14 @@ async fn shutdown_signal() {
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(|| asset(INDEX_HTML, "text/html; charset=utf-8")))
-        .route("/app.js", get(|| asset(APP_JS, "text/javascript; charset=utf-8")))
-        .route("/style.css", get(|| asset(STYLE_CSS, "text/css; charset=utf-8")))
+        .route(
+            "/app.js",
+            get(|| asset(APP_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/style.css",
+            get(|| asset(STYLE_CSS, "text/css; charset=utf-8")),
+        )
         .route("/api/read", post(read))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -170,7 +176,10 @@ async fn read(
         Ok(Err(ReadFailure::Image(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         Ok(Err(ReadFailure::Model(e))) => {
             eprintln!("error: classifying a request: {e:#}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, format!("the model failed: {e}"))
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the model failed: {e}"),
+            )
         }
         // A panic in the work is that request's failure, not the server's.
         Err(e) => {
@@ -185,7 +194,12 @@ async fn read(
 fn refuse_content_type(value: Option<&HeaderValue>) -> Option<Response> {
     let value = value?;
     let text = value.to_str().unwrap_or("(not text)");
-    let mime = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime.starts_with("image/") || mime == "application/octet-stream" {
         return None;
     }
@@ -236,4 +250,30 @@ fn answer(state: &AppState, bytes: &[u8]) -> Result<Value, ReadFailure> {
         "height": image.height(),
         "digits": parts,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_types_pass_and_others_are_refused() {
+        for ok in [
+            "image/png",
+            "IMAGE/JPEG",
+            "image/webp; q=1",
+            "application/octet-stream",
+        ] {
+            assert!(
+                refuse_content_type(Some(&HeaderValue::from_static(ok))).is_none(),
+                "{ok}"
+            );
+        }
+        assert!(refuse_content_type(None).is_none());
+        for bad in ["text/plain", "application/json", "multipart/form-data; boundary=x"] {
+            let refused = refuse_content_type(Some(&HeaderValue::from_static(bad)))
+                .unwrap_or_else(|| panic!("{bad} passed"));
+            assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        }
+    }
 }

@@ -98,7 +98,8 @@ pub(crate) fn render(
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
         draw(&root, figure.kind, report).map_err(|e| draw_error(&png, e))?;
-        root.present().map_err(|e| draw_error(&png, e.to_string()))?;
+        root.present()
+            .map_err(|e| draw_error(&png, e.to_string()))?;
     }
     let image = image::RgbImage::from_raw(w, h, rgb)
         .ok_or_else(|| draw_error(&png, "the pixel buffer has the wrong size".into()))?;
@@ -114,7 +115,8 @@ pub(crate) fn render(
     {
         let root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
         draw(&root, figure.kind, report).map_err(|e| draw_error(&svg, e))?;
-        root.present().map_err(|e| draw_error(&svg, e.to_string()))?;
+        root.present()
+            .map_err(|e| draw_error(&svg, e.to_string()))?;
     }
     std::fs::write(&svg, text).map_err(|source| ReportError::Write {
         path: svg.clone(),
@@ -222,10 +224,7 @@ fn curves<DB: DrawingBackend>(
         mesh.y_label_formatter(&plain_label);
     }
     mesh.draw()?;
-    for (name, colour, pick) in [
-        ("train", TRAIN_COLOUR, 0),
-        ("test", TEST_COLOUR, 1),
-    ] {
+    for (name, colour, pick) in [("train", TRAIN_COLOUR, 0), ("test", TEST_COLOUR, 1)] {
         let points: Vec<(i32, f64)> = history
             .iter()
             .map(|m| {
@@ -236,7 +235,9 @@ fn curves<DB: DrawingBackend>(
         chart
             .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
     }
     chart
@@ -278,7 +279,11 @@ fn confusion<DB: DrawingBackend>(
         centred(16, &BLACK).transform(FontTransform::Rotate270),
     ))?;
     let max_error = (0..NUM_CLASSES)
-        .flat_map(|t| (0..NUM_CLASSES).filter(move |&p| p != t).map(move |p| (t, p)))
+        .flat_map(|t| {
+            (0..NUM_CLASSES)
+                .filter(move |&p| p != t)
+                .map(move |p| (t, p))
+        })
         .map(|(t, p)| matrix[t][p])
         .max()
         .unwrap_or(0)
@@ -290,7 +295,11 @@ fn confusion<DB: DrawingBackend>(
             (left + d * cell + cell / 2, top - 16),
             centred(16, &BLACK),
         ))?;
-        root.draw(&Text::new(label, (left - 18, top + d * cell + cell / 2), centred(16, &BLACK)))?;
+        root.draw(&Text::new(
+            label,
+            (left - 18, top + d * cell + cell / 2),
+            centred(16, &BLACK),
+        ))?;
     }
     for (t, row) in matrix.iter().enumerate() {
         let row_total = row.iter().sum::<u64>().max(1);
@@ -312,7 +321,10 @@ fn confusion<DB: DrawingBackend>(
                 RGBColor(mix(ink.0), mix(ink.1), mix(ink.2))
             };
             let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
-            root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], fill.filled()))?;
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                fill.filled(),
+            ))?;
             root.draw(&Rectangle::new(
                 [(x, y), (x + cell, y + cell)],
                 RGBColor(200, 200, 200).stroke_width(1),
@@ -345,13 +357,20 @@ fn mistakes<DB: DrawingBackend>(root: &Area<DB>, report: &Report) -> DrawResult<
             report.mistakes.len()
         )
     };
-    root.draw(&Text::new(title, (width as i32 / 2, 24), centred(20, &BLACK)))?;
+    root.draw(&Text::new(
+        title,
+        (width as i32 / 2, 24),
+        centred(20, &BLACK),
+    ))?;
     let side = (IMAGE_SIDE as u32 * PIXEL) as i32;
     for (k, m) in report.mistakes.iter().take(MISTAKES_SHOWN).enumerate() {
         let (col, row) = ((k % GRID_COLUMNS) as i32, (k / GRID_COLUMNS) as i32);
         let x0 = col * CELL_WIDTH as i32 + (CELL_WIDTH as i32 - side) / 2;
         let y0 = GRID_TOP as i32 + row * CELL_HEIGHT as i32 + 4;
-        root.draw(&Rectangle::new([(x0, y0), (x0 + side, y0 + side)], BLACK.filled()))?;
+        root.draw(&Rectangle::new(
+            [(x0, y0), (x0 + side, y0 + side)],
+            BLACK.filled(),
+        ))?;
         // Only the ink: MNIST images are four fifths background, and every square is an
         // element in the SVG.
         for (i, &v) in m.pixels.iter().enumerate().filter(|(_, &v)| v > 0) {
@@ -370,7 +389,10 @@ fn mistakes<DB: DrawingBackend>(root: &Area<DB>, report: &Report) -> DrawResult<
         );
         root.draw(&Text::new(
             label,
-            (col * CELL_WIDTH as i32 + CELL_WIDTH as i32 / 2, y0 + side + 16),
+            (
+                col * CELL_WIDTH as i32 + CELL_WIDTH as i32 / 2,
+                y0 + side + 16,
+            ),
             centred(13, &BLACK),
         ))?;
     }

@@ -196,11 +196,7 @@ pub fn write(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ReportError> {
 
 fn index_html(report: &Report) -> String {
     let (n, right) = report.test_counts();
-    let accuracy = if n == 0 {
-        0.0
-    } else {
-        right as f64 / n as f64
-    };
+    let accuracy = if n == 0 { 0.0 } else { right as f64 / n as f64 };
     let mut rows = String::new();
     for m in &report.history {
         rows.push_str(&format!(
@@ -283,7 +279,10 @@ mod tests {
             most_confidently_wrong(&labels, &probabilities, 10),
             vec![2, 4, 5, 1]
         );
-        assert_eq!(most_confidently_wrong(&labels, &probabilities, 2), vec![2, 4]);
+        assert_eq!(
+            most_confidently_wrong(&labels, &probabilities, 2),
+            vec![2, 4]
+        );
         assert!(most_confidently_wrong(&labels[..1], &probabilities[..1], 5).is_empty());
     }
 
@@ -304,7 +303,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         let line = |epoch: usize, acc: f64| {
-            format!(r#"{{"epoch":{epoch},"epochs":3,"train_loss":0.5,"train_accuracy":0.9,"test_loss":0.4,"test_accuracy":{acc},"lr":0.001,"seconds":1.0}}"#)
+            format!(
+                r#"{{"epoch":{epoch},"epochs":3,"train_loss":0.5,"train_accuracy":0.9,"test_loss":0.4,"test_accuracy":{acc},"lr":0.001,"seconds":1.0}}"#
+            )
         };
         let text = [line(2, 0.1), line(1, 0.2), String::new(), line(2, 0.3)].join("\n");
         std::fs::write(&path, text).unwrap();
@@ -315,9 +316,15 @@ mod tests {
 
         std::fs::write(&path, "{\"epoch\": 1}\n").unwrap();
         let err = read_metrics(&path).unwrap_err().to_string();
-        assert!(err.contains("line 1") && err.contains("train_loss"), "{err}");
+        assert!(
+            err.contains("line 1") && err.contains("train_loss"),
+            "{err}"
+        );
         std::fs::write(&path, "\n").unwrap();
-        assert!(matches!(read_metrics(&path), Err(ReportError::NoEpochs { .. })));
+        assert!(matches!(
+            read_metrics(&path),
+            Err(ReportError::NoEpochs { .. })
+        ));
     }
 
     #[test]
@@ -381,8 +388,8 @@ mod tests {
                 "{}",
                 figure.name
             );
-            let svg = std::fs::read_to_string(dir.path().join(format!("{}.svg", figure.name)))
-                .unwrap();
+            let svg =
+                std::fs::read_to_string(dir.path().join(format!("{}.svg", figure.name))).unwrap();
             assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
             assert!(index.contains(&format!("src=\"{}.png\"", figure.name)));
             assert!(index.contains(&format!("href=\"{}.svg\"", figure.name)));
