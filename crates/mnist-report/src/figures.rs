@@ -349,13 +349,11 @@ fn confusion<DB: DrawingBackend>(
 /// true digit, the answer and its probability.
 fn mistakes<DB: DrawingBackend>(root: &Area<DB>, report: &Report) -> DrawResult<DB> {
     let (width, _) = root.dim_in_pixel();
-    let title = if report.mistakes.is_empty() {
-        "No test image is misclassified".to_string()
-    } else {
-        format!(
-            "The {} test images the model gets most confidently wrong",
-            report.mistakes.len()
-        )
+    let shown = report.mistakes.len().min(MISTAKES_SHOWN);
+    let title = match shown {
+        0 => "No test image is misclassified".to_string(),
+        1 => "The one test image the model gets wrong".to_string(),
+        n => format!("The {n} test images the model gets most confidently wrong"),
     };
     root.draw(&Text::new(
         title,
@@ -382,7 +380,7 @@ fn mistakes<DB: DrawingBackend>(root: &Area<DB>, report: &Report) -> DrawResult<
             ))?;
         }
         let label = format!(
-            "true {}, said {} {:.0}%",
+            "true {}, read {} ({:.0}%)",
             m.label,
             m.predicted,
             m.probability * 100.0
