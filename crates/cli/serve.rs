@@ -270,7 +270,11 @@ mod tests {
             );
         }
         assert!(refuse_content_type(None).is_none());
-        for bad in ["text/plain", "application/json", "multipart/form-data; boundary=x"] {
+        for bad in [
+            "text/plain",
+            "application/json",
+            "multipart/form-data; boundary=x",
+        ] {
             let refused = refuse_content_type(Some(&HeaderValue::from_static(bad)))
                 .unwrap_or_else(|| panic!("{bad} passed"));
             assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);

@@ -380,7 +380,7 @@ fn mistakes<DB: DrawingBackend>(root: &Area<DB>, report: &Report) -> DrawResult<
             ))?;
         }
         let label = format!(
-            "true {}, read {} ({:.0}%)",
+            "{} read as {}, {:.0}%",
             m.label,
             m.predicted,
             m.probability * 100.0
