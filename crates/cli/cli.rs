@@ -30,6 +30,11 @@ pub enum Command {
     Read(ReadArgs),
     /// Write a checkpoint in another tool's format (ONNX).
     Export(ExportArgs),
+    /// Draw a training report (loss and accuracy curves, confusion matrix, worst mistakes) as
+    /// PNG and SVG figures with an index.html.
+    Report(ReportArgs),
+    /// Run a local web page to draw or upload digits and watch them being read.
+    Serve(ServeArgs),
 }
 
 /// Where to find (or download) the four MNIST IDX files.
@@ -135,6 +140,32 @@ pub struct TrainArgs {
     /// Append one JSON object per epoch to this file.
     #[arg(long, value_name = "FILE.jsonl")]
     pub metrics: Option<PathBuf>,
+    /// After the last epoch, draw the training report into this directory (PNG and SVG
+    /// figures, index.html); with --metrics the curves come from that file, so they include
+    /// epochs before a --resume.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The per-epoch metrics `mnist train --metrics` wrote.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub metrics: PathBuf,
+    /// The trained checkpoint, evaluated on the test set for the confusion matrix and mistakes.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: PathBuf,
+    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelName>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where to run: auto picks CUDA, then Metal, then CPU.
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
+    pub device: DeviceChoice,
+    /// Directory to write the figures and index.html into (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +212,17 @@ mod tests {
         );
         assert_eq!(crate::train::DEFAULT_EPOCHS, 5);
         assert_eq!(t.device, DeviceChoice::Auto);
+    }
+
+    #[test]
+    fn serve_listens_on_loopback_by_default() {
+        let cli = Cli::try_parse_from(["mnist", "serve"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(s.addr.ip().is_loopback());
+        assert_eq!(s.addr.port(), 8080);
+        assert_eq!(s.min_confidence, DEFAULT_MIN_CONFIDENCE);
     }
 }
 
@@ -239,6 +281,19 @@ pub struct ReadArgs {
     /// Write the 28x28 image of each digit the model saw to DIR/<name>-<k>.png.
     #[arg(long, value_name = "DIR")]
     pub dump_preprocessed: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. The default answers this machine only; port 0 picks a free port
+    /// (the URL printed on stdout says which).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+    pub addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Flag digits the model gives less than this probability (0-1) as uncertain.
+    #[arg(long, default_value_t = DEFAULT_MIN_CONFIDENCE, value_parser = probability)]
+    pub min_confidence: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

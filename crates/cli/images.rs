@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mnist_data::{IMAGE_SIDE, NUM_CLASSES};
-use mnist_image::{ImageError, MnistPixels};
+use mnist_image::{BBox, ImageError, MnistPixels};
 use mnist_model::{ranked, Classifier};
 use rayon::prelude::*;
 use serde_json::json;
@@ -73,6 +73,47 @@ pub fn stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into())
+}
+
+/// The answer for one digit of a number, as `read` prints it and `serve` returns it.
+pub struct DigitAnswer {
+    /// The three most probable digits, most probable first.
+    pub top3: Vec<(usize, f32)>,
+    /// The best guess is below the confidence threshold.
+    pub uncertain: bool,
+}
+
+impl DigitAnswer {
+    pub fn new(probabilities: &[f32; NUM_CLASSES], min_confidence: f32) -> Self {
+        let top3 = top(probabilities, 3);
+        let uncertain = top3[0].1 < min_confidence;
+        Self { top3, uncertain }
+    }
+
+    pub fn digit(&self) -> usize {
+        self.top3[0].0
+    }
+
+    pub fn probability(&self) -> f32 {
+        self.top3[0].1
+    }
+
+    /// `digit`, `probability`, `uncertain`, `box` and `top3`: one element of `digits` in
+    /// `read --json`.
+    pub fn to_json(&self, bbox: &BBox) -> serde_json::Value {
+        let top3: Vec<_> = self
+            .top3
+            .iter()
+            .map(|&(d, p)| json!({ "digit": d, "probability": p }))
+            .collect();
+        json!({
+            "digit": self.digit(),
+            "probability": self.probability(),
+            "uncertain": self.uncertain,
+            "box": bbox,
+            "top3": top3,
+        })
+    }
 }
 
 /// `7 99.9%` for text output.

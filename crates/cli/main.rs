@@ -15,6 +15,8 @@ mod images;
 mod predict;
 mod progress;
 mod read;
+mod report;
+mod serve;
 mod train;
 mod weights;
 
@@ -30,15 +32,29 @@ use cli::{Cli, Command};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = mnist_train::runtime::run_on_worker_pool(move || match cli.command {
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Read(args) => read::run(args),
         Command::Export(args) => export::run(args),
-    });
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        // The server has its own async runtime and must not hold a pool worker for its lifetime;
+        // its blocking tasks share the same global pool.
+        Command::Serve(args) => {
+            mnist_train::runtime::configure_process();
+            serve::run(args)
+        }
+        command => mnist_train::runtime::run_on_worker_pool(move || run(command)),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::ReadArgs;
-use crate::images::{self, percent, top};
+use crate::images::{self, percent, DigitAnswer};
 
 pub fn run(args: ReadArgs) -> Result<ExitCode> {
     let classifier = images::classifier(&args.model)?;
@@ -40,12 +40,11 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
                 let name = format!("{}-{}.png", images::stem(path), k + 1);
                 images::dump(dir, &name, &found.pixels)?;
             }
-            let ranked = top(&probabilities, 3);
-            let (digit, probability) = ranked[0];
-            let uncertain = probability < args.min_confidence;
+            let answer = DigitAnswer::new(&probabilities, args.min_confidence);
+            let (digit, probability) = (answer.digit(), answer.probability());
             number.push(char::from(b'0' + digit as u8));
-            if uncertain {
-                let (second, p2) = ranked[1];
+            if answer.uncertain {
+                let (second, p2) = answer.top3[1];
                 eprintln!(
                     "warning: {}: digit {} of {} is uncertain: {digit} at {}, else {second} at {}",
                     path.display(),
@@ -57,20 +56,10 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
             }
             text.push(format!(
                 "{digit}{} {}",
-                if uncertain { "?" } else { "" },
+                if answer.uncertain { "?" } else { "" },
                 percent(probability)
             ));
-            let top3: Vec<_> = ranked
-                .iter()
-                .map(|&(d, p)| json!({ "digit": d, "probability": p }))
-                .collect();
-            parts.push(json!({
-                "digit": digit,
-                "probability": probability,
-                "uncertain": uncertain,
-                "box": found.bbox,
-                "top3": top3,
-            }));
+            parts.push(answer.to_json(&found.bbox));
         }
         let any_uncertain = parts.iter().any(|p| p["uncertain"] == true);
         if args.json {

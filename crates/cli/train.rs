@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use mnist_data::Normalization;
 use mnist_model::Checkpoint;
+use mnist_report::EpochMetrics;
 use mnist_train::{EpochReport, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 
 use crate::cli::{NormalizationName, OptimizerName, TrainArgs};
@@ -68,8 +69,15 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         )),
     };
     prepare_output(&out)?;
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--report {}: cannot create the directory", dir.display()))?;
+    }
     let (device, device_name) = device::open(args.device)?;
     let mnist = data::load(&args.data)?;
+    // The report evaluates the final model on the test set; the trainer keeps its copy on the
+    // device, so keep one on the host.
+    let report_test = args.report.as_ref().map(|_| mnist.test.clone());
 
     let mut trainer = match &resume {
         Some(checkpoint) => {
@@ -93,6 +101,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 
     // The file holding the last completed epoch: the one resumed from until this run saves.
     let mut last_saved = args.resume.clone();
+    let mut history = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -132,8 +141,24 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         if let Some(metrics) = &args.metrics {
             append_metrics(metrics, &report, &config)?;
         }
+        history.push(EpochMetrics {
+            epoch: report.epoch,
+            train_loss: report.train_loss,
+            train_accuracy: report.train_accuracy,
+            test_loss: report.test.loss,
+            test_accuracy: report.test.accuracy,
+        });
     }
     eprintln!("saved {}", out.display());
+    if let (Some(dir), Some(test)) = (&args.report, &report_test) {
+        // The metrics file holds the epochs before a --resume too.
+        if let Some(metrics) = &args.metrics {
+            history = mnist_report::read_metrics(metrics).context("reading --metrics")?;
+        }
+        let classifier = mnist_model::Classifier::new(&trainer.network, config.normalization)?;
+        let title = format!("{} from {}", config.architecture.name(), out.display());
+        crate::report::write(dir, title, history, &classifier, test)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -201,3 +201,128 @@ pub fn field(line: &str, key: &str) -> String {
     }
     panic!("no {key} in {line:?}")
 }
+
+/// A running `mnist serve`, stopped when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// `http://127.0.0.1:PORT/`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `mnist serve --addr 127.0.0.1:0 ARGS...` and waits (at most a minute) for the URL
+    /// it prints once listening.
+    pub fn start(args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = mnist()
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("cannot start mnist serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("mnist serve printed no URL within 60 s");
+            }
+        };
+        let url = line.trim().to_string();
+        let addr = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line from mnist serve: {line:?}"))
+            .to_string();
+        Server { child, addr, url }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bare HTTP/1.1 exchange over a fresh connection (`Connection: close`): the status code and
+/// body, or `None` when the server answered nothing parseable (it may drop a connection that
+/// is not HTTP). `head` is the request line and headers without the final blank line; a
+/// `Content-Length` for `body` is added unless `head` has one.
+pub fn http_exchange(addr: &str, head: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let timeout = Some(std::time::Duration::from_secs(60));
+    let stream = std::net::TcpStream::connect(addr).expect("cannot connect to the server");
+    stream.set_read_timeout(timeout).unwrap();
+    stream.set_write_timeout(timeout).unwrap();
+    let mut request = head.to_string();
+    if !head.to_ascii_lowercase().contains("content-length:") {
+        request.push_str(&format!("\r\nContent-Length: {}", body.len()));
+    }
+    request.push_str("\r\nConnection: close\r\n\r\n");
+    // Write from another thread while this one reads: a server refusing a large body answers
+    // before reading it all, and the answer must be read before the connection is reset.
+    let mut writer = stream.try_clone().unwrap();
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(&bytes);
+    });
+    let mut response = Vec::new();
+    let mut reader = &stream;
+    let _ = reader.read_to_end(&mut response);
+    let _ = sender.join();
+    parse_response(&response)
+}
+
+fn parse_response(response: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&response[..end]).ok()?;
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = response[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = unchunk(&body)?;
+    }
+    Some((status, body))
+}
+
+fn unchunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// `POST /api/read` with `body` as `content_type` (no header when `None`).
+pub fn post_read(addr: &str, content_type: Option<&str>, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let mut head = format!("POST /api/read HTTP/1.1\r\nHost: {addr}");
+    if let Some(t) = content_type {
+        head.push_str(&format!("\r\nContent-Type: {t}"));
+    }
+    http_exchange(addr, &head, body)
+}
