@@ -48,7 +48,8 @@ fn candle_builtin_seed(device: &Device) -> candle_core::Result<(Forward, NamedVa
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Threads and allocator as the `mnist` binary sets them up.
-    mnist_train::runtime::run_on_worker_pool(|| run().map_err(|e| e.to_string())).map_err(Into::into)
+    mnist_train::runtime::run_on_worker_pool(|| run().map_err(|e| e.to_string()))
+        .map_err(Into::into)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

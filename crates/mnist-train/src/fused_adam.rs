@@ -45,11 +45,21 @@ impl InplaceOp2 for MomentUpdate {
         "adam-moment"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         let moment = slice_mut(s1, l1, self.name())?;
         let grad = slice(s2, l2, self.name())?;
         if moment.len() != grad.len() {
-            candle_core::bail!("adam-moment: {} moments for {} gradients", moment.len(), grad.len())
+            candle_core::bail!(
+                "adam-moment: {} moments for {} gradients",
+                moment.len(),
+                grad.len()
+            )
         }
         let (beta, rest, square) = (self.beta, self.rest, self.square);
         moment

@@ -320,7 +320,12 @@ mod tests {
                 let mut opt = Optimizer::new(config, vec![("w".into(), w.clone())]).unwrap();
                 opt.fused = fused;
                 for _ in 0..5 {
-                    let loss = (w.as_tensor() - &targets).unwrap().sqr().unwrap().sum_all().unwrap();
+                    let loss = (w.as_tensor() - &targets)
+                        .unwrap()
+                        .sqr()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap();
                     opt.step(&loss.backward().unwrap()).unwrap();
                 }
                 let mut out = vec![w.as_tensor().clone()];
@@ -330,9 +335,18 @@ mod tests {
             let (fused, reference) = (run(true), run(false));
             for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
                 let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let scale = b
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 let diff = diff.to_scalar::<f32>().unwrap();
-                assert!(diff <= 1e-6 * scale.max(1.0), "{kind:?} tensor {i}: differs by {diff} (scale {scale})");
+                assert!(
+                    diff <= 1e-6 * scale.max(1.0),
+                    "{kind:?} tensor {i}: differs by {diff} (scale {scale})"
+                );
             }
             // The update really happened in place.
             assert!(fused[0].to_vec2::<f32>().unwrap() != start.to_vec2::<f32>().unwrap());

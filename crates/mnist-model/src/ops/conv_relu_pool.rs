@@ -293,7 +293,9 @@ fn forward_image_avx2(
                     let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
                     let odd = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
                     let order = |v: __m256| {
-                        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+                        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                            v,
+                        )))
                     };
                     (order(even), order(odd))
                 };
@@ -302,8 +304,14 @@ fn forward_image_avx2(
                 let max = _mm256_max_ps(_mm256_max_ps(a, bb), _mm256_max_ps(c, e));
                 // First position holding the maximum: count the leading positions that do not.
                 let na = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(a, max));
-                let nab = _mm256_and_si256(na, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(bb, max)));
-                let nabc = _mm256_and_si256(nab, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(c, max)));
+                let nab = _mm256_and_si256(
+                    na,
+                    _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(bb, max)),
+                );
+                let nabc = _mm256_and_si256(
+                    nab,
+                    _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_UQ>(c, max)),
+                );
                 let best = _mm256_add_epi32(
                     _mm256_and_si256(na, one),
                     _mm256_add_epi32(_mm256_and_si256(nab, one), _mm256_and_si256(nabc, one)),
@@ -420,7 +428,14 @@ fn padded_image(d: &Dims, image: &[f32]) -> Vec<f32> {
 
 /// Eight conv outputs `(y, x0..x0+8)` of output channel `oc`, summed tap by tap in a register.
 #[inline(always)]
-fn conv_block(d: &Dims, padded: &[f32], weight: &[f32], oc: usize, y: usize, x0: usize) -> [f32; LANES] {
+fn conv_block(
+    d: &Dims,
+    padded: &[f32],
+    weight: &[f32],
+    oc: usize,
+    y: usize,
+    x0: usize,
+) -> [f32; LANES] {
     let pcols = d.padded_cols();
     let mut acc = [0f32; LANES];
     for ch in 0..d.c {
@@ -504,7 +519,11 @@ fn scatter_to_winners(d: &Dims, oc: usize, grad: &[f32], winners: &[u8], plane: 
     // Eight partial sums: one running sum would chain 169 dependent adds per channel.
     let mut bias_grad = [0f32; LANES];
     // Branch-free: a window whose ReLU was off writes a zero where the plane already has one.
-    for (py, (g, w)) in grad.chunks_exact(wp).zip(winners.chunks_exact(wp)).enumerate() {
+    for (py, (g, w)) in grad
+        .chunks_exact(wp)
+        .zip(winners.chunks_exact(wp))
+        .enumerate()
+    {
         for (px, (&g, &code)) in g.iter().zip(w).enumerate() {
             let g = if code & INACTIVE == 0 { g } else { 0.0 };
             let (y, x) = winner_position(py, px, code & !INACTIVE);
@@ -613,14 +632,26 @@ mod tests {
             let x = Var::randn(0f32, 1., (b, c, h, w), &dev).unwrap();
             let wt = Var::randn(0f32, 0.5, (o, c, 3, 3), &dev).unwrap();
             let bias = Var::randn(0f32, 0.5, o, &dev).unwrap();
-            let probe = conv3x3_relu_max_pool(x.as_tensor(), wt.as_tensor(), bias.as_tensor()).unwrap();
+            let probe =
+                conv3x3_relu_max_pool(x.as_tensor(), wt.as_tensor(), bias.as_tensor()).unwrap();
             let r = Tensor::randn(0f32, 1., probe.dims(), &dev).unwrap();
             let (ours, g_ours) = grads_of(conv3x3_relu_max_pool, &x, &wt, &bias, &r);
             let (reference, g_ref) = grads_of(conv3x3_relu_max_pool_reference, &x, &wt, &bias, &r);
             assert_eq!(ours.dims(), reference.dims());
-            assert!(max_diff(&ours, &reference) < 1e-5, "values differ by {}", max_diff(&ours, &reference));
-            for (name, (a, e)) in ["input", "weight", "bias"].iter().zip(g_ours.iter().zip(&g_ref)) {
-                assert!(max_diff(a, e) < 1e-3, "{name} gradient differs by {}", max_diff(a, e));
+            assert!(
+                max_diff(&ours, &reference) < 1e-5,
+                "values differ by {}",
+                max_diff(&ours, &reference)
+            );
+            for (name, (a, e)) in ["input", "weight", "bias"]
+                .iter()
+                .zip(g_ours.iter().zip(&g_ref))
+            {
+                assert!(
+                    max_diff(a, e) < 1e-3,
+                    "{name} gradient differs by {}",
+                    max_diff(a, e)
+                );
             }
         }
     }
@@ -659,10 +690,19 @@ mod tests {
             let y = conv3x3_relu_max_pool(&x, wt.as_tensor(), bias.as_tensor()).unwrap();
             let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             assert!(g.get(&x).is_none());
-            g.get(wt.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            g.get(wt.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
         };
         let many = run();
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(run);
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(run);
         assert_eq!(many, one);
     }
 
@@ -672,7 +712,9 @@ mod tests {
         let x = Tensor::zeros((1, 2, 28, 28), candle_core::DType::F32, &dev).unwrap();
         let wt = Tensor::zeros((4, 1, 3, 3), candle_core::DType::F32, &dev).unwrap();
         let bias = Tensor::zeros(4, candle_core::DType::F32, &dev).unwrap();
-        let err = conv3x3_relu_max_pool(&x, &wt, &bias).unwrap_err().to_string();
+        let err = conv3x3_relu_max_pool(&x, &wt, &bias)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("do not fit"), "{err}");
     }
 }

@@ -128,9 +128,17 @@ mod tests {
             assert!(max_diff(&ours, &reference) < 1e-5 * scale);
             let r = Tensor::randn(0f32, 1., (b, out), &dev).unwrap();
             let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (reference * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for v in [&x, &w] {
-                let (a, e) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+                let (a, e) = (
+                    g1.get(v.as_tensor()).unwrap(),
+                    g2.get(v.as_tensor()).unwrap(),
+                );
                 assert!(a.is_contiguous());
                 assert!(max_diff(a, e) < 1e-4 * scale, "{}", max_diff(a, e));
             }
@@ -151,6 +159,9 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::zeros((2, 3), candle_core::DType::F32, &dev).unwrap();
         let w = Tensor::zeros((4, 5), candle_core::DType::F32, &dev).unwrap();
-        assert!(dense(&x, &w).unwrap_err().to_string().contains("does not fit"));
+        assert!(dense(&x, &w)
+            .unwrap_err()
+            .to_string()
+            .contains("does not fit"));
     }
 }

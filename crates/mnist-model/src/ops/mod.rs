@@ -312,8 +312,16 @@ mod tests {
             assert_eq!(max_diff(&ours, &reference), 0.0);
             let r = Tensor::randn(0f32, 1., ours.dims(), &Device::Cpu).unwrap();
             let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let (g1, g2) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+            let g2 = (reference * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let (g1, g2) = (
+                g1.get(x.as_tensor()).unwrap(),
+                g2.get(x.as_tensor()).unwrap(),
+            );
             assert_eq!(max_diff(g1, g2), 0.0);
         }
     }
