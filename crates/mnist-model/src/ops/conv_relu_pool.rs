@@ -134,12 +134,12 @@ impl CustomOp3 for ConvReluPool {
             .zip(winners.par_chunks_mut(d.o * plane))
             .zip(xs.par_chunks(c * h * w))
             .for_each(|((out, winners), image)| {
+                #[cfg(target_arch = "x86_64")]
                 if avx2 && c == 1 {
                     // SAFETY: the CPU has AVX2 and FMA (checked above).
-                    unsafe { forward_image_avx2(&d, image, weight, bias, out, winners) }
-                } else {
-                    forward_image(&d, image, weight, bias, out, winners)
+                    return unsafe { forward_image_avx2(&d, image, weight, bias, out, winners) };
                 }
+                forward_image(&d, image, weight, bias, out, winners)
             });
         *self.winners.lock().expect("winner buffer poisoned") = winners;
         Ok((CpuStorage::F32(out), Shape::from((b, d.o, hp, wp))))
@@ -180,12 +180,13 @@ impl CustomOp3 for ConvReluPool {
                     let image = &pixels[n * c * h * w..][..c * h * w];
                     let g = &grad[n * d.o * plane..][..d.o * plane];
                     let win = &winners[n * d.o * plane..][..d.o * plane];
+                    #[cfg(target_arch = "x86_64")]
                     if avx2 {
                         // SAFETY: the CPU has AVX2 and FMA (checked above).
-                        unsafe { weight_grad_image_avx2(&d, image, g, win, &mut dw, &mut db) }
-                    } else {
-                        weight_grad_image(&d, image, g, win, &mut dw, &mut db)
+                        unsafe { weight_grad_image_avx2(&d, image, g, win, &mut dw, &mut db) };
+                        continue;
                     }
+                    weight_grad_image(&d, image, g, win, &mut dw, &mut db);
                 }
                 (dw, db)
             })
@@ -341,18 +342,6 @@ fn forward_image_avx2(
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn forward_image_avx2(
-    d: &Dims,
-    image: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    winners: &mut [u8],
-) {
-    forward_image(d, image, weight, bias, out, winners)
-}
-
 /// [`weight_grad_image`] with AVX2 intrinsics: nine accumulators, one per tap, stay in registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -400,18 +389,6 @@ fn weight_grad_image_avx2(
             }
         }
     }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn weight_grad_image_avx2(
-    d: &Dims,
-    image: &[f32],
-    grad: &[f32],
-    winners: &[u8],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
-    weight_grad_image(d, image, grad, winners, dw, db)
 }
 
 /// The image with each row zero-padded to [`Dims::padded_cols`], so every SIMD block reads whole
