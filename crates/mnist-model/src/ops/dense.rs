@@ -113,7 +113,7 @@ impl CustomOp2 for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{assert_gradients_match, max_diff};
+    use crate::gradcheck::{assert_gradients_match, max_diff, weighted_gradients};
     use candle_core::{Device, Var};
 
     #[test]
@@ -127,18 +127,9 @@ mod tests {
             let scale = (inp as f32).sqrt();
             assert!(max_diff(&ours, &reference) < 1e-5 * scale);
             let r = Tensor::randn(0f32, 1., (b, out), &dev).unwrap();
-            let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (reference * &r)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            for v in [&x, &w] {
-                let (a, e) = (
-                    g1.get(v.as_tensor()).unwrap(),
-                    g2.get(v.as_tensor()).unwrap(),
-                );
+            let g1 = weighted_gradients(&ours, &r, &[&x, &w]);
+            let g2 = weighted_gradients(&reference, &r, &[&x, &w]);
+            for (a, e) in g1.iter().zip(&g2) {
                 assert!(a.is_contiguous());
                 assert!(max_diff(a, e) < 1e-4 * scale, "{}", max_diff(a, e));
             }
