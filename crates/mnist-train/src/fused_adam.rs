@@ -7,6 +7,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
+use mnist_model::ops::contiguous_f32;
 use rayon::prelude::*;
 
 /// Elements per parallel chunk: big enough that scheduling is noise, small enough to split fc1.
@@ -18,16 +19,6 @@ fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Result<&'a mut 
     };
     match s {
         CpuStorage::F32(v) => Ok(&mut v[start..end]),
-        other => candle_core::bail!("{op}: only f32 is supported, got {:?}", other.dtype()),
-    }
-}
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let Some((start, end)) = l.contiguous_offsets() else {
-        candle_core::bail!("{op}: source must be contiguous")
-    };
-    match s {
-        CpuStorage::F32(v) => Ok(&v[start..end]),
         other => candle_core::bail!("{op}: only f32 is supported, got {:?}", other.dtype()),
     }
 }
@@ -53,7 +44,7 @@ impl InplaceOp2 for MomentUpdate {
         l2: &Layout,
     ) -> Result<()> {
         let moment = slice_mut(s1, l1, self.name())?;
-        let grad = slice(s2, l2, self.name())?;
+        let grad = contiguous_f32(s2, l2, self.name())?;
         if moment.len() != grad.len() {
             candle_core::bail!(
                 "adam-moment: {} moments for {} gradients",
@@ -99,7 +90,10 @@ impl InplaceOp3 for ParamUpdate {
         l3: &Layout,
     ) -> Result<()> {
         let param = slice_mut(s1, l1, self.name())?;
-        let (m, v) = (slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (m, v) = (
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
+        );
         if param.len() != m.len() || param.len() != v.len() {
             candle_core::bail!("adam-param: parameter and moments differ in size")
         }

@@ -164,7 +164,6 @@ impl CustomOp3 for ConvReluPool {
         let plane = hp * wp;
         let pixels = xs.flatten_all()?.to_vec1::<f32>()?;
         let grad = grad.flatten_all()?.to_vec1::<f32>()?;
-        let weights = weight.flatten_all()?.to_vec1::<f32>()?;
         let winners = self.winners.lock().expect("winner buffer poisoned");
         let want_input_grad = xs.track_op();
         let avx2 = has_avx2();
@@ -198,6 +197,7 @@ impl CustomOp3 for ConvReluPool {
             db.iter_mut().zip(pb).for_each(|(a, p)| *a += p);
         }
         let dx = if want_input_grad {
+            let weights = weight.flatten_all()?.to_vec1::<f32>()?;
             let mut dx = vec![0f32; b * c * h * w];
             dx.par_chunks_mut(c * h * w)
                 .enumerate()

@@ -21,7 +21,9 @@ mod dense;
 pub use conv_relu_pool::{conv3x3_relu_max_pool, conv3x3_relu_max_pool_reference};
 pub use dense::{dense, dense_reference};
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The f32 values of a contiguous CPU tensor's storage, or an error naming `op`: what every
+/// custom CPU op reads its inputs with (here and in mnist-train's fused Adam).
+pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match storage {
         CpuStorage::F32(data) => data.as_slice(),
         other => candle_core::bail!("{op}: only f32 is supported, got {:?}", other.dtype()),
