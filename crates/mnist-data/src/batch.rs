@@ -60,6 +60,22 @@ impl DeviceSplit {
         &self.labels
     }
 
+    /// Runs `f` on the split's pixels (`n * 784` u8) and labels (`n` u32) in place, without a
+    /// copy, when the split lives on the CPU; `None` on other devices.
+    pub fn with_host_data<R>(&self, f: impl FnOnce(&[u8], &[u32]) -> R) -> Option<R> {
+        use candle_core::{CpuStorage, Storage};
+        let (images, images_layout) = self.images.storage_and_layout();
+        let (labels, labels_layout) = self.labels.storage_and_layout();
+        match (&*images, &*labels) {
+            (Storage::Cpu(CpuStorage::U8(pixels)), Storage::Cpu(CpuStorage::U32(labels))) => {
+                let (p0, p1) = images_layout.contiguous_offsets()?;
+                let (l0, l1) = labels_layout.contiguous_offsets()?;
+                Some(f(&pixels[p0..p1], &labels[l0..l1]))
+            }
+            _ => None,
+        }
+    }
+
     /// Consecutive images `start..start+len`: evaluation batches, no gather needed.
     pub fn slice(
         &self,
@@ -101,6 +117,17 @@ pub fn batch_ranges(n: usize, batch_size: usize) -> impl Iterator<Item = (usize,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_data_is_the_uploaded_bytes() {
+        let pixels: Vec<u8> = (0..2 * 784).map(|i| (i % 251) as u8).collect();
+        let split = DeviceSplit::new(&pixels, &[3, 9], &Device::Cpu).unwrap();
+        let (p, l) = split
+            .with_host_data(|p, l| (p.to_vec(), l.to_vec()))
+            .unwrap();
+        assert_eq!(p, pixels);
+        assert_eq!(l, vec![3, 9]);
+    }
 
     #[test]
     fn epoch_order_is_a_seeded_permutation() {

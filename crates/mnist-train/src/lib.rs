@@ -10,11 +10,13 @@ mod evaluate;
 mod fused_adam;
 mod optim;
 pub mod runtime;
+mod seed_step;
 mod trainer;
 
 pub use error::TrainError;
 pub use evaluate::{evaluate, EvalReport};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
+pub use seed_step::{SeedStep, StepOutcome};
 pub use trainer::{EpochReport, StepProgress, TrainConfig, Trainer};
 
 pub type Result<T> = std::result::Result<T, TrainError>;

@@ -8,7 +8,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::fused_adam::adam_step;
+use crate::fused_adam::{adam_step, AdamScalars};
 use crate::{Result, TrainError};
 
 /// Which update rule. Adam follows Keras (the tutorial's optimizer: epsilon 1e-7 added to
@@ -56,6 +56,19 @@ impl OptimizerConfig {
             OptimizerKind::Sgd => &[],
         }
     }
+}
+
+/// Adam(W)'s scalars for step `step` (1-based) at learning rate `lr`, with Keras' bias
+/// correction: `alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)`.
+pub(crate) fn adam_scalars(c: &OptimizerConfig, lr: f64, step: u64) -> AdamScalars {
+    let t = step as i32;
+    let alpha = lr * (1.0 - c.beta2.powi(t)).sqrt() / (1.0 - c.beta1.powi(t));
+    let decay = if c.kind == OptimizerKind::Adamw {
+        1.0 - lr * c.weight_decay
+    } else {
+        1.0
+    };
+    AdamScalars::new(c.beta1, c.beta2, alpha, c.eps, decay)
 }
 
 pub struct Optimizer {
@@ -113,26 +126,18 @@ impl Optimizer {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
         let c = self.config;
-        let t = self.step as i32;
-        // Keras: alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t).
-        let alpha = self.lr * (1.0 - c.beta2.powi(t)).sqrt() / (1.0 - c.beta1.powi(t));
+        let adam = self.adam_scalars();
         for ((_, var), slots) in self.vars.iter().zip(self.slots.iter_mut()) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
             match c.kind {
                 OptimizerKind::Adam | OptimizerKind::Adamw => {
-                    let decay = if c.kind == OptimizerKind::Adamw {
-                        1.0 - self.lr * c.weight_decay
-                    } else {
-                        1.0
-                    };
                     if self.fused && var.device().is_cpu() {
-                        let p = var.as_tensor();
-                        let (b1, b2) = (c.beta1, c.beta2);
-                        adam_step(p, g, &slots[0], &slots[1], b1, b2, alpha, c.eps, decay)?;
+                        adam_step(var.as_tensor(), g, &slots[0], &slots[1], adam)?;
                         continue;
                     }
+                    let (alpha, decay) = (adam.alpha as f64, adam.decay as f64);
                     let m = ((&slots[0] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
                     let v = ((&slots[1] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
                     let update = (m.clone() / (v.sqrt()? + c.eps)?)?;
@@ -153,6 +158,11 @@ impl Optimizer {
             }
         }
         Ok(())
+    }
+
+    /// Adam(W)'s scalars for the step being taken (`self.step`, 1-based).
+    fn adam_scalars(&self) -> AdamScalars {
+        adam_scalars(&self.config, self.lr, self.step)
     }
 
     /// The state as named tensors (`exp_avg.fc1.weight`, …), for a checkpoint. They share storage

@@ -14,7 +14,7 @@ use mnist_model::checkpoint::{self, Checkpoint, CheckpointMeta};
 use mnist_model::{Architecture, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::{evaluate, EvalReport, Optimizer, OptimizerConfig, Result, TrainError};
+use crate::{evaluate, EvalReport, Optimizer, OptimizerConfig, Result, SeedStep, TrainError};
 
 /// Everything that determines a training run. Stored in every checkpoint, so `--resume`
 /// continues with exactly the same recipe.
@@ -115,6 +115,8 @@ pub struct Trainer {
     test: DeviceSplit,
     device: Device,
     completed_epochs: usize,
+    /// Whether the tutorial network trains through [`SeedStep`] on the CPU (the default).
+    fused_step: bool,
 }
 
 /// How often (in steps) the running loss is read back: every read is a device sync.
@@ -201,7 +203,15 @@ impl Trainer {
             test,
             device: device.clone(),
             completed_epochs,
+            fused_step: true,
         })
+    }
+
+    /// Turns the fused CPU step for the tutorial network ([`SeedStep`]) on or off. Off, every
+    /// step goes through candle's autograd and the optimizer, as on other devices; the two agree
+    /// to rounding. For comparisons and tests.
+    pub fn set_fused_step(&mut self, enabled: bool) {
+        self.fused_step = enabled;
     }
 
     pub fn completed_epochs(&self) -> usize {
@@ -247,32 +257,65 @@ impl Trainer {
             }
         };
         let order = epoch_order(train.len(), config.seed, epoch as u64);
-        let order = Tensor::from_vec(order, train.len(), device)?;
+        // The fused step holds the weights and moments during the epoch; they go back into the
+        // network and optimizer before anything else reads them.
+        let mut fused = match self.fused_step {
+            true => SeedStep::load(&self.network, &self.optimizer, &config.normalization)?,
+            false => None,
+        };
+        let order_tensor = match fused {
+            Some(_) => None,
+            None => Some(Tensor::from_slice(&order, train.len(), device)?),
+        };
 
         let steps = train.len().div_ceil(config.batch_size);
+        // Device-side sums for the autograd path (read back every PROGRESS_EVERY steps), host
+        // sums for the fused one.
         let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
         let mut correct = Tensor::zeros((), DType::F32, device)?;
+        let (mut host_loss, mut host_correct) = (0f64, 0usize);
         let mut seen = 0usize;
         let mut running = (0.0, 0.0);
         for (step, (start, len)) in batch_ranges(train.len(), config.batch_size).enumerate() {
             if stop.load(Ordering::Relaxed) {
+                if let Some(fused) = &fused {
+                    fused.store(&self.network, &mut self.optimizer)?;
+                }
                 return Ok(None);
             }
-            let batch = train.gather(&order.narrow(0, start, len)?, &config.normalization)?;
-            let logits = self.network.forward(&batch.images, true)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
-            self.optimizer.step(&loss.backward()?)?;
-            loss_sum = (loss_sum + (loss.detach() * len as f64)?)?;
-            let hits = logits
-                .detach()
-                .argmax(1)?
-                .eq(&batch.labels)?
-                .to_dtype(DType::F32)?
-                .sum_all()?;
-            correct = (correct + hits)?;
+            if let Some(fused) = fused.as_mut() {
+                let indices = &order[start..start + len];
+                let outcome = train
+                    .with_host_data(|pixels, labels| fused.train(pixels, labels, indices, lr))
+                    .ok_or_else(|| {
+                        TrainError::Config("the fused step needs the data on the CPU".into())
+                    })??;
+                host_loss += outcome.loss_sum;
+                host_correct += outcome.correct;
+            } else if let Some(order) = &order_tensor {
+                let batch = train.gather(&order.narrow(0, start, len)?, &config.normalization)?;
+                let logits = self.network.forward(&batch.images, true)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
+                self.optimizer.step(&loss.backward()?)?;
+                loss_sum = (loss_sum + (loss.detach() * len as f64)?)?;
+                let hits = logits
+                    .detach()
+                    .argmax(1)?
+                    .eq(&batch.labels)?
+                    .to_dtype(DType::F32)?
+                    .sum_all()?;
+                correct = (correct + hits)?;
+            }
             seen += len;
             if (step + 1) % PROGRESS_EVERY == 0 || step + 1 == steps {
-                let loss_mean = loss_sum.to_scalar::<f32>()? / seen as f32;
+                let (loss_total, correct_total) = match fused {
+                    Some(_) => (host_loss, host_correct as f64),
+                    None => (
+                        loss_sum.to_scalar::<f32>()? as f64,
+                        correct.to_scalar::<f32>()? as f64,
+                    ),
+                };
+                let loss_mean = (loss_total / seen as f64) as f32;
                 if !loss_mean.is_finite() {
                     return Err(TrainError::NonFiniteLoss {
                         epoch: epoch + 1,
@@ -281,10 +324,7 @@ impl Trainer {
                         lr,
                     });
                 }
-                running = (
-                    loss_mean as f64,
-                    correct.to_scalar::<f32>()? as f64 / seen as f64,
-                );
+                running = (loss_mean as f64, correct_total / seen as f64);
                 progress(StepProgress {
                     step: step + 1,
                     steps,
@@ -292,6 +332,9 @@ impl Trainer {
                     accuracy: running.1,
                 });
             }
+        }
+        if let Some(fused) = &fused {
+            fused.store(&self.network, &mut self.optimizer)?;
         }
         let test = evaluate(
             &self.network,

@@ -74,17 +74,18 @@ struct ConvReluPool {
     winners: Mutex<Vec<u8>>,
 }
 
-/// Sizes shared by forward and backward.
-#[derive(Clone, Copy)]
-struct Dims {
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
+/// Sizes of the fused layer: `c` input channels of `h`x`w`, `o` output channels.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvPoolDims {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
 }
 
-impl Dims {
-    fn pooled(&self) -> (usize, usize) {
+impl ConvPoolDims {
+    /// Rows and columns of the pooled output.
+    pub fn pooled(&self) -> (usize, usize) {
         ((self.h - 2) / 2, (self.w - 2) / 2)
     }
     /// Conv rows that some pooling window reads (an odd last row is dropped).
@@ -119,28 +120,16 @@ impl CustomOp3 for ConvReluPool {
         let weight = contiguous_f32(s2, l2, self.name())?;
         let bias = contiguous_f32(s3, l3, self.name())?;
         let (b, c, h, w) = l1.shape().dims4()?;
-        let d = Dims {
+        let d = ConvPoolDims {
             c,
             h,
             w,
             o: bias.len(),
         };
         let (hp, wp) = d.pooled();
-        let plane = hp * wp;
-        let mut out = vec![0f32; b * d.o * plane];
-        let mut winners = vec![0u8; b * d.o * plane];
-        let avx2 = has_avx2();
-        out.par_chunks_mut(d.o * plane)
-            .zip(winners.par_chunks_mut(d.o * plane))
-            .zip(xs.par_chunks(c * h * w))
-            .for_each(|((out, winners), image)| {
-                #[cfg(target_arch = "x86_64")]
-                if avx2 && c == 1 {
-                    // SAFETY: the CPU has AVX2 and FMA (checked above).
-                    return unsafe { forward_image_avx2(&d, image, weight, bias, out, winners) };
-                }
-                forward_image(&d, image, weight, bias, out, winners)
-            });
+        let mut out = vec![0f32; b * d.o * hp * wp];
+        let mut winners = vec![0u8; b * d.o * hp * wp];
+        forward_slices(&d, xs, weight, bias, &mut out, &mut winners);
         *self.winners.lock().expect("winner buffer poisoned") = winners;
         Ok((CpuStorage::F32(out), Shape::from((b, d.o, hp, wp))))
     }
@@ -154,7 +143,7 @@ impl CustomOp3 for ConvReluPool {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, h, w) = xs.dims4()?;
-        let d = Dims {
+        let d = ConvPoolDims {
             c,
             h,
             w,
@@ -166,36 +155,9 @@ impl CustomOp3 for ConvReluPool {
         let grad = grad.flatten_all()?.to_vec1::<f32>()?;
         let winners = self.winners.lock().expect("winner buffer poisoned");
         let want_input_grad = xs.track_op();
-        let avx2 = has_avx2();
-
-        // Partial sums per fixed chunk of images, added in chunk order: reproducible.
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..b)
-            .into_par_iter()
-            .step_by(GRAD_CHUNK)
-            .map(|first| {
-                let mut dw = vec![0f32; d.o * c * TAPS];
-                let mut db = vec![0f32; d.o];
-                for n in first..(first + GRAD_CHUNK).min(b) {
-                    let image = &pixels[n * c * h * w..][..c * h * w];
-                    let g = &grad[n * d.o * plane..][..d.o * plane];
-                    let win = &winners[n * d.o * plane..][..d.o * plane];
-                    #[cfg(target_arch = "x86_64")]
-                    if avx2 {
-                        // SAFETY: the CPU has AVX2 and FMA (checked above).
-                        unsafe { weight_grad_image_avx2(&d, image, g, win, &mut dw, &mut db) };
-                        continue;
-                    }
-                    weight_grad_image(&d, image, g, win, &mut dw, &mut db);
-                }
-                (dw, db)
-            })
-            .collect();
         let mut dw = vec![0f32; d.o * c * TAPS];
         let mut db = vec![0f32; d.o];
-        for (pw, pb) in &partials {
-            dw.iter_mut().zip(pw).for_each(|(a, p)| *a += p);
-            db.iter_mut().zip(pb).for_each(|(a, p)| *a += p);
-        }
+        weight_grad_slices(&d, &pixels, &grad, &winners, &mut dw, &mut db);
         let dx = if want_input_grad {
             let weights = weight.flatten_all()?.to_vec1::<f32>()?;
             let mut dx = vec![0f32; b * c * h * w];
@@ -215,6 +177,93 @@ impl CustomOp3 for ConvReluPool {
             Some(Tensor::from_vec(dw, weight.dims(), weight.device())?),
             Some(Tensor::from_vec(db, d.o, bias.device())?),
         ))
+    }
+}
+
+/// The layer's forward over host slices, one image per parallel task: `xs [b, c, h, w]` into
+/// `out [b, o, hp, wp]` and one winner byte per output. The op's forward and mnist-train's fused
+/// training step both run it.
+pub fn forward_slices(
+    d: &ConvPoolDims,
+    xs: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    winners: &mut [u8],
+) {
+    let (hp, wp) = d.pooled();
+    let (image_len, out_len) = (d.c * d.h * d.w, d.o * hp * wp);
+    assert!(
+        weight.len() == d.o * d.c * TAPS
+            && bias.len() == d.o
+            && xs.len() % image_len == 0
+            && out.len() == xs.len() / image_len * out_len
+            && winners.len() == out.len(),
+        "conv3x3-relu-max-pool: slice sizes do not match {d:?}"
+    );
+    let avx2 = has_avx2();
+    out.par_chunks_mut(out_len)
+        .zip(winners.par_chunks_mut(out_len))
+        .zip(xs.par_chunks(image_len))
+        .for_each(|((out, winners), image)| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 && d.c == 1 {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                return unsafe { forward_image_avx2(d, image, weight, bias, out, winners) };
+            }
+            forward_image(d, image, weight, bias, out, winners)
+        });
+}
+
+/// The kernel and bias gradients over host slices, written to `dw [o, c, 3, 3]` and `db [o]`
+/// (overwritten). Partial sums run per fixed chunk of images and are added in chunk order, so the
+/// result does not depend on the thread count.
+pub fn weight_grad_slices(
+    d: &ConvPoolDims,
+    xs: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let (hp, wp) = d.pooled();
+    let (image_len, out_len) = (d.c * d.h * d.w, d.o * hp * wp);
+    let b = xs.len() / image_len;
+    assert!(
+        dw.len() == d.o * d.c * TAPS
+            && db.len() == d.o
+            && xs.len() == b * image_len
+            && grad.len() == b * out_len
+            && winners.len() == grad.len(),
+        "conv3x3-relu-max-pool: gradient slice sizes do not match {d:?}"
+    );
+    let avx2 = has_avx2();
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..b)
+        .into_par_iter()
+        .step_by(GRAD_CHUNK)
+        .map(|first| {
+            let mut dw = vec![0f32; d.o * d.c * TAPS];
+            let mut db = vec![0f32; d.o];
+            for n in first..(first + GRAD_CHUNK).min(b) {
+                let image = &xs[n * image_len..][..image_len];
+                let g = &grad[n * out_len..][..out_len];
+                let win = &winners[n * out_len..][..out_len];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU has AVX2 and FMA (checked above).
+                    unsafe { weight_grad_image_avx2(d, image, g, win, &mut dw, &mut db) };
+                    continue;
+                }
+                weight_grad_image(d, image, g, win, &mut dw, &mut db);
+            }
+            (dw, db)
+        })
+        .collect();
+    dw.fill(0.0);
+    db.fill(0.0);
+    for (pw, pb) in &partials {
+        dw.iter_mut().zip(pw).for_each(|(a, p)| *a += p);
+        db.iter_mut().zip(pb).for_each(|(a, p)| *a += p);
     }
 }
 
@@ -239,7 +288,7 @@ fn has_avx2() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_image_avx2(
-    d: &Dims,
+    d: &ConvPoolDims,
     image: &[f32],
     weight: &[f32],
     bias: &[f32],
@@ -346,7 +395,7 @@ fn forward_image_avx2(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn weight_grad_image_avx2(
-    d: &Dims,
+    d: &ConvPoolDims,
     image: &[f32],
     grad: &[f32],
     winners: &[u8],
@@ -391,10 +440,10 @@ fn weight_grad_image_avx2(
     }
 }
 
-/// The image with each row zero-padded to [`Dims::padded_cols`], so every SIMD block reads whole
+/// The image with each row zero-padded to [`ConvPoolDims::padded_cols`], so every SIMD block reads whole
 /// rows without bounds checks.
 #[inline(always)]
-fn padded_image(d: &Dims, image: &[f32]) -> Vec<f32> {
+fn padded_image(d: &ConvPoolDims, image: &[f32]) -> Vec<f32> {
     let pcols = d.padded_cols();
     let mut padded = vec![0f32; d.c * d.h * pcols];
     for (dst, src) in padded.chunks_exact_mut(pcols).zip(image.chunks_exact(d.w)) {
@@ -406,7 +455,7 @@ fn padded_image(d: &Dims, image: &[f32]) -> Vec<f32> {
 /// Eight conv outputs `(y, x0..x0+8)` of output channel `oc`, summed tap by tap in a register.
 #[inline(always)]
 fn conv_block(
-    d: &Dims,
+    d: &ConvPoolDims,
     padded: &[f32],
     weight: &[f32],
     oc: usize,
@@ -435,7 +484,7 @@ fn conv_block(
 /// registers into 4 outputs with their winners, then bias and ReLU.
 #[inline(always)]
 fn forward_image(
-    d: &Dims,
+    d: &ConvPoolDims,
     image: &[f32],
     weight: &[f32],
     bias: &[f32],
@@ -487,7 +536,13 @@ fn winner_position(py: usize, px: usize, winner: u8) -> (usize, usize) {
 /// Writes channel `oc`'s pooled gradient into a zeroed conv-sized plane at each window's winner
 /// (nothing where the ReLU was off) and returns its sum, the bias gradient.
 #[inline(always)]
-fn scatter_to_winners(d: &Dims, oc: usize, grad: &[f32], winners: &[u8], plane: &mut [f32]) -> f32 {
+fn scatter_to_winners(
+    d: &ConvPoolDims,
+    oc: usize,
+    grad: &[f32],
+    winners: &[u8],
+    plane: &mut [f32],
+) -> f32 {
     let (hp, wp) = d.pooled();
     let cols = d.conv_cols();
     plane.fill(0.0);
@@ -517,7 +572,7 @@ fn scatter_to_winners(d: &Dims, oc: usize, grad: &[f32], winners: &[u8], plane: 
 /// (nine 8-wide accumulators, one per tap).
 #[inline(always)]
 fn weight_grad_image(
-    d: &Dims,
+    d: &ConvPoolDims,
     image: &[f32],
     grad: &[f32],
     winners: &[u8],
@@ -554,7 +609,13 @@ fn weight_grad_image(
 }
 
 /// One image's input gradient (only for inputs that need one, e.g. in gradient checks).
-fn input_grad_image(d: &Dims, weight: &[f32], grad: &[f32], winners: &[u8], dx: &mut [f32]) {
+fn input_grad_image(
+    d: &ConvPoolDims,
+    weight: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dx: &mut [f32],
+) {
     let (hp, wp) = d.pooled();
     for oc in 0..d.o {
         for py in 0..hp {

@@ -18,7 +18,11 @@ use rayon::prelude::*;
 
 mod conv_relu_pool;
 mod dense;
-pub use conv_relu_pool::{conv3x3_relu_max_pool, conv3x3_relu_max_pool_reference};
+pub use conv_relu_pool::{
+    conv3x3_relu_max_pool, conv3x3_relu_max_pool_reference,
+    forward_slices as conv3x3_relu_max_pool_slices,
+    weight_grad_slices as conv3x3_relu_max_pool_weight_grad_slices, ConvPoolDims,
+};
 pub use dense::{dense, dense_reference};
 
 /// The f32 values of a contiguous CPU tensor's storage, or an error naming `op`: what every

@@ -1,0 +1,615 @@
+//! The tutorial network's whole training step on the CPU: forward, loss, backward and Adam(W)
+//! over buffers allocated once, with no autograd graph.
+//!
+//! Why: through candle's autograd, a step of this 0.7M-parameter network spent about as much
+//! time on bookkeeping as on arithmetic: the gradient store starts every gradient as a zeroed
+//! tensor and adds into it (fc1's is 2.8 MB, on fresh pages each step), every op allocates its
+//! output, and each of some 30 ops wakes the thread pool. Here a step is four parallel phases, and
+//! in the largest one fc1's input gradient, weight gradient and Adam update run block by block
+//! over the weight's columns, so each block is read, differentiated and updated while it is in
+//! cache and the weight gradient never exists as a whole.
+//!
+//! The kernels are the ones the generic path uses (the fused first layer from
+//! `mnist_model::ops`, the `gemm` crate, [`AdamScalars`]); tests check a fused run against the
+//! generic one. During an epoch the weights and moments live here; [`SeedStep::store`] writes
+//! them back into the network's variables and the optimizer's state.
+
+use std::collections::BTreeMap;
+
+use candle_core::{Device, Tensor, Var};
+use gemm::Parallelism;
+use mnist_data::{Normalization, IMAGE_SIDE, NUM_CLASSES};
+use mnist_model::ops::{
+    conv3x3_relu_max_pool_slices, conv3x3_relu_max_pool_weight_grad_slices, ConvPoolDims,
+};
+use mnist_model::{Architecture, Network};
+use rayon::prelude::*;
+
+use crate::fused_adam::AdamScalars;
+use crate::optim::adam_scalars;
+use crate::{Optimizer, OptimizerConfig, OptimizerKind, Result, TrainError};
+
+const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
+/// Columns of fc1's weight per block of the fused backward and update. With 128 hidden units a
+/// block of the weight, its two moments and its gradient take 4 x 104 KB, which stays in a
+/// core's L2; 208 divides the tutorial's 5,408 features into 26 blocks.
+const BLOCK: usize = 208;
+
+/// The parameters in the network's order and naming.
+const NAMES: [&str; 6] = [
+    "conv1.weight",
+    "conv1.bias",
+    "fc1.weight",
+    "fc1.bias",
+    "fc2.weight",
+    "fc2.bias",
+];
+const CONV_W: usize = 0;
+const CONV_B: usize = 1;
+const FC1_W: usize = 2;
+const FC1_B: usize = 3;
+const FC2_W: usize = 4;
+const FC2_B: usize = 5;
+
+/// One tensor's values, Adam moments and (for all but fc1's weight) gradient.
+struct Slot {
+    value: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    grad: Vec<f32>,
+}
+
+/// Activations and their gradients for one batch, grown to the largest batch seen.
+#[derive(Default)]
+struct Scratch {
+    input: Vec<f32>,
+    pooled: Vec<f32>,
+    winners: Vec<u8>,
+    pre: Vec<f32>,
+    hidden: Vec<f32>,
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+    dhidden: Vec<f32>,
+    dpooled: Vec<f32>,
+}
+
+/// What one step measured: the summed loss and the number of correct predictions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    pub loss_sum: f64,
+    pub correct: usize,
+}
+
+pub struct SeedStep {
+    conv: ConvPoolDims,
+    hidden: usize,
+    features: usize,
+    slots: Vec<Slot>,
+    config: OptimizerConfig,
+    /// Adam steps taken, as the optimizer counts them.
+    step: u64,
+    /// `pixel (0..=255) → normalized f32`, exactly as `Normalization::apply` computes it.
+    normalize: [f32; 256],
+    scratch: Scratch,
+}
+
+impl SeedStep {
+    /// The fused step for `network` and `optimizer`, or `None` where it does not apply: it covers
+    /// the tutorial architecture (any widths) with Adam or AdamW on the CPU.
+    pub fn load(
+        network: &Network,
+        optimizer: &Optimizer,
+        normalization: &Normalization,
+    ) -> Result<Option<Self>> {
+        let Architecture::Seed(seed) = network.architecture else {
+            return Ok(None);
+        };
+        let config = *optimizer.config();
+        if !matches!(config.kind, OptimizerKind::Adam | OptimizerKind::Adamw) {
+            return Ok(None);
+        }
+        let vars: BTreeMap<String, Var> = network.trainable_vars().into_iter().collect();
+        if vars.values().any(|v| !v.device().is_cpu()) {
+            return Ok(None);
+        }
+        let state: BTreeMap<String, Tensor> = optimizer.state().into_iter().collect();
+        let host = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let mut slots = Vec::with_capacity(NAMES.len());
+        for name in NAMES {
+            let missing = || TrainError::Config(format!("the tutorial network has no {name}"));
+            let value = host(vars.get(name).ok_or_else(missing)?)?;
+            let m = host(state.get(&format!("exp_avg.{name}")).ok_or_else(missing)?)?;
+            let v = host(
+                state
+                    .get(&format!("exp_avg_sq.{name}"))
+                    .ok_or_else(missing)?,
+            )?;
+            let grad = if name == NAMES[FC1_W] {
+                Vec::new() // computed block by block, never whole
+            } else {
+                vec![0.0; value.len()]
+            };
+            slots.push(Slot { value, m, v, grad });
+        }
+        let conv = ConvPoolDims {
+            c: 1,
+            h: IMAGE_SIDE,
+            w: IMAGE_SIDE,
+            o: seed.conv_channels,
+        };
+        let (hp, wp) = conv.pooled();
+        let features = seed.conv_channels * hp * wp;
+        let (scale, offset) = normalization.affine();
+        // candle's affine on f32: `x * (scale as f32) + (offset as f32)`.
+        let normalize = std::array::from_fn(|p| p as f32 * scale as f32 + offset as f32);
+        let step = Self {
+            conv,
+            hidden: seed.hidden,
+            features,
+            slots,
+            config,
+            step: optimizer.step_count(),
+            normalize,
+            scratch: Scratch::default(),
+        };
+        let expected = [
+            seed.conv_channels * 9,
+            seed.conv_channels,
+            seed.hidden * features,
+            seed.hidden,
+            NUM_CLASSES * seed.hidden,
+            NUM_CLASSES,
+        ];
+        for ((name, slot), len) in NAMES.iter().zip(&step.slots).zip(expected) {
+            if slot.value.len() != len || slot.m.len() != len || slot.v.len() != len {
+                return Err(TrainError::Config(format!(
+                    "{name} has {} values, the fused step expects {len}",
+                    slot.value.len()
+                )));
+            }
+        }
+        Ok(Some(step))
+    }
+
+    /// Writes the weights into `network`'s variables and the moments and step count into
+    /// `optimizer`, which then continue exactly where this left off.
+    pub fn store(&self, network: &Network, optimizer: &mut Optimizer) -> Result<()> {
+        let vars: BTreeMap<String, Var> = network.trainable_vars().into_iter().collect();
+        let mut state = BTreeMap::new();
+        for (name, slot) in NAMES.iter().zip(&self.slots) {
+            let var = &vars[*name];
+            let tensor = |data: &[f32]| Tensor::from_slice(data, var.dims(), &Device::Cpu);
+            var.set(&tensor(&slot.value)?)?;
+            state.insert(format!("exp_avg.{name}"), tensor(&slot.m)?);
+            state.insert(format!("exp_avg_sq.{name}"), tensor(&slot.v)?);
+        }
+        optimizer
+            .load_state(&state, self.step)
+            .map_err(TrainError::Config)
+    }
+
+    /// One training step on the images `pixels[i * 784..][..784]` for `i` in `indices`, with
+    /// their `labels`, at learning rate `lr`.
+    pub fn train(
+        &mut self,
+        pixels: &[u8],
+        labels: &[u32],
+        indices: &[u32],
+        lr: f64,
+    ) -> Result<StepOutcome> {
+        let b = indices.len();
+        let (features, hidden) = (self.features, self.hidden);
+        let s = &mut self.scratch;
+        grow(&mut s.input, b * PIXELS);
+        grow(&mut s.pooled, b * features);
+        grow(&mut s.dpooled, b * features);
+        if s.winners.len() < b * features {
+            s.winners.resize(b * features, 0);
+        }
+        for buf in [&mut s.pre, &mut s.hidden, &mut s.dhidden] {
+            grow(buf, b * hidden);
+        }
+        grow(&mut s.logits, b * NUM_CLASSES);
+        grow(&mut s.dlogits, b * NUM_CLASSES);
+        let mut targets = Vec::with_capacity(b);
+        for (dst, &i) in s.input.chunks_exact_mut(PIXELS).zip(indices) {
+            let i = i as usize;
+            let (Some(src), Some(&label)) =
+                (pixels.get(i * PIXELS..(i + 1) * PIXELS), labels.get(i))
+            else {
+                return Err(TrainError::Config(format!(
+                    "image index {i} is out of range"
+                )));
+            };
+            for (d, &p) in dst.iter_mut().zip(src) {
+                *d = self.normalize[p as usize];
+            }
+            targets.push(label as usize);
+        }
+        let outcome = self.forward_backward(b, &targets)?;
+        self.step += 1;
+        let adam = adam_scalars(&self.config, lr, self.step);
+        self.update_fc1_and_input_grad(b, adam);
+        let s = &self.scratch;
+        let [conv_w, conv_b, ..] = &mut self.slots[..] else {
+            unreachable!("six slots")
+        };
+        conv3x3_relu_max_pool_weight_grad_slices(
+            &self.conv,
+            &s.input[..b * PIXELS],
+            &s.dpooled[..b * features],
+            &s.winners[..b * features],
+            &mut conv_w.grad,
+            &mut conv_b.grad,
+        );
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if i != FC1_W {
+                adam.update(&mut slot.value, &slot.grad, &mut slot.m, &mut slot.v);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Forward through fc2, the loss and its gradient, and the backward down to fc1's output
+    /// (`dhidden`), with fc2's and fc1's bias gradients.
+    fn forward_backward(&mut self, b: usize, targets: &[usize]) -> Result<StepOutcome> {
+        let (f, h, c) = (self.features, self.hidden, NUM_CLASSES);
+        let s = &mut self.scratch;
+        let p = &self.slots;
+        conv3x3_relu_max_pool_slices(
+            &self.conv,
+            &s.input[..b * PIXELS],
+            &p[CONV_W].value,
+            &p[CONV_B].value,
+            &mut s.pooled[..b * f],
+            &mut s.winners[..b * f],
+        );
+        // pre = pooled @ fc1ᵀ + bias; hidden = relu(pre). The same GEMM call as the `dense` op.
+        // SAFETY (every `matmul` here): the strides given describe matrices that lie inside the
+        // slices passed, and `dst` aliases neither input.
+        unsafe {
+            matmul(
+                (b, h, f),
+                (s.pre.as_mut_ptr(), h, 1),
+                (s.pooled.as_ptr(), f, 1),
+                (p[FC1_W].value.as_ptr(), 1, f),
+                pool_parallelism(),
+            )
+        };
+        for (pre, hid) in s.pre[..b * h]
+            .chunks_exact_mut(h)
+            .zip(s.hidden.chunks_exact_mut(h))
+        {
+            for ((x, y), &bias) in pre.iter_mut().zip(hid).zip(&p[FC1_B].value) {
+                *x += bias;
+                *y = x.max(0.0);
+            }
+        }
+        unsafe {
+            matmul(
+                (b, c, h),
+                (s.logits.as_mut_ptr(), c, 1),
+                (s.hidden.as_ptr(), h, 1),
+                (p[FC2_W].value.as_ptr(), 1, h),
+                Parallelism::None,
+            )
+        };
+        // Softmax cross-entropy, as candle's log_softmax + nll: mean over the batch.
+        let mut outcome = StepOutcome {
+            loss_sum: 0.0,
+            correct: 0,
+        };
+        for ((logits, dlogits), &target) in s.logits[..b * c]
+            .chunks_exact_mut(c)
+            .zip(s.dlogits.chunks_exact_mut(c))
+            .zip(targets)
+        {
+            if target >= c {
+                return Err(TrainError::Config(format!("label {target} is not a digit")));
+            }
+            for (l, &bias) in logits.iter_mut().zip(&p[FC2_B].value) {
+                *l += bias;
+            }
+            let (mut best, mut max) = (0, logits[0]);
+            for (k, &l) in logits.iter().enumerate() {
+                if l > max {
+                    (best, max) = (k, l);
+                }
+            }
+            let sum_exp: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+            let log_sum = sum_exp.ln();
+            outcome.loss_sum += (log_sum - (logits[target] - max)) as f64;
+            outcome.correct += usize::from(best == target);
+            for (k, (d, &l)) in dlogits.iter_mut().zip(logits.iter()).enumerate() {
+                let softmax = (l - max - log_sum).exp();
+                *d = (softmax - f32::from(k == target)) / b as f32;
+            }
+        }
+        // fc2's gradients: dW2 [c, h] = dlogitsᵀ @ hidden, db2 = column sums.
+        let p = &mut self.slots;
+        unsafe {
+            matmul(
+                (c, h, b),
+                (p[FC2_W].grad.as_mut_ptr(), h, 1),
+                (s.dlogits.as_ptr(), 1, c),
+                (s.hidden.as_ptr(), h, 1),
+                Parallelism::None,
+            )
+        };
+        column_sums(&s.dlogits[..b * c], &mut p[FC2_B].grad);
+        // dhidden = (dlogits @ W2) where the ReLU was on (candle's: pre >= 0), db1 = its sums.
+        unsafe {
+            matmul(
+                (b, h, c),
+                (s.dhidden.as_mut_ptr(), h, 1),
+                (s.dlogits.as_ptr(), c, 1),
+                (p[FC2_W].value.as_ptr(), h, 1),
+                Parallelism::None,
+            )
+        };
+        for (d, &pre) in s.dhidden[..b * h].iter_mut().zip(&s.pre) {
+            if pre < 0.0 {
+                *d = 0.0;
+            }
+        }
+        column_sums(&s.dhidden[..b * h], &mut p[FC1_B].grad);
+        Ok(outcome)
+    }
+
+    /// For each block of fc1's input columns, in parallel: the input gradient `dpooled` (with the
+    /// weights before this step), the block's weight gradient, and its Adam update.
+    fn update_fc1_and_input_grad(&mut self, b: usize, adam: AdamScalars) {
+        let (f, h) = (self.features, self.hidden);
+        let s = &mut self.scratch;
+        let fc1 = &mut self.slots[FC1_W];
+        let weights = SharedMut(fc1.value.as_mut_ptr());
+        let moments = (SharedMut(fc1.m.as_mut_ptr()), SharedMut(fc1.v.as_mut_ptr()));
+        let dpooled = SharedMut(s.dpooled.as_mut_ptr());
+        let (pooled, dhidden) = (&s.pooled[..b * f], &s.dhidden[..b * h]);
+        (0..f.div_ceil(BLOCK)).into_par_iter().for_each_init(
+            || vec![0f32; h * BLOCK],
+            |grad, block| {
+                let first = block * BLOCK;
+                let width = BLOCK.min(f - first);
+                // SAFETY: blocks are disjoint column ranges `first..first + width` of the
+                // row-major `[h, f]` weight and moments and the `[b, f]` input gradient, so no
+                // two tasks touch the same element; the buffers outlive the parallel loop, and
+                // `grad` is this task's own. Strides as in `forward_backward`.
+                unsafe {
+                    let w = weights.ptr().add(first);
+                    matmul(
+                        (b, width, h),
+                        (dpooled.ptr().add(first), f, 1),
+                        (dhidden.as_ptr(), h, 1),
+                        (w, f, 1),
+                        Parallelism::None,
+                    );
+                    matmul(
+                        (h, width, b),
+                        (grad.as_mut_ptr(), width, 1),
+                        (dhidden.as_ptr(), 1, h),
+                        (pooled.as_ptr().add(first), f, 1),
+                        Parallelism::None,
+                    );
+                    for row in 0..h {
+                        let at = row * f + first;
+                        let span =
+                            |p: SharedMut| std::slice::from_raw_parts_mut(p.ptr().add(at), width);
+                        adam.update(
+                            span(weights),
+                            &grad[row * width..][..width],
+                            span(moments.0),
+                            span(moments.1),
+                        );
+                    }
+                }
+            },
+        );
+    }
+}
+
+/// A raw pointer handed to parallel tasks that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: only used where each task writes a disjoint range (see the call site).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Grows `buf` to at least `len` elements (never shrinks: batches only vary at an epoch's end).
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+}
+
+/// `sums[j] = Σ_i rows[i][j]` over row-major rows of `sums.len()` columns.
+fn column_sums(rows: &[f32], sums: &mut [f32]) {
+    sums.fill(0.0);
+    for row in rows.chunks_exact(sums.len()) {
+        for (s, &x) in sums.iter_mut().zip(row) {
+            *s += x;
+        }
+    }
+}
+
+/// The pool's width, as the `dense` op splits its GEMM.
+fn pool_parallelism() -> Parallelism {
+    match rayon::current_num_threads() {
+        1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// `dst [m, n] = lhs [m, k] @ rhs [k, n]`, each matrix given as (pointer, row stride, column
+/// stride) in elements.
+///
+/// # Safety
+/// Every element the strides address must lie inside its allocation, and `dst` must not overlap
+/// either input.
+unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+    parallelism: Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        dst_cs as isize,
+        dst_rs as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mnist_data::batch::DeviceSplit;
+
+    /// Pseudo-random pixels with MNIST's look: mostly paper, some ink.
+    fn pixels(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n * PIXELS)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let r = (x >> 56) as u8;
+                if r < 180 {
+                    0
+                } else {
+                    r
+                }
+            })
+            .collect()
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn host(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// Several fused steps against the generic path (candle autograd over the custom ops, then
+    /// the optimizer): the same losses, hits, weights and moments, to rounding.
+    #[test]
+    fn fused_steps_match_autograd_and_the_optimizer() {
+        let device = Device::Cpu;
+        let norm = Normalization::mnist_mean_std();
+        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw] {
+            let n = 96;
+            let images = pixels(n, 7);
+            let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+            let labels32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+            let split = DeviceSplit::new(&images, &labels, &device).unwrap();
+            let config = OptimizerConfig::new(kind, 2e-3);
+            let reference = Network::seeded("seed".parse().unwrap(), 3, &device).unwrap();
+            let mut ref_opt = Optimizer::new(config, reference.trainable_vars()).unwrap();
+            let fused_net = Network::seeded("seed".parse().unwrap(), 3, &device).unwrap();
+            let mut fused_opt = Optimizer::new(config, fused_net.trainable_vars()).unwrap();
+            let mut fused = SeedStep::load(&fused_net, &fused_opt, &norm)
+                .unwrap()
+                .unwrap();
+            // Batches of 32, 32 and a short 17, in a shuffled order.
+            let order: Vec<u32> = (0..n as u32).map(|i| (i * 37 + 5) % n as u32).collect();
+            for (step, range) in [0..32, 32..64, 64..81].into_iter().enumerate() {
+                let indices = &order[range];
+                let batch = split
+                    .gather(&Tensor::new(indices, &device).unwrap(), &norm)
+                    .unwrap();
+                let logits = reference.forward(&batch.images, true).unwrap();
+                let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels).unwrap();
+                ref_opt.step(&loss.backward().unwrap()).unwrap();
+                let hits: Vec<u32> = logits.argmax(1).unwrap().to_vec1().unwrap();
+                let correct = hits
+                    .iter()
+                    .zip(indices)
+                    .filter(|(h, &i)| **h == labels32[i as usize])
+                    .count();
+                let lr = ref_opt.lr();
+                let outcome = fused.train(&images, &labels32, indices, lr).unwrap();
+                let ref_loss = loss.to_scalar::<f32>().unwrap() as f64 * indices.len() as f64;
+                assert!(
+                    (outcome.loss_sum - ref_loss).abs() < 1e-5 * ref_loss.abs().max(1.0),
+                    "{kind:?} step {step}: loss {} vs {ref_loss}",
+                    outcome.loss_sum
+                );
+                assert_eq!(outcome.correct, correct, "{kind:?} step {step}");
+                let vars: BTreeMap<_, _> = reference.trainable_vars().into_iter().collect();
+                let state: BTreeMap<_, _> = ref_opt.state().into_iter().collect();
+                for (name, slot) in NAMES.iter().zip(&fused.slots) {
+                    let expected = host(vars[*name].as_tensor());
+                    let moved = max_abs_diff(
+                        &expected,
+                        &host(
+                            fused_net
+                                .trainable_vars()
+                                .iter()
+                                .find(|(n, _)| n == name)
+                                .unwrap()
+                                .1
+                                .as_tensor(),
+                        ),
+                    );
+                    // Adam moves each weight by about lr per step; rounding differences in
+                    // the gradients must change that by far less.
+                    let diff = max_abs_diff(&slot.value, &expected);
+                    assert!(
+                        diff < 1e-5,
+                        "{kind:?} step {step}: {name} differs by {diff} (moved {moved})"
+                    );
+                    let m = host(&state[&format!("exp_avg.{name}")]);
+                    let scale = m.iter().fold(1e-6f32, |a, x| a.max(x.abs()));
+                    let diff = max_abs_diff(&slot.m, &m) / scale;
+                    assert!(
+                        diff < 1e-4,
+                        "{kind:?} step {step}: exp_avg.{name} off by {diff} relative"
+                    );
+                    let v = host(&state[&format!("exp_avg_sq.{name}")]);
+                    let scale = v.iter().fold(1e-12f32, |a, x| a.max(x.abs()));
+                    let diff = max_abs_diff(&slot.v, &v) / scale;
+                    assert!(
+                        diff < 1e-4,
+                        "{kind:?} step {step}: exp_avg_sq.{name} off by {diff} relative"
+                    );
+                }
+            }
+            // Written back, the network and optimizer hold the fused state.
+            fused.store(&fused_net, &mut fused_opt).unwrap();
+            assert_eq!(fused_opt.step_count(), ref_opt.step_count());
+            let ours: BTreeMap<_, _> = fused_net.trainable_vars().into_iter().collect();
+            for (name, var) in reference.trainable_vars() {
+                let diff = max_abs_diff(&host(ours[&name].as_tensor()), &host(var.as_tensor()));
+                assert!(diff < 1e-5, "{name}: {diff}");
+            }
+        }
+    }
+}
