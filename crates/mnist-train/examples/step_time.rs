@@ -140,12 +140,6 @@ fn time_fused_seed_step(steps: usize, batch: usize) -> Result<(), Box<dyn std::e
         .collect();
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
     let indices: Vec<u32> = (0..batch as u32).collect();
-    if std::env::var_os("FTZ").is_some() {
-        rayon::broadcast(|_| unsafe {
-            #[allow(deprecated)]
-            std::arch::x86_64::_mm_setcsr(std::arch::x86_64::_mm_getcsr() | 0x8040)
-        });
-    }
     let mut times = Vec::new();
     for _ in 0..steps + 2 {
         let t0 = Instant::now();

@@ -264,18 +264,13 @@ impl SeedStep {
             &mut s.pooled[..b * f],
             &mut s.winners[..b * f],
         );
-        // pre = pooled @ fc1ᵀ + bias; hidden = relu(pre). The same GEMM call as the `dense` op.
-        // SAFETY (every `matmul` here): the strides given describe matrices that lie inside the
-        // slices passed, and `dst` aliases neither input.
-        unsafe {
-            matmul(
-                (b, h, f),
-                (s.pre.as_mut_ptr(), h, 1),
-                (s.pooled.as_ptr(), f, 1),
-                (p[FC1_W].value.as_ptr(), 1, f),
-                pool_parallelism(),
-            )
-        };
+        // pre = pooled @ fc1ᵀ + bias; hidden = relu(pre).
+        fc1_forward(
+            (b, h, f),
+            &s.pooled[..b * f],
+            &p[FC1_W].value,
+            &mut s.pre[..b * h],
+        );
         for (pre, hid) in s.pre[..b * h]
             .chunks_exact_mut(h)
             .zip(s.hidden.chunks_exact_mut(h))
@@ -285,6 +280,8 @@ impl SeedStep {
                 *y = x.max(0.0);
             }
         }
+        // SAFETY (every `matmul` here): the strides given describe matrices that lie inside the
+        // slices passed, and `dst` aliases neither input.
         unsafe {
             matmul(
                 (b, c, h),
@@ -408,6 +405,38 @@ impl SeedStep {
     }
 }
 
+/// `pre [b, h] = pooled [b, f] @ weight [h, f]ᵀ`, split over blocks of the `f` input columns
+/// (the same blocks as the backward), whose partial products are added in block order, so the
+/// sum does not depend on the thread count. gemm's own split of this shape (32 x 128 outputs, a
+/// 5,408-long sum) ran slower on 2 threads than on one.
+fn fc1_forward((b, h, f): (usize, usize, usize), pooled: &[f32], weight: &[f32], pre: &mut [f32]) {
+    assert!(pooled.len() == b * f && weight.len() == h * f && pre.len() == b * h);
+    let partials: Vec<Vec<f32>> = (0..f.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|block| {
+            let first = block * BLOCK;
+            let width = BLOCK.min(f - first);
+            let mut partial = vec![0f32; b * h];
+            // SAFETY: columns `first..first + width` of row-major `[b, f]` and `[h, f]` matrices
+            // lie inside `pooled` and `weight` (asserted sizes); `partial` is `[b, h]`.
+            unsafe {
+                matmul(
+                    (b, h, width),
+                    (partial.as_mut_ptr(), h, 1),
+                    (pooled.as_ptr().add(first), f, 1),
+                    (weight.as_ptr().add(first), 1, f),
+                    Parallelism::None,
+                )
+            };
+            partial
+        })
+        .collect();
+    pre.copy_from_slice(&partials[0]);
+    for partial in &partials[1..] {
+        pre.iter_mut().zip(partial).for_each(|(a, p)| *a += p);
+    }
+}
+
 /// A raw pointer handed to parallel tasks that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 struct SharedMut(*mut f32);
@@ -436,14 +465,6 @@ fn column_sums(rows: &[f32], sums: &mut [f32]) {
         for (s, &x) in sums.iter_mut().zip(row) {
             *s += x;
         }
-    }
-}
-
-/// The pool's width, as the `dense` op splits its GEMM.
-fn pool_parallelism() -> Parallelism {
-    match rayon::current_num_threads() {
-        1 => Parallelism::None,
-        n => Parallelism::Rayon(n),
     }
 }
 

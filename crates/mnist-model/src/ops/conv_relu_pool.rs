@@ -196,7 +196,7 @@ pub fn forward_slices(
     assert!(
         weight.len() == d.o * d.c * TAPS
             && bias.len() == d.o
-            && xs.len() % image_len == 0
+            && xs.len().is_multiple_of(image_len)
             && out.len() == xs.len() / image_len * out_len
             && winners.len() == out.len(),
         "conv3x3-relu-max-pool: slice sizes do not match {d:?}"
