@@ -7,7 +7,9 @@
 //! output, and each of some 30 ops wakes the thread pool. Here a step is four parallel phases, and
 //! in the largest one fc1's input gradient, weight gradient and Adam update run block by block
 //! over the weight's columns, so each block is read, differentiated and updated while it is in
-//! cache and the weight gradient never exists as a whole.
+//! cache and the weight gradient never exists as a whole. A block is one conv channel's 169
+//! features: with 128 hidden units, the block of the weight, its two moments and its gradient
+//! take 4 x 87 KB, which stays in a core's L2.
 //!
 //! The kernels are the ones the generic path uses (the fused first layer from
 //! `mnist_model::ops`, the `gemm` crate, [`AdamScalars`]); tests check a fused run against the
@@ -30,10 +32,6 @@ use crate::optim::adam_scalars;
 use crate::{Optimizer, OptimizerConfig, OptimizerKind, Result, TrainError};
 
 const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
-/// Columns of fc1's weight per block of the fused backward and update. With 128 hidden units a
-/// block of the weight, its two moments and its gradient take 4 x 104 KB, which stays in a
-/// core's L2; 208 divides the tutorial's 5,408 features into 26 blocks.
-const BLOCK: usize = 208;
 
 /// The parameters in the network's order and naming.
 const NAMES: [&str; 6] = [
@@ -84,6 +82,8 @@ pub struct SeedStep {
     conv: ConvPoolDims,
     hidden: usize,
     features: usize,
+    /// Features per conv channel (13 x 13): the column blocks of fc1.
+    plane: usize,
     slots: Vec<Slot>,
     config: OptimizerConfig,
     /// Adam steps taken, as the optimizer counts them.
@@ -146,6 +146,7 @@ impl SeedStep {
             conv,
             hidden: seed.hidden,
             features,
+            plane: hp * wp,
             slots,
             config,
             step: optimizer.step_count(),
@@ -267,6 +268,7 @@ impl SeedStep {
         // pre = pooled @ fc1ᵀ + bias; hidden = relu(pre).
         fc1_forward(
             (b, h, f),
+            self.plane,
             &s.pooled[..b * f],
             &p[FC1_W].value,
             &mut s.pre[..b * h],
@@ -353,37 +355,38 @@ impl SeedStep {
         Ok(outcome)
     }
 
-    /// For each block of fc1's input columns, in parallel: the input gradient `dpooled` (with the
-    /// weights before this step), the block's weight gradient, and its Adam update.
+    /// For each conv channel's block of fc1's input columns, in parallel: the input gradient
+    /// `dpooled` (with the weights before this step), the block's weight gradient, and its Adam
+    /// update.
     fn update_fc1_and_input_grad(&mut self, b: usize, adam: AdamScalars) {
-        let (f, h) = (self.features, self.hidden);
+        let (f, h, plane, channels) = (self.features, self.hidden, self.plane, self.conv.o);
         let s = &mut self.scratch;
         let fc1 = &mut self.slots[FC1_W];
         let weights = SharedMut(fc1.value.as_mut_ptr());
         let moments = (SharedMut(fc1.m.as_mut_ptr()), SharedMut(fc1.v.as_mut_ptr()));
         let dpooled = SharedMut(s.dpooled.as_mut_ptr());
         let (pooled, dhidden) = (&s.pooled[..b * f], &s.dhidden[..b * h]);
-        (0..f.div_ceil(BLOCK)).into_par_iter().for_each_init(
-            || vec![0f32; h * BLOCK],
-            |grad, block| {
-                let first = block * BLOCK;
-                let width = BLOCK.min(f - first);
-                // SAFETY: blocks are disjoint column ranges `first..first + width` of the
-                // row-major `[h, f]` weight and moments and the `[b, f]` input gradient, so no
-                // two tasks touch the same element; the buffers outlive the parallel loop, and
-                // `grad` is this task's own. Strides as in `forward_backward`.
+        assert!(s.dpooled.len() >= b * f && channels * plane == f);
+        (0..channels).into_par_iter().for_each_init(
+            || vec![0f32; h * plane],
+            |grad, channel| {
+                let first = channel * plane;
+                // SAFETY: each task owns columns `first..first + plane` of the row-major `[h, f]`
+                // weight and moments and of the `[b, f]` input gradient, so no two tasks touch
+                // the same element; the buffers outlive the parallel loop, and `grad` is this
+                // task's own. Strides as in `forward_backward`.
                 unsafe {
                     let w = weights.ptr().add(first);
                     matmul(
-                        (b, width, h),
+                        (b, plane, h),
                         (dpooled.ptr().add(first), f, 1),
                         (dhidden.as_ptr(), h, 1),
                         (w, f, 1),
                         Parallelism::None,
                     );
                     matmul(
-                        (h, width, b),
-                        (grad.as_mut_ptr(), width, 1),
+                        (h, plane, b),
+                        (grad.as_mut_ptr(), plane, 1),
                         (dhidden.as_ptr(), 1, h),
                         (pooled.as_ptr().add(first), f, 1),
                         Parallelism::None,
@@ -391,10 +394,10 @@ impl SeedStep {
                     for row in 0..h {
                         let at = row * f + first;
                         let span =
-                            |p: SharedMut| std::slice::from_raw_parts_mut(p.ptr().add(at), width);
+                            |p: SharedMut| std::slice::from_raw_parts_mut(p.ptr().add(at), plane);
                         adam.update(
                             span(weights),
-                            &grad[row * width..][..width],
+                            &grad[row * plane..][..plane],
                             span(moments.0),
                             span(moments.1),
                         );
@@ -409,13 +412,19 @@ impl SeedStep {
 /// (the same blocks as the backward), whose partial products are added in block order, so the
 /// sum does not depend on the thread count. gemm's own split of this shape (32 x 128 outputs, a
 /// 5,408-long sum) ran slower on 2 threads than on one.
-fn fc1_forward((b, h, f): (usize, usize, usize), pooled: &[f32], weight: &[f32], pre: &mut [f32]) {
+fn fc1_forward(
+    (b, h, f): (usize, usize, usize),
+    block: usize,
+    pooled: &[f32],
+    weight: &[f32],
+    pre: &mut [f32],
+) {
     assert!(pooled.len() == b * f && weight.len() == h * f && pre.len() == b * h);
-    let partials: Vec<Vec<f32>> = (0..f.div_ceil(BLOCK))
+    let partials: Vec<Vec<f32>> = (0..f.div_ceil(block))
         .into_par_iter()
-        .map(|block| {
-            let first = block * BLOCK;
-            let width = BLOCK.min(f - first);
+        .map(|index| {
+            let first = index * block;
+            let width = block.min(f - first);
             let mut partial = vec![0f32; b * h];
             // SAFETY: columns `first..first + width` of row-major `[b, f]` and `[h, f]` matrices
             // lie inside `pooled` and `weight` (asserted sizes); `partial` is `[b, h]`.

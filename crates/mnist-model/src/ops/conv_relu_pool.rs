@@ -70,7 +70,8 @@ pub fn conv3x3_relu_max_pool_reference(
 
 struct ConvReluPool {
     /// Per pooled output: which of the window's four positions won (0..4, row-major), or'ed with
-    /// [`INACTIVE`]. Written by the forward, read by the backward of the same call.
+    /// [`INACTIVE`], channel-last (`[b, hp * wp, o]`, see [`forward_slices`]). Written by the
+    /// forward, read by the backward of the same call.
     winners: Mutex<Vec<u8>>,
 }
 
@@ -87,10 +88,6 @@ impl ConvPoolDims {
     /// Rows and columns of the pooled output.
     pub fn pooled(&self) -> (usize, usize) {
         ((self.h - 2) / 2, (self.w - 2) / 2)
-    }
-    /// Conv rows that some pooling window reads (an odd last row is dropped).
-    fn conv_rows(&self) -> usize {
-        self.pooled().0 * 2
     }
     /// Conv columns computed, rounded up to whole SIMD blocks.
     fn conv_cols(&self) -> usize {
@@ -181,8 +178,9 @@ impl CustomOp3 for ConvReluPool {
 }
 
 /// The layer's forward over host slices, one image per parallel task: `xs [b, c, h, w]` into
-/// `out [b, o, hp, wp]` and one winner byte per output. The op's forward and mnist-train's fused
-/// training step both run it.
+/// `out [b, o, hp, wp]` and one winner byte per output, channel-last (`[b, hp * wp, o]`) so the
+/// backward can read all channels of one window with one load. The op's forward and mnist-train's
+/// fused training step both run it.
 pub fn forward_slices(
     d: &ConvPoolDims,
     xs: &[f32],
@@ -216,8 +214,12 @@ pub fn forward_slices(
 }
 
 /// The kernel and bias gradients over host slices, written to `dw [o, c, 3, 3]` and `db [o]`
-/// (overwritten). Partial sums run per fixed chunk of images and are added in chunk order, so the
-/// result does not depend on the thread count.
+/// (overwritten), from the pooled gradient `[b, o, hp, wp]` and the channel-last winners. Partial sums run per fixed chunk of images and are added in chunk order,
+/// so the result does not depend on the thread count.
+///
+/// Only the winners carry gradient, a quarter of the conv positions, so the kernels walk the
+/// pooled windows: each window's 4x4 input patch sits in one register, and every channel picks
+/// its nine taps out of it with a permute at its own winner's offset.
 pub fn weight_grad_slices(
     d: &ConvPoolDims,
     xs: &[f32],
@@ -237,24 +239,25 @@ pub fn weight_grad_slices(
             && winners.len() == grad.len(),
         "conv3x3-relu-max-pool: gradient slice sizes do not match {d:?}"
     );
-    let avx2 = has_avx2();
+    let kernel = WeightGradKernel::best(d);
+    let plane = hp * wp;
     let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..b)
         .into_par_iter()
         .step_by(GRAD_CHUNK)
         .map(|first| {
             let mut dw = vec![0f32; d.o * d.c * TAPS];
             let mut db = vec![0f32; d.o];
+            let mut channel_last = vec![0f32; out_len];
             for n in first..(first + GRAD_CHUNK).min(b) {
                 let image = &xs[n * image_len..][..image_len];
                 let g = &grad[n * out_len..][..out_len];
-                let win = &winners[n * out_len..][..out_len];
-                #[cfg(target_arch = "x86_64")]
-                if avx2 {
-                    // SAFETY: the CPU has AVX2 and FMA (checked above).
-                    unsafe { weight_grad_image_avx2(d, image, g, win, &mut dw, &mut db) };
-                    continue;
+                for (oc, channel) in g.chunks_exact(plane).enumerate() {
+                    for (window, &g) in channel.iter().enumerate() {
+                        channel_last[window * d.o + oc] = g;
+                    }
                 }
-                weight_grad_image(d, image, g, win, &mut dw, &mut db);
+                let win = &winners[n * out_len..][..out_len];
+                kernel.run(d, image, &channel_last, win, &mut dw, &mut db);
             }
             (dw, db)
         })
@@ -264,6 +267,244 @@ pub fn weight_grad_slices(
     for (pw, pb) in &partials {
         dw.iter_mut().zip(pw).for_each(|(a, p)| *a += p);
         db.iter_mut().zip(pb).for_each(|(a, p)| *a += p);
+    }
+}
+
+/// Which weight-gradient kernel runs: SIMD over 16 or 8 channels where the CPU and the shape
+/// allow (single-channel input, channels a multiple of the width), plain loops otherwise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum WeightGradKernel {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl WeightGradKernel {
+    fn best(d: &ConvPoolDims) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if d.c == 1 {
+            if d.o.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+                return Self::Avx512;
+            }
+            if d.o.is_multiple_of(LANES) && has_avx2() {
+                return Self::Avx2;
+            }
+        }
+        Self::Portable
+    }
+
+    /// Adds one image's gradients to `dw` and `db`.
+    fn run(
+        self,
+        d: &ConvPoolDims,
+        image: &[f32],
+        grad: &[f32],
+        winners: &[u8],
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        match self {
+            // SAFETY: `best` chose these only on a CPU that has the features, for shapes they
+            // handle (one input channel, whole groups of channels).
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => unsafe { weight_grad_image_avx512(d, image, grad, winners, dw, db) },
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => unsafe { weight_grad_image_avx2(d, image, grad, winners, dw, db) },
+            _ => weight_grad_image(d, image, grad, winners, dw, db),
+        }
+    }
+}
+
+/// One image's gradients, for any shape: for each window and channel whose ReLU was on, the
+/// gradient times the nine inputs under the winning position.
+fn weight_grad_image(
+    d: &ConvPoolDims,
+    image: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let (hp, wp) = d.pooled();
+    for py in 0..hp {
+        for px in 0..wp {
+            let at = (py * wp + px) * d.o;
+            for oc in 0..d.o {
+                let code = winners[at + oc];
+                if code & INACTIVE != 0 {
+                    continue;
+                }
+                let g = grad[at + oc];
+                db[oc] += g;
+                let (y, x) = winner_position(py, px, code);
+                for ch in 0..d.c {
+                    let src = &image[ch * d.h * d.w..];
+                    let dst = &mut dw[(oc * d.c + ch) * TAPS..][..TAPS];
+                    for i in 0..K {
+                        for j in 0..K {
+                            dst[i * K + j] += g * src[(y + i) * d.w + x + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`weight_grad_image`] for one input channel, 16 channels at a time with AVX-512: the window's
+/// 4x4 input patch is one register, and each tap is a permute of it by the channels' winner
+/// offsets plus the tap's, then an FMA into that tap's accumulator.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn weight_grad_image_avx512(
+    d: &ConvPoolDims,
+    image: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    const GROUP: usize = 16;
+    let (hp, wp) = d.pooled();
+    assert!(d.c == 1 && d.o.is_multiple_of(GROUP) && image.len() == d.h * d.w);
+    assert!(grad.len() == hp * wp * d.o && winners.len() == grad.len());
+    // The bottom-right patch ends at row 2hp+1 and column 2wp+1, inside the image.
+    assert!(2 * hp + 2 <= d.h && 2 * wp + 2 <= d.w);
+    let (one, inactive) = (_mm512_set1_epi32(1), _mm512_set1_epi32(INACTIVE as i32));
+    for group in (0..d.o).step_by(GROUP) {
+        let mut acc = [_mm512_setzero_ps(); TAPS];
+        let mut bias_acc = _mm512_setzero_ps();
+        for py in 0..hp {
+            for px in 0..wp {
+                let top_left = 2 * py * d.w + 2 * px;
+                let row = |r: usize| {
+                    let row = &image[top_left + r * d.w..][..4];
+                    // SAFETY: `row` holds 4 floats.
+                    unsafe { _mm_loadu_ps(row.as_ptr()) }
+                };
+                let patch = _mm512_insertf32x4::<3>(
+                    _mm512_insertf32x4::<2>(
+                        _mm512_insertf32x4::<1>(_mm512_castps128_ps512(row(0)), row(1)),
+                        row(2),
+                    ),
+                    row(3),
+                );
+                let at = (py * wp + px) * d.o + group;
+                let (g, codes) = (&grad[at..][..GROUP], &winners[at..][..GROUP]);
+                // SAFETY: `g` holds 16 floats and `codes` 16 bytes.
+                let (g, codes) = unsafe {
+                    (
+                        _mm512_loadu_ps(g.as_ptr()),
+                        _mm512_cvtepu8_epi32(_mm_loadu_si128(codes.as_ptr().cast())),
+                    )
+                };
+                let g = _mm512_maskz_mov_ps(_mm512_testn_epi32_mask(codes, inactive), g);
+                bias_acc = _mm512_add_ps(bias_acc, g);
+                // Winner (dy, dx) starts at patch index 4 dy + dx.
+                let dy = _mm512_and_si512(_mm512_srli_epi32::<1>(codes), one);
+                let base =
+                    _mm512_add_epi32(_mm512_slli_epi32::<2>(dy), _mm512_and_si512(codes, one));
+                for i in 0..K {
+                    for j in 0..K {
+                        let index = _mm512_add_epi32(base, _mm512_set1_epi32((4 * i + j) as i32));
+                        let inputs = _mm512_permutexvar_ps(index, patch);
+                        acc[i * K + j] = _mm512_fmadd_ps(g, inputs, acc[i * K + j]);
+                    }
+                }
+            }
+        }
+        let mut lanes = [0f32; GROUP];
+        for (t, acc) in acc.iter().enumerate() {
+            // SAFETY: `lanes` holds 16 floats.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *acc) };
+            for (k, &v) in lanes.iter().enumerate() {
+                dw[(group + k) * TAPS + t] += v;
+            }
+        }
+        // SAFETY: as above.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), bias_acc) };
+        for (k, &v) in lanes.iter().enumerate() {
+            db[group + k] += v;
+        }
+    }
+}
+
+/// [`weight_grad_image_avx512`] with AVX2: the 4x4 patch is two registers (rows 0-1 and 2-3),
+/// each tap permutes both and blends by which half the index falls in; 8 channels at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_image_avx2(
+    d: &ConvPoolDims,
+    image: &[f32],
+    grad: &[f32],
+    winners: &[u8],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (hp, wp) = d.pooled();
+    assert!(d.c == 1 && d.o.is_multiple_of(LANES) && image.len() == d.h * d.w);
+    assert!(grad.len() == hp * wp * d.o && winners.len() == grad.len());
+    assert!(2 * hp + 2 <= d.h && 2 * wp + 2 <= d.w);
+    let (one, seven) = (_mm256_set1_epi32(1), _mm256_set1_epi32(7));
+    let inactive = _mm256_set1_epi32(INACTIVE as i32);
+    for group in (0..d.o).step_by(LANES) {
+        let mut acc = [_mm256_setzero_ps(); TAPS];
+        let mut bias_acc = _mm256_setzero_ps();
+        for py in 0..hp {
+            for px in 0..wp {
+                let top_left = 2 * py * d.w + 2 * px;
+                let row = |r: usize| {
+                    let row = &image[top_left + r * d.w..][..4];
+                    // SAFETY: `row` holds 4 floats.
+                    unsafe { _mm_loadu_ps(row.as_ptr()) }
+                };
+                let upper = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(row(0)), row(1));
+                let lower = _mm256_insertf128_ps::<1>(_mm256_castps128_ps256(row(2)), row(3));
+                let at = (py * wp + px) * d.o + group;
+                let (g, codes) = (&grad[at..][..LANES], &winners[at..][..LANES]);
+                // SAFETY: `g` holds 8 floats and `codes` 8 bytes.
+                let (g, codes) = unsafe {
+                    (
+                        _mm256_loadu_ps(g.as_ptr()),
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64(codes.as_ptr().cast())),
+                    )
+                };
+                let on =
+                    _mm256_cmpeq_epi32(_mm256_and_si256(codes, inactive), _mm256_setzero_si256());
+                let g = _mm256_and_ps(g, _mm256_castsi256_ps(on));
+                bias_acc = _mm256_add_ps(bias_acc, g);
+                let dy = _mm256_and_si256(_mm256_srli_epi32::<1>(codes), one);
+                let base =
+                    _mm256_add_epi32(_mm256_slli_epi32::<2>(dy), _mm256_and_si256(codes, one));
+                for i in 0..K {
+                    for j in 0..K {
+                        let index = _mm256_add_epi32(base, _mm256_set1_epi32((4 * i + j) as i32));
+                        let in_lower = _mm256_castsi256_ps(_mm256_cmpgt_epi32(index, seven));
+                        let inputs = _mm256_blendv_ps(
+                            _mm256_permutevar8x32_ps(upper, index),
+                            _mm256_permutevar8x32_ps(lower, index),
+                            in_lower,
+                        );
+                        acc[i * K + j] = _mm256_fmadd_ps(g, inputs, acc[i * K + j]);
+                    }
+                }
+            }
+        }
+        let mut lanes = [0f32; LANES];
+        for (t, acc) in acc.iter().enumerate() {
+            // SAFETY: `lanes` holds 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *acc) };
+            for (k, &v) in lanes.iter().enumerate() {
+                dw[(group + k) * TAPS + t] += v;
+            }
+        }
+        // SAFETY: as above.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), bias_acc) };
+        for (k, &v) in lanes.iter().enumerate() {
+            db[group + k] += v;
+        }
     }
 }
 
@@ -312,7 +553,6 @@ fn forward_image_avx2(
         }
         let b = _mm256_set1_ps(bias[oc]);
         let out = &mut out[oc * hp * wp..][..hp * wp];
-        let winners = &mut winners[oc * hp * wp..][..hp * wp];
         for py in 0..hp {
             // Conv rows 2py and 2py+1 read input rows 2py..2py+4.
             let row = |r: usize| &padded[(2 * py + r) * pcols..][..pcols];
@@ -383,58 +623,9 @@ fn forward_image_avx2(
                 let px = x0 / 2;
                 let n = LANES.min(wp - px);
                 out[py * wp + px..][..n].copy_from_slice(&values[..n]);
-                for (dst, &code) in winners[py * wp + px..][..n].iter_mut().zip(&codes) {
-                    *dst = code as u8;
+                for (k, &code) in codes[..n].iter().enumerate() {
+                    winners[(py * wp + px + k) * d.o + oc] = code as u8;
                 }
-            }
-        }
-    }
-}
-
-/// [`weight_grad_image`] with AVX2 intrinsics: nine accumulators, one per tap, stay in registers.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn weight_grad_image_avx2(
-    d: &ConvPoolDims,
-    image: &[f32],
-    grad: &[f32],
-    winners: &[u8],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
-    assert!(cols % LANES == 0 && pcols == cols + K - 1);
-    let padded = padded_image(d, image);
-    let mut plane = vec![0f32; rows * cols];
-    for oc in 0..d.o {
-        db[oc] += scatter_to_winners(d, oc, grad, winners, &mut plane);
-        for ch in 0..d.c {
-            let src = &padded[ch * d.h * pcols..];
-            let mut acc = [_mm256_setzero_ps(); TAPS];
-            for y in 0..rows {
-                // Bounds are checked here, once per row, not at every load.
-                let grow = &plane[y * cols..][..cols];
-                let input = |i: usize| &src[(y + i) * pcols..][..pcols];
-                let inputs = [input(0), input(1), input(2)];
-                for x0 in (0..cols).step_by(LANES) {
-                    // SAFETY: x0 + 8 <= cols = grow.len(), and x0 + j + 8 <= cols + 2 = pcols =
-                    // the input rows' length (cols is a multiple of LANES).
-                    let g = unsafe { _mm256_loadu_ps(grow.as_ptr().add(x0)) };
-                    for (i, row) in inputs.iter().enumerate() {
-                        for j in 0..K {
-                            let xs = unsafe { _mm256_loadu_ps(row.as_ptr().add(x0 + j)) };
-                            acc[i * K + j] = _mm256_fmadd_ps(g, xs, acc[i * K + j]);
-                        }
-                    }
-                }
-            }
-            let dst = &mut dw[(oc * d.c + ch) * TAPS..][..TAPS];
-            for (t, lanes) in acc.iter().enumerate() {
-                let mut v = [0f32; LANES];
-                // SAFETY: `v` holds LANES floats.
-                unsafe { _mm256_storeu_ps(v.as_mut_ptr(), *lanes) };
-                dst[t] += v.iter().sum::<f32>();
             }
         }
     }
@@ -496,7 +687,6 @@ fn forward_image(
     let padded = padded_image(d, image);
     for oc in 0..d.o {
         let out = &mut out[oc * hp * wp..][..hp * wp];
-        let winners = &mut winners[oc * hp * wp..][..hp * wp];
         for py in 0..hp {
             for x0 in (0..d.conv_cols()).step_by(LANES) {
                 let top = conv_block(d, &padded, weight, oc, 2 * py, x0);
@@ -519,7 +709,9 @@ fn forward_image(
                 let px = x0 / 2;
                 let n = HALF.min(wp - px);
                 out[py * wp + px..][..n].copy_from_slice(&value[..n]);
-                winners[py * wp + px..][..n].copy_from_slice(&winner[..n]);
+                for (k, &code) in winner[..n].iter().enumerate() {
+                    winners[(py * wp + px + k) * d.o + oc] = code;
+                }
             }
         }
     }
@@ -531,81 +723,6 @@ fn winner_position(py: usize, px: usize, winner: u8) -> (usize, usize) {
         2 * py + (winner as usize >> 1),
         2 * px + (winner as usize & 1),
     )
-}
-
-/// Writes channel `oc`'s pooled gradient into a zeroed conv-sized plane at each window's winner
-/// (nothing where the ReLU was off) and returns its sum, the bias gradient.
-#[inline(always)]
-fn scatter_to_winners(
-    d: &ConvPoolDims,
-    oc: usize,
-    grad: &[f32],
-    winners: &[u8],
-    plane: &mut [f32],
-) -> f32 {
-    let (hp, wp) = d.pooled();
-    let cols = d.conv_cols();
-    plane.fill(0.0);
-    let grad = &grad[oc * hp * wp..][..hp * wp];
-    let winners = &winners[oc * hp * wp..][..hp * wp];
-    // Eight partial sums: one running sum would chain 169 dependent adds per channel.
-    let mut bias_grad = [0f32; LANES];
-    // Branch-free: a window whose ReLU was off writes a zero where the plane already has one.
-    for (py, (g, w)) in grad
-        .chunks_exact(wp)
-        .zip(winners.chunks_exact(wp))
-        .enumerate()
-    {
-        for (px, (&g, &code)) in g.iter().zip(w).enumerate() {
-            let g = if code & INACTIVE == 0 { g } else { 0.0 };
-            let (y, x) = winner_position(py, px, code & !INACTIVE);
-            plane[y * cols + x] = g;
-            bias_grad[(py * wp + px) % LANES] += g;
-        }
-    }
-    let bias_grad = bias_grad.iter().sum::<f32>();
-    bias_grad
-}
-
-/// Adds one image's kernel and bias gradients to `dw` and `db`: the pooled gradient is scattered
-/// to its winners in a conv-sized plane, which is then correlated with the image block by block
-/// (nine 8-wide accumulators, one per tap).
-#[inline(always)]
-fn weight_grad_image(
-    d: &ConvPoolDims,
-    image: &[f32],
-    grad: &[f32],
-    winners: &[u8],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
-    let (rows, cols, pcols) = (d.conv_rows(), d.conv_cols(), d.padded_cols());
-    let padded = padded_image(d, image);
-    let mut plane = vec![0f32; rows * cols];
-    for oc in 0..d.o {
-        db[oc] += scatter_to_winners(d, oc, grad, winners, &mut plane);
-        for ch in 0..d.c {
-            let src = &padded[ch * d.h * pcols..];
-            let mut acc = [[0f32; LANES]; TAPS];
-            for y in 0..rows {
-                for xb in (0..cols).step_by(LANES) {
-                    let g = &plane[y * cols + xb..][..LANES];
-                    for i in 0..K {
-                        let row = &src[(y + i) * pcols + xb..][..LANES + K - 1];
-                        for j in 0..K {
-                            for l in 0..LANES {
-                                acc[i * K + j][l] += g[l] * row[j + l];
-                            }
-                        }
-                    }
-                }
-            }
-            let dst = &mut dw[(oc * d.c + ch) * TAPS..][..TAPS];
-            for (t, lanes) in acc.iter().enumerate() {
-                dst[t] += lanes.iter().sum::<f32>();
-            }
-        }
-    }
 }
 
 /// One image's input gradient (only for inputs that need one, e.g. in gradient checks).
@@ -620,12 +737,12 @@ fn input_grad_image(
     for oc in 0..d.o {
         for py in 0..hp {
             for px in 0..wp {
-                let at = oc * hp * wp + py * wp + px;
-                if winners[at] & INACTIVE != 0 {
+                let code = winners[(py * wp + px) * d.o + oc];
+                if code & INACTIVE != 0 {
                     continue;
                 }
-                let g = grad[at];
-                let (y, x) = winner_position(py, px, winners[at]);
+                let g = grad[oc * hp * wp + py * wp + px];
+                let (y, x) = winner_position(py, px, code);
                 for ch in 0..d.c {
                     let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
                     let dst = &mut dx[ch * d.h * d.w..];
@@ -738,6 +855,62 @@ mod tests {
             .unwrap()
             .install(run);
         assert_eq!(many, one);
+    }
+
+    /// Every weight-gradient kernel this CPU can run gives the portable loops' result, on
+    /// pooled gradients with inactive windows and every winner position.
+    #[test]
+    fn simd_weight_gradient_kernels_match_the_portable_one() {
+        let d = ConvPoolDims {
+            c: 1,
+            h: 28,
+            w: 28,
+            o: 32,
+        };
+        let (hp, wp) = d.pooled();
+        let n = hp * wp * d.o;
+        let image = seeded(&[28 * 28], 1.0, 5)
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap();
+        let grad = seeded(&[n], 1.0, 6).as_tensor().to_vec1::<f32>().unwrap();
+        let winners: Vec<u8> = (0..n).map(|i| ((i * 7 + i / 5) % 8) as u8).collect();
+        assert!(winners.iter().any(|&w| w & INACTIVE != 0));
+        let run = |kernel: WeightGradKernel| {
+            let (mut dw, mut db) = (vec![0f32; d.o * TAPS], vec![0f32; d.o]);
+            kernel.run(&d, &image, &grad, &winners, &mut dw, &mut db);
+            (dw, db)
+        };
+        let (dw, db) = run(WeightGradKernel::Portable);
+        let mut kernels = vec![];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2() {
+                kernels.push(WeightGradKernel::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kernels.push(WeightGradKernel::Avx512);
+            }
+        }
+        for kernel in kernels {
+            let (w2, b2) = run(kernel);
+            let diff = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f32::max)
+            };
+            assert!(
+                diff(&dw, &w2) < 1e-4,
+                "{kernel:?}: weights off by {}",
+                diff(&dw, &w2)
+            );
+            assert!(
+                diff(&db, &b2) < 1e-4,
+                "{kernel:?}: bias off by {}",
+                diff(&db, &b2)
+            );
+        }
     }
 
     #[test]
