@@ -372,3 +372,99 @@ impl Trainer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use mnist_data::{Split, IMAGE_PIXELS};
+    use mnist_model::Architecture;
+
+    use super::*;
+    use crate::OptimizerKind;
+
+    /// Images whose digit is a bright bar at a digit-dependent place, with noise: learnable in a
+    /// couple of epochs.
+    fn synthetic(n: usize, seed: u64) -> Split {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut noise = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 58) as u8
+        };
+        let mut images = Vec::with_capacity(n * IMAGE_PIXELS);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let digit = (i * 7 + seed as usize) % 10;
+            for p in 0..IMAGE_PIXELS {
+                let (row, col) = (p / 28, p % 28);
+                let bar = row / 2 == digit + 2 && (4..24).contains(&col);
+                images.push(if bar { 200 + noise() } else { noise() });
+            }
+            labels.push(digit as u8);
+        }
+        Split { images, labels }
+    }
+
+    fn run(fused: bool, kind: OptimizerKind) -> (EpochReport, BTreeMap<String, Vec<f32>>, u64) {
+        let data = Mnist {
+            train: synthetic(640, 1),
+            test: synthetic(200, 2),
+        };
+        let config = TrainConfig {
+            architecture: Architecture::Seed(Default::default()),
+            epochs: 2,
+            batch_size: 32,
+            optimizer: OptimizerConfig::new(kind, 1e-3),
+            lr_decay: 0.5,
+            seed: 3,
+            normalization: Normalization::Unit,
+            augment: false,
+            eval_batch_size: 128,
+        };
+        let mut trainer = Trainer::new(config, data, &Device::Cpu).unwrap();
+        trainer.set_fused_step(fused);
+        let stop = AtomicBool::new(false);
+        let mut last = None;
+        while !trainer.is_finished() {
+            last = trainer.train_epoch(&stop, &mut |_| {}).unwrap();
+        }
+        let weights = trainer
+            .network
+            .trainable_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1().unwrap()))
+            .collect();
+        (last.unwrap(), weights, trainer.optimizer.step_count())
+    }
+
+    /// Two epochs (with a learning-rate decay between them) through the fused CPU step and
+    /// through autograd end in the same place, to rounding.
+    #[test]
+    fn the_fused_step_trains_like_autograd() {
+        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw] {
+            let (fused, fused_weights, fused_steps) = run(true, kind);
+            let (reference, ref_weights, ref_steps) = run(false, kind);
+            assert_eq!(fused_steps, ref_steps);
+            assert!(
+                fused.test.accuracy > 0.9,
+                "{kind:?}: {}",
+                fused.test.accuracy
+            );
+            assert!((fused.test.accuracy - reference.test.accuracy).abs() <= 0.01);
+            assert!(
+                (fused.train_loss - reference.train_loss).abs()
+                    < 1e-3 * reference.train_loss.max(0.01)
+            );
+            for (name, w) in &ref_weights {
+                let diff = w
+                    .iter()
+                    .zip(&fused_weights[name])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(diff < 1e-3, "{kind:?}: {name} differs by {diff}");
+            }
+        }
+    }
+}
