@@ -38,6 +38,22 @@ class SeedNet(nn.Module):
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
+class FastNet(nn.Module):
+    """mnist's `fast`: two conv 3x3 layers, each with ReLU and max-pool 2, then dense, ReLU, dense."""
+
+    def __init__(self, conv1_channels=16, conv2_channels=32, hidden=128):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, conv1_channels, 3)
+        self.conv2 = nn.Conv2d(conv1_channels, conv2_channels, 3)
+        self.fc1 = nn.Linear(conv2_channels * 5 * 5, hidden)
+        self.fc2 = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
 class ConvNet(nn.Module):
     """mnist's `convnet`: two blocks of two bias-free 3x3 convolutions with batch norm, then a
     dense layer with batch norm."""
@@ -61,7 +77,7 @@ class ConvNet(nn.Module):
         return self.fc2(x)
 
 
-ARCHITECTURES = {"seed": SeedNet, "convnet": ConvNet}
+ARCHITECTURES = {"seed": SeedNet, "convnet": ConvNet, "fast": FastNet}
 
 
 def normalizer(normalization):
@@ -74,7 +90,7 @@ def normalizer(normalization):
 
 def load(path, architecture=None):
     """(module in eval mode, normalize) for a file written by `mnist train`. `architecture`
-    ("seed" or "convnet", default config) is needed only for files without mnist metadata."""
+    ("seed", "convnet" or "fast", default config) is needed only for files without mnist metadata."""
     with safe_open(path, "pt") as f:
         meta = f.metadata() or {}
     if "mnist.model_config" in meta:
@@ -83,7 +99,7 @@ def load(path, architecture=None):
         normalize = normalizer(json.loads(meta["mnist.normalization"]))
     elif architecture is not None:
         model = ARCHITECTURES[architecture]()
-        normalize = normalizer({"kind": "unit"} if architecture == "seed" else {"kind": "mean_std", "mean": 0.1307, "std": 0.3081})
+        normalize = normalizer({"kind": "unit"} if architecture in ("seed", "fast") else {"kind": "mean_std", "mean": 0.1307, "std": 0.3081})
     else:
         raise SystemExit(f"{path}: no mnist metadata; say which architecture it holds")
     state = {k: v for k, v in load_file(path).items() if not k.startswith("optim.")}

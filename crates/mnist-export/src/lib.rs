@@ -70,6 +70,17 @@ pub fn onnx_model(network: &Network, meta: &CheckpointMeta) -> Result<ModelProto
             x = graph.unary("Relu", &x);
             x = graph.dense(&x, "fc2", None)?;
         }
+        Architecture::Fast(_) => {
+            for conv in ["conv1", "conv2"] {
+                x = graph.conv(&x, conv, None)?;
+                x = graph.unary("Relu", &x);
+                x = graph.max_pool(&x);
+            }
+            x = graph.unary("Flatten", &x);
+            x = graph.dense(&x, "fc1", None)?;
+            x = graph.unary("Relu", &x);
+            x = graph.dense(&x, "fc2", None)?;
+        }
         Architecture::Convnet(_) => {
             for (conv, bn) in [("conv1", "bn1"), ("conv2", "bn2")] {
                 x = graph.conv(&x, conv, Some(bn))?;

@@ -6,7 +6,9 @@ use candle_core::{DType, Device, ModuleT, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use crate::{init, ConvNet, ConvNetConfig, ModelError, Result, SeedConfig, SeedNet};
+use crate::{
+    init, ConvNet, ConvNetConfig, FastConfig, FastNet, ModelError, Result, SeedConfig, SeedNet,
+};
 
 /// An architecture together with its layer configuration: everything needed to rebuild the
 /// exact tensor shapes of a checkpoint.
@@ -17,15 +19,18 @@ pub enum Architecture {
     Seed(SeedConfig),
     /// Two conv blocks with batch norm (≥ 99.5% with augmentation).
     Convnet(ConvNetConfig),
+    /// Two small conv layers: the time-to-99% recipe's network.
+    Fast(FastConfig),
 }
 
 impl Architecture {
-    pub const NAMES: [&'static str; 2] = ["seed", "convnet"];
+    pub const NAMES: [&'static str; 3] = ["seed", "convnet", "fast"];
 
     pub fn name(&self) -> &'static str {
         match self {
             Self::Seed(_) => "seed",
             Self::Convnet(_) => "convnet",
+            Self::Fast(_) => "fast",
         }
     }
 
@@ -49,6 +54,7 @@ impl FromStr for Architecture {
         match s {
             "seed" => Ok(Self::Seed(SeedConfig::default())),
             "convnet" => Ok(Self::Convnet(ConvNetConfig::default())),
+            "fast" => Ok(Self::Fast(FastConfig::default())),
             _ => Err(ModelError::UnknownArchitecture {
                 found: s.to_string(),
                 expected: Self::NAMES.join(", "),
@@ -64,6 +70,7 @@ impl FromStr for Architecture {
 pub enum Model {
     Seed(SeedNet),
     Convnet(ConvNet),
+    Fast(FastNet),
 }
 
 impl ModuleT for Model {
@@ -71,6 +78,7 @@ impl ModuleT for Model {
         match self {
             Self::Seed(m) => m.forward_t(xs, train),
             Self::Convnet(m) => m.forward_t(xs, train),
+            Self::Fast(m) => m.forward_t(xs, train),
         }
     }
 }
@@ -170,6 +178,7 @@ fn build(architecture: &Architecture, vb: VarBuilder) -> Result<Model> {
     Ok(match architecture {
         Architecture::Seed(config) => Model::Seed(SeedNet::new(config, vb)?),
         Architecture::Convnet(config) => Model::Convnet(ConvNet::new(config, vb)?),
+        Architecture::Fast(config) => Model::Fast(FastNet::new(config, vb)?),
     })
 }
 
@@ -228,6 +237,33 @@ mod tests {
     }
 
     #[test]
+    fn fast_model_has_two_conv_layers_and_its_parameter_count() {
+        let net = Network::seeded("fast".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        let shapes: Vec<(String, Vec<usize>)> = net
+            .named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.dims().to_vec()))
+            .collect();
+        let expected: Vec<(String, Vec<usize>)> = [
+            ("conv1.bias", vec![16]),
+            ("conv1.weight", vec![16, 1, 3, 3]),
+            ("conv2.bias", vec![32]),
+            ("conv2.weight", vec![32, 16, 3, 3]),
+            ("fc1.bias", vec![128]),
+            ("fc1.weight", vec![128, 800]),
+            ("fc2.bias", vec![10]),
+            ("fc2.weight", vec![10, 128]),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect();
+        assert_eq!(shapes, expected);
+        assert_eq!(net.parameter_count(), 160 + 4640 + 102_528 + 1290);
+        let xs = Tensor::randn(0f32, 1., (3, 1, 28, 28), &Device::Cpu).unwrap();
+        assert_eq!(net.forward(&xs, true).unwrap().dims(), &[3, 10]);
+    }
+
+    #[test]
     fn same_seed_same_weights_different_seed_different_weights() {
         let flat = |seed| {
             let net = Network::seeded("seed".parse().unwrap(), seed, &Device::Cpu).unwrap();
@@ -244,7 +280,7 @@ mod tests {
     fn unknown_architecture_names_the_choices() {
         let err = "resnet".parse::<Architecture>().unwrap_err().to_string();
         assert!(
-            err.contains("resnet") && err.contains("seed, convnet"),
+            err.contains("resnet") && err.contains("seed, convnet, fast"),
             "{err}"
         );
     }

@@ -11,6 +11,7 @@ mod classifier;
 pub mod conv;
 mod convnet;
 mod error;
+mod fast;
 #[cfg(test)]
 mod gradcheck;
 mod init;
@@ -23,6 +24,7 @@ pub use checkpoint::{Checkpoint, CheckpointMeta, FORMAT_VERSION};
 pub use classifier::{ranked, Classifier, CLASSIFY_BATCH_SIZE};
 pub use convnet::{ConvNet, ConvNetConfig, BATCH_NORM_EPS};
 pub use error::ModelError;
+pub use fast::{FastConfig, FastNet};
 pub use init::glorot_bound;
 pub use seed::{SeedConfig, SeedNet};
 

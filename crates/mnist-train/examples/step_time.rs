@@ -112,23 +112,31 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             candle_core::utils::get_num_threads()
         );
     }
-    if only.as_deref().is_none_or(|o| o == "seed/fused") {
-        time_fused_seed_step(steps, batch)?;
+    for arch in ["seed", "fast"] {
+        let name = format!("{arch}/fused");
+        if only.as_deref().is_none_or(|o| o == name) {
+            time_fused_step(arch, &name, steps, batch)?;
+        }
     }
     Ok(())
 }
 
-/// The `seed/fused` row: the whole tutorial step as `mnist_train::SeedStep` (what `mnist train`
-/// runs on the CPU), on random pixels.
-fn time_fused_seed_step(steps: usize, batch: usize) -> Result<(), Box<dyn std::error::Error>> {
+/// The `seed/fused` and `fast/fused` rows: the whole step as `mnist_train::FusedStep` (what
+/// `mnist train` runs on the CPU for these architectures), on random pixels.
+fn time_fused_step(
+    arch: &str,
+    name: &str,
+    steps: usize,
+    batch: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::Cpu;
-    let net = Network::seeded("seed".parse()?, 0, &device)?;
+    let net = Network::seeded(arch.parse()?, 0, &device)?;
     let opt = Optimizer::new(
         OptimizerConfig::new(OptimizerKind::Adam, 1e-3),
         net.trainable_vars(),
     )?;
     let norm = mnist_data::Normalization::Unit;
-    let mut step = mnist_train::SeedStep::load(&net, &opt, &norm)?.ok_or("not fusable")?;
+    let mut step = mnist_train::FusedStep::load(&net, &opt, &norm)?.ok_or("not fusable")?;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let pixels: Vec<u8> = (0..batch * 784)
         .map(|_| {
@@ -150,8 +158,7 @@ fn time_fused_seed_step(steps: usize, batch: usize) -> Result<(), Box<dyn std::e
     times.sort_by(|a, b| a.total_cmp(b));
     let median = times[times.len() / 2];
     println!(
-        "{:12} batch {batch:4}: {median:8.2} ms/step (forward, backward and Adam fused), {:6.1} s/epoch, {} threads",
-        "seed/fused",
+        "{name:12} batch {batch:4}: {median:8.2} ms/step (forward, backward and Adam fused), {:6.1} s/epoch, {} threads",
         median * (60_000f64 / batch as f64).ceil() / 1e3,
         rayon::current_num_threads()
     );

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 const CHUNK: usize = 1 << 14;
 
 /// One Adam(W) step's scalars in f32, and the update of one element. Both the in-place tensor
-/// passes below and the fused tutorial step ([`crate::seed_step`]) update through these
+/// passes below and the fused tutorial step ([`crate::fused_step`]) update through these
 /// functions, so the two give the same bits for the same gradient.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AdamScalars {

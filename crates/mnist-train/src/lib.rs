@@ -8,15 +8,15 @@
 mod error;
 mod evaluate;
 mod fused_adam;
+mod fused_step;
 mod optim;
 pub mod runtime;
-mod seed_step;
 mod trainer;
 
 pub use error::TrainError;
 pub use evaluate::{evaluate, EvalReport};
+pub use fused_step::{FusedStep, StepOutcome};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
-pub use seed_step::{SeedStep, StepOutcome};
 pub use trainer::{EpochReport, StepProgress, TrainConfig, Trainer};
 
 pub type Result<T> = std::result::Result<T, TrainError>;

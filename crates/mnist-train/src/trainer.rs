@@ -14,7 +14,7 @@ use mnist_model::checkpoint::{self, Checkpoint, CheckpointMeta};
 use mnist_model::{Architecture, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::{evaluate, EvalReport, Optimizer, OptimizerConfig, Result, SeedStep, TrainError};
+use crate::{evaluate, EvalReport, FusedStep, Optimizer, OptimizerConfig, Result, TrainError};
 
 /// Everything that determines a training run. Stored in every checkpoint, so `--resume`
 /// continues with exactly the same recipe.
@@ -115,7 +115,7 @@ pub struct Trainer {
     test: DeviceSplit,
     device: Device,
     completed_epochs: usize,
-    /// Whether the tutorial network trains through [`SeedStep`] on the CPU (the default).
+    /// Whether the tutorial network trains through [`FusedStep`] on the CPU (the default).
     fused_step: bool,
 }
 
@@ -207,7 +207,7 @@ impl Trainer {
         })
     }
 
-    /// Turns the fused CPU step for the tutorial network ([`SeedStep`]) on or off. Off, every
+    /// Turns the fused CPU step for the tutorial network ([`FusedStep`]) on or off. Off, every
     /// step goes through candle's autograd and the optimizer, as on other devices; the two agree
     /// to rounding. For comparisons and tests.
     pub fn set_fused_step(&mut self, enabled: bool) {
@@ -260,7 +260,7 @@ impl Trainer {
         // The fused step holds the weights and moments during the epoch; they go back into the
         // network and optimizer before anything else reads them.
         let mut fused = match self.fused_step {
-            true => SeedStep::load(&self.network, &self.optimizer, &config.normalization)?,
+            true => FusedStep::load(&self.network, &self.optimizer, &config.normalization)?,
             false => None,
         };
         let order_tensor = match fused {

@@ -91,6 +91,83 @@ pub fn max_pool2_reference(xs: &Tensor) -> Result<Tensor> {
         .max(4)
 }
 
+/// [`im2col`] of one image on host slices: `src [c, h, w]`'s patch row `r` (channel, kernel row,
+/// kernel column) goes to `dst[r * row_stride..][..ho * wo]`. For callers that keep their own
+/// buffers (mnist-train's fused training step).
+pub fn im2col_image(
+    src: &[f32],
+    (c, h, w): (usize, usize, usize),
+    k: usize,
+    dst: &mut [f32],
+    row_stride: usize,
+) {
+    let (ho, wo) = (h + 1 - k, w + 1 - k);
+    for r in 0..c * k * k {
+        let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
+        let plane = &src[ch * h * w..][..h * w];
+        copy_patch_row(
+            plane,
+            w,
+            (ki, kj),
+            (ho, wo),
+            &mut dst[r * row_stride..][..ho * wo],
+        );
+    }
+}
+
+/// The adjoint of [`im2col_image`]: adds patch gradients (rows as there) into `dst [c, h, w]`.
+pub fn col2im_image(
+    src: &[f32],
+    row_stride: usize,
+    (c, h, w): (usize, usize, usize),
+    k: usize,
+    dst: &mut [f32],
+) {
+    let (ho, wo) = (h + 1 - k, w + 1 - k);
+    for r in 0..c * k * k {
+        let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
+        let plane = &mut dst[ch * h * w..][..h * w];
+        add_patch_row(
+            &src[r * row_stride..][..ho * wo],
+            w,
+            (ki, kj),
+            (ho, wo),
+            plane,
+        );
+    }
+}
+
+/// One patch row: tap `(ki, kj)` of every output pixel of a `w`-wide plane.
+#[inline]
+fn copy_patch_row(
+    plane: &[f32],
+    w: usize,
+    (ki, kj): (usize, usize),
+    (ho, wo): (usize, usize),
+    out: &mut [f32],
+) {
+    for y in 0..ho {
+        out[y * wo..(y + 1) * wo].copy_from_slice(&plane[(y + ki) * w + kj..][..wo]);
+    }
+}
+
+/// The adjoint of [`copy_patch_row`]: adds the row back into the plane.
+#[inline]
+fn add_patch_row(
+    taps: &[f32],
+    w: usize,
+    (ki, kj): (usize, usize),
+    (ho, wo): (usize, usize),
+    plane: &mut [f32],
+) {
+    for y in 0..ho {
+        let out = &mut plane[(y + ki) * w + kj..][..wo];
+        for (o, g) in out.iter_mut().zip(&taps[y * wo..(y + 1) * wo]) {
+            *o += g;
+        }
+    }
+}
+
 struct Im2Col {
     k: usize,
 }
@@ -116,10 +193,13 @@ impl CustomOp1 for Im2Col {
             let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
             for n in 0..b {
                 let plane = &src[(n * c + ch) * h * w..][..h * w];
-                let out = &mut row[n * ho * wo..][..ho * wo];
-                for y in 0..ho {
-                    out[y * wo..(y + 1) * wo].copy_from_slice(&plane[(y + ki) * w + kj..][..wo]);
-                }
+                copy_patch_row(
+                    plane,
+                    w,
+                    (ki, kj),
+                    (ho, wo),
+                    &mut row[n * ho * wo..][..ho * wo],
+                );
             }
         });
         Ok((CpuStorage::F32(dst), Shape::from((rows, cols))))
@@ -169,12 +249,7 @@ impl CustomOp1 for Col2Im {
                     let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
                     let plane = &mut img[ch * h * w..(ch + 1) * h * w];
                     let taps = &src[r * cols + n * ho * wo..][..ho * wo];
-                    for y in 0..ho {
-                        let out = &mut plane[(y + ki) * w + kj..][..wo];
-                        for (o, g) in out.iter_mut().zip(&taps[y * wo..(y + 1) * wo]) {
-                            *o += g;
-                        }
-                    }
+                    add_patch_row(taps, w, (ki, kj), (ho, wo), plane);
                 }
             });
         Ok((CpuStorage::F32(dst), Shape::from((b, c, h, w))))
