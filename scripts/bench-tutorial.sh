@@ -5,6 +5,7 @@
 # /tmp/mnist-bench-venv, kept so a second run does not download them again; PyPI's torch wheel
 # pulls its CUDA libraries too, about 5 GB in all).
 # Usage: MNIST_DIR=... scripts/bench-tutorial.sh [--epochs N] [--threads N] [--frameworks ...]
+#        MNIST_DIR=... scripts/bench-tutorial.sh --recipe fast   # time to 99%: this project and PyTorch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${MNIST_DIR:?set MNIST_DIR to the folder holding the MNIST IDX files}"

@@ -7,6 +7,12 @@
    median of 5 runs) and `mnist predict` of one picture (wall time including process start,
    median of 10 runs).
 
+With `--recipe fast`, instead: the time-to-99% recipe (`mnist train --model fast --epochs 3
+--lr 3e-3 --lr-decay 0.2`, batch 32, x/255) in this project and in PyTorch, each run once per seed
+(--seeds, default 42,1,2): wall time of the whole process (start, reading the data, training, the
+test set evaluated every epoch, and for this project writing the checkpoint), and the final test
+accuracy of every run.
+
 Run it on a quiet machine: anything on another core makes spinning thread pools several times
 slower. The script prints the load average it started with, and refuses to report a figure
 from a machine whose 1-minute load is above 0.5 unless --allow-busy is given.
@@ -14,7 +20,7 @@ from a machine whose 1-minute load is above 0.5 unless --allow-busy is given.
 Usage (through scripts/bench-tutorial.sh, which builds the binary and the venv):
     python scripts/bench_tutorial.py --mnist-dir DIR --binary target/release/mnist
         [--python VENV/bin/python] [--epochs 5] [--threads 2] [--device cpu|cuda]
-        [--frameworks mnist,pytorch,tensorflow]
+        [--frameworks mnist,pytorch,tensorflow] [--recipe tutorial|fast] [--seeds 42,1,2]
 """
 
 import argparse
@@ -66,6 +72,53 @@ def median_of(values):
     return statistics.median(values) if values else float("nan")
 
 
+# The time-to-99% recipe, as `mnist train` flags; pytorch_tutorial.py takes the same ones.
+FAST_RECIPE = ["--model", "fast", "--epochs", "3", "--lr", "3e-3", "--lr-decay", "0.2"]
+
+
+def run_fast_recipe(args, here, env, frameworks, load):
+    """Part 1 for --recipe fast: whole-process wall time and final accuracy, per seed."""
+    rows = []
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = []
+        if "mnist" in frameworks:
+            runs.append(("mnist (this project, candle 0.11.1)", lambda seed: [
+                args.binary, "train", *FAST_RECIPE, "--seed", str(seed), "--device", args.device,
+                "--data-dir", args.mnist_dir, "--out", os.path.join(tmp, "fast.safetensors")], False))
+        if "pytorch" in frameworks:
+            runs.append((f"PyTorch {version(args.python, 'torch')}", lambda seed: [
+                args.python, os.path.join(here, "pytorch_tutorial.py"), args.mnist_dir, *FAST_RECIPE,
+                "--seed", str(seed), "--threads", str(args.threads), "--device", args.device], True))
+        for name, command, json_lines in runs:
+            walls, accuracies, peak = [], [], 0.0
+            for seed in seeds:
+                start = time.perf_counter()
+                lines, rss = run_rss(command(seed), env)
+                walls.append(time.perf_counter() - start)
+                if json_lines:
+                    last = [json.loads(l) for l in lines if l.startswith("{")][-1]
+                    accuracies.append(last["test_accuracy"])
+                else:
+                    last = [l for l in lines if l.startswith("epoch ")][-1].split()
+                    accuracies.append(float(dict(zip(last[0::2], last[1::2]))["test_accuracy"]))
+                peak = max(peak, rss)
+            rows.append((name, walls, accuracies, peak))
+
+    machine = gpu_name(args.python) if args.device == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores"
+    print(f"time-to-99% recipe ({' '.join(FAST_RECIPE)}, batch 32), seeds {args.seeds}, {args.threads} threads, "
+          f"{args.device}: {machine}; load average at start {load:.2f}")
+    print()
+    print("| run | wall seconds, whole process (median) | each seed | test accuracy, each seed | peak RSS | time vs this project |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    ours = median_of(rows[0][1]) if rows and rows[0][0].startswith("mnist") else None
+    for name, walls, accuracies, rss in rows:
+        med = median_of(walls)
+        ratio = f"{med / ours:.2f}x" if ours else "-"
+        print(f"| {name} | {med:.2f} | {' '.join(f'{w:.2f}' for w in walls)} | "
+              f"{' '.join(f'{a * 100:.2f}%' for a in accuracies)} | {rss:.0f} MB | {ratio} |")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--mnist-dir", required=True)
@@ -76,6 +129,8 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--frameworks", default="mnist,pytorch,tensorflow")
     p.add_argument("--allow-busy", action="store_true")
+    p.add_argument("--recipe", default="tutorial", choices=["tutorial", "fast"])
+    p.add_argument("--seeds", default="42,1,2", help="--recipe fast: one run per seed")
     args = p.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.dirname(here)
@@ -87,6 +142,9 @@ def main():
     if load > 0.5 and not args.allow_busy:
         sys.exit(f"1-minute load average is {load:.2f}: something else is running. "
                  "Wait for a quiet machine, or pass --allow-busy (and do not publish the figures).")
+
+    if args.recipe == "fast":
+        return run_fast_recipe(args, here, env, frameworks, load)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

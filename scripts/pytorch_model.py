@@ -19,8 +19,6 @@ import argparse
 import json
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 
@@ -91,6 +89,9 @@ def normalizer(normalization):
 def load(path, architecture=None):
     """(module in eval mode, normalize) for a file written by `mnist train`. `architecture`
     ("seed", "convnet" or "fast", default config) is needed only for files without mnist metadata."""
+    from safetensors import safe_open  # here, so the modules above need only torch
+    from safetensors.torch import load_file
+
     with safe_open(path, "pt") as f:
         meta = f.metadata() or {}
     if "mnist.model_config" in meta:
@@ -123,6 +124,8 @@ def main():
     correct = int((predicted == labels).sum())
     print(f"torch {torch.__version__}: {args.weights}: accuracy {correct / len(labels):.4f} ({correct}/{len(labels)})")
     if args.save_state_dict:
+        from safetensors.torch import save_file
+
         save_file(model.state_dict(), args.save_state_dict)
         print(f"saved the state_dict to {args.save_state_dict}")
 
