@@ -63,7 +63,7 @@ fn step(arch: &str, device: &Device) -> Vec<(String, Vec<f32>)> {
 fn cuda_logits_loss_and_gradients_match_the_cpu() {
     let gpu = Device::new_cuda(0)
         .expect("no CUDA device (build with --features cuda, run on a GPU machine)");
-    for arch in ["seed", "convnet"] {
+    for arch in ["seed", "convnet", "fast"] {
         let (cpu, cuda) = (step(arch, &Device::Cpu), step(arch, &gpu));
         for ((name, a), (_, b)) in cpu.iter().zip(&cuda) {
             let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);

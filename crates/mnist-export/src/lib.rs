@@ -457,6 +457,7 @@ mod tests {
                 Architecture::Convnet(Default::default()),
                 Normalization::mnist_mean_std(),
             ),
+            (Architecture::Fast(Default::default()), Normalization::Unit),
         ] {
             let network = network(architecture);
             let meta = CheckpointMeta::new(architecture, normalization);

@@ -78,6 +78,57 @@ impl AdamScalars {
         self.update_portable(p, g, m, v)
     }
 
+    /// One moment (`second`: the squared-gradient one) of [`Self::update`] alone, for the
+    /// three-pass update over tensors.
+    fn update_moment(&self, m: &mut [f32], g: &[f32], second: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.update_moment_avx2(m, g, second) };
+        }
+        self.update_moment_portable(m, g, second)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn update_moment_avx2(&self, m: &mut [f32], g: &[f32], second: bool) {
+        self.update_moment_portable(m, g, second)
+    }
+
+    #[inline(always)]
+    fn update_moment_portable(&self, m: &mut [f32], g: &[f32], second: bool) {
+        for (m, &g) in m.iter_mut().zip(g) {
+            *m = if second {
+                self.second_moment(*m, g)
+            } else {
+                self.first_moment(*m, g)
+            };
+        }
+    }
+
+    /// The parameter part of [`Self::update`] alone, from moments already updated.
+    fn update_param(&self, p: &mut [f32], m: &[f32], v: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.update_param_avx2(p, m, v) };
+        }
+        self.update_param_portable(p, m, v)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn update_param_avx2(&self, p: &mut [f32], m: &[f32], v: &[f32]) {
+        self.update_param_portable(p, m, v)
+    }
+
+    #[inline(always)]
+    fn update_param_portable(&self, p: &mut [f32], m: &[f32], v: &[f32]) {
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p = self.param(*p, m, v);
+        }
+    }
+
     #[inline(always)]
     fn update_portable(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         let n = p.len();
@@ -145,17 +196,7 @@ impl InplaceOp2 for MomentUpdate {
         moment
             .par_chunks_mut(CHUNK)
             .zip(grad.par_chunks(CHUNK))
-            .for_each(|(m, g)| {
-                pulp::Arch::new().dispatch(|| {
-                    for (m, &g) in m.iter_mut().zip(g) {
-                        *m = if second {
-                            s.second_moment(*m, g)
-                        } else {
-                            s.first_moment(*m, g)
-                        };
-                    }
-                })
-            });
+            .for_each(|(m, g)| s.update_moment(m, g, second));
         Ok(())
     }
 }
@@ -189,13 +230,7 @@ impl InplaceOp3 for ParamUpdate {
         param
             .par_chunks_mut(CHUNK)
             .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
-            .for_each(|(p, (m, v))| {
-                pulp::Arch::new().dispatch(|| {
-                    for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-                        *p = s.param(*p, m, v);
-                    }
-                })
-            });
+            .for_each(|(p, (m, v))| s.update_param(p, m, v));
         Ok(())
     }
 }
