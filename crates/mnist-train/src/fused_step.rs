@@ -25,7 +25,7 @@ use gemm::Parallelism;
 use mnist_data::{Normalization, IMAGE_SIDE, NUM_CLASSES};
 use mnist_model::ops::{
     col2im_image, conv3x3_relu_max_pool_slices, conv3x3_relu_max_pool_weight_grad_slices,
-    im2col_image, ConvPoolDims,
+    im2col_image, matmul, ConvPoolDims,
 };
 use mnist_model::{Architecture, FastConfig, Network};
 use rayon::prelude::*;
@@ -772,42 +772,6 @@ fn column_sums(rows: &[f32], sums: &mut [f32]) {
     }
 }
 
-/// `dst [m, n] = lhs [m, k] @ rhs [k, n]`, each matrix given as (pointer, row stride, column
-/// stride) in elements.
-///
-/// # Safety
-/// Every element the strides address must lie inside its allocation, and `dst` must not overlap
-/// either input.
-unsafe fn matmul(
-    (m, n, k): (usize, usize, usize),
-    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
-    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
-    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
-    parallelism: Parallelism,
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        dst_cs as isize,
-        dst_rs as isize,
-        false,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
-        rhs,
-        rhs_cs as isize,
-        rhs_rs as isize,
-        0.0,
-        1.0,
-        false,
-        false,
-        false,
-        parallelism,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,20 +882,18 @@ mod tests {
                         diff < 1e-5,
                         "{arch} {kind:?} step {step}: {name} differs by {diff} (moved {moved})"
                     );
-                    let m = host(&state[&format!("exp_avg.{name}")]);
-                    let scale = m.iter().fold(1e-6f32, |a, x| a.max(x.abs()));
-                    let diff = max_abs_diff(&slot.m, &m) / scale;
-                    assert!(
-                        diff < 1e-4,
-                        "{arch} {kind:?} step {step}: exp_avg.{name} off by {diff} relative"
-                    );
-                    let v = host(&state[&format!("exp_avg_sq.{name}")]);
-                    let scale = v.iter().fold(1e-12f32, |a, x| a.max(x.abs()));
-                    let diff = max_abs_diff(&slot.v, &v) / scale;
-                    assert!(
-                        diff < 1e-4,
-                        "{arch} {kind:?} step {step}: exp_avg_sq.{name} off by {diff} relative"
-                    );
+                    for (moment, ours, floor) in [
+                        ("exp_avg", &slot.m, 1e-6f32),
+                        ("exp_avg_sq", &slot.v, 1e-12),
+                    ] {
+                        let theirs = host(&state[&format!("{moment}.{name}")]);
+                        let scale = theirs.iter().fold(floor, |a, x| a.max(x.abs()));
+                        let diff = max_abs_diff(ours, &theirs) / scale;
+                        assert!(
+                            diff < 1e-4,
+                            "{arch} {kind:?} step {step}: {moment}.{name} off by {diff} relative"
+                        );
+                    }
                 }
             }
             // Written back, the network and optimizer hold the fused state.

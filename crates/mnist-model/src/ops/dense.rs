@@ -63,25 +63,11 @@ impl CustomOp2 for Dense {
         // x [b, in], weight read as its transpose [in, out] via swapped strides, dst [b, out]),
         // the slices outlive the call, and dst does not alias either input.
         unsafe {
-            gemm::gemm(
-                b,
-                out,
-                inp,
-                dst.as_mut_ptr(),
-                1,
-                out as isize,
-                false,
-                xs.as_ptr(),
-                1,
-                inp as isize,
-                weight.as_ptr(),
-                inp as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
+            super::matmul(
+                (b, out, inp),
+                (dst.as_mut_ptr(), out, 1),
+                (xs.as_ptr(), inp, 1),
+                (weight.as_ptr(), 1, inp),
                 parallelism,
             )
         }

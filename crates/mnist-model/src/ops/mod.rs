@@ -38,6 +38,43 @@ pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) ->
     }
 }
 
+/// `dst [m, n] = lhs [m, k] @ rhs [k, n]` through the `gemm` crate, each matrix given as
+/// (pointer, row stride, column stride) in elements, so a transpose is a swap of strides. The one
+/// place the custom ops and mnist-train's fused training step call the GEMM.
+///
+/// # Safety
+/// Every element the strides address must lie inside its allocation, and `dst` must not overlap
+/// either input.
+pub unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        dst_cs as isize,
+        dst_rs as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    )
+}
+
 /// Patches of a `[b, c, h, w]` tensor for a `k`x`k` kernel, stride 1, no padding:
 /// `[c*k*k, b*(h-k+1)*(w-k+1)]`. Rows are ordered (channel, kernel row, kernel column) to match
 /// a PyTorch-layout weight flattened to `[out, c*k*k]`; columns are (image, row, column), so one
