@@ -22,7 +22,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         args.weights.display(),
         network.architecture
     );
-    let test = DeviceSplit::new(&mnist.test.images, &mnist.test.labels, &device)?;
+    let test = DeviceSplit::new(mnist.test.images, &mnist.test.labels, &device)?;
     // The forward passes alone (data already decoded and on the device): what the benchmark quotes.
     let started = std::time::Instant::now();
     let report = evaluate(&network, &test, &norm, args.batch_size)?;

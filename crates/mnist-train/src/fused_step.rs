@@ -825,7 +825,7 @@ mod tests {
             let images = pixels(n, 7);
             let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
             let labels32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
-            let split = DeviceSplit::new(&images, &labels, &device).unwrap();
+            let split = DeviceSplit::new(images.clone(), &labels, &device).unwrap();
             let config = OptimizerConfig::new(kind, 2e-3);
             let reference = Network::seeded(arch.parse().unwrap(), 3, &device).unwrap();
             let mut ref_opt = Optimizer::new(config, reference.trainable_vars()).unwrap();

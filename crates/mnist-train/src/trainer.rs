@@ -189,12 +189,12 @@ impl Trainer {
             TrainImages::Augmented(data.train)
         } else {
             TrainImages::Resident(DeviceSplit::new(
-                &data.train.images,
+                data.train.images,
                 &data.train.labels,
                 device,
             )?)
         };
-        let test = DeviceSplit::new(&data.test.images, &data.test.labels, device)?;
+        let test = DeviceSplit::new(data.test.images, &data.test.labels, device)?;
         Ok(Self {
             config,
             network,
@@ -252,7 +252,7 @@ impl Trainer {
             TrainImages::Augmented(source) => {
                 let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
                 let pixels = augment(&source.images, &AugmentConfig::default(), &mut rng);
-                augmented = DeviceSplit::new(&pixels, &source.labels, device)?;
+                augmented = DeviceSplit::new(pixels, &source.labels, device)?;
                 &augmented
             }
         };
