@@ -76,6 +76,20 @@ def median_of(values):
 FAST_RECIPE = ["--model", "fast", "--epochs", "3", "--lr", "3e-3", "--lr-decay", "0.2"]
 
 
+def print_comparison(columns, rows):
+    """The markdown table both recipes print: one row per framework (name, timings, accuracy text,
+    peak RSS in MB), with its median timing as a ratio to this project's (the first row)."""
+    print()
+    print(f"| run | {' | '.join(columns)} | peak RSS | time vs this project |")
+    print("| --- " * (len(columns) + 3) + "|")
+    ours = median_of(rows[0][1]) if rows and rows[0][0].startswith("mnist") else None
+    for name, timings, accuracy, rss in rows:
+        med = median_of(timings)
+        ratio = f"{med / ours:.2f}x" if ours else "-"
+        print(f"| {name} | {med:.2f} | {' '.join(f'{t:.2f}' for t in timings)} | {accuracy} "
+              f"| {rss:.0f} MB | {ratio} |")
+
+
 def run_fast_recipe(args, here, env, frameworks, load):
     """Part 1 for --recipe fast: whole-process wall time and final accuracy, per seed."""
     rows = []
@@ -108,15 +122,9 @@ def run_fast_recipe(args, here, env, frameworks, load):
     machine = gpu_name(args.python) if args.device == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores"
     print(f"time-to-99% recipe ({' '.join(FAST_RECIPE)}, batch 32), seeds {args.seeds}, {args.threads} threads, "
           f"{args.device}: {machine}; load average at start {load:.2f}")
-    print()
-    print("| run | wall seconds, whole process (median) | each seed | test accuracy, each seed | peak RSS | time vs this project |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    ours = median_of(rows[0][1]) if rows and rows[0][0].startswith("mnist") else None
-    for name, walls, accuracies, rss in rows:
-        med = median_of(walls)
-        ratio = f"{med / ours:.2f}x" if ours else "-"
-        print(f"| {name} | {med:.2f} | {' '.join(f'{w:.2f}' for w in walls)} | "
-              f"{' '.join(f'{a * 100:.2f}%' for a in accuracies)} | {rss:.0f} MB | {ratio} |")
+    print_comparison(["wall seconds, whole process (median)", "each seed", "test accuracy, each seed"],
+                     [(name, walls, ' '.join(f'{a * 100:.2f}%' for a in accuracies), rss)
+                      for name, walls, accuracies, rss in rows])
 
 
 def main():
@@ -174,15 +182,8 @@ def main():
     machine = gpu_name(args.python) if args.device == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores"
     print(f"tutorial recipe, {args.epochs} epochs, batch 32, {args.threads} threads, {args.device}: {machine}; "
           f"load average at start {load:.2f}")
-    print()
-    print("| run | seconds per epoch (median) | all epochs | test accuracy | peak RSS | time vs this project |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    ours = median_of(rows[0][1]) if rows and rows[0][0].startswith("mnist") else None
-    for name, seconds, acc, rss in rows:
-        med = median_of(seconds)
-        ratio = f"{med / ours:.2f}x" if ours else "-"
-        print(f"| {name} | {med:.2f} | {' '.join(f'{s:.2f}' for s in seconds)} | {acc * 100:.2f}% "
-              f"| {rss:.0f} MB | {ratio} |")
+    print_comparison(["seconds per epoch (median)", "all epochs", "test accuracy"],
+                     [(name, seconds, f"{acc * 100:.2f}%", rss) for name, seconds, acc, rss in rows])
 
     if "mnist" not in frameworks:
         return

@@ -61,25 +61,17 @@ pub fn onnx_model(network: &Network, meta: &CheckpointMeta) -> Result<ModelProto
     let mut graph = Graph::new(weights);
     let mut x = graph.normalize(INPUT_NAME, &meta.normalization);
     match network.architecture {
-        Architecture::Seed(_) => {
-            x = graph.conv(&x, "conv1", None)?;
-            x = graph.unary("Relu", &x);
-            x = graph.max_pool(&x);
-            x = graph.unary("Flatten", &x);
-            x = graph.dense(&x, "fc1", None)?;
-            x = graph.unary("Relu", &x);
-            x = graph.dense(&x, "fc2", None)?;
-        }
-        Architecture::Fast(_) => {
-            for conv in ["conv1", "conv2"] {
+        Architecture::Seed(_) | Architecture::Fast(_) => {
+            let convs: &[&str] = match network.architecture {
+                Architecture::Seed(_) => &["conv1"],
+                _ => &["conv1", "conv2"],
+            };
+            for conv in convs {
                 x = graph.conv(&x, conv, None)?;
                 x = graph.unary("Relu", &x);
                 x = graph.max_pool(&x);
             }
-            x = graph.unary("Flatten", &x);
-            x = graph.dense(&x, "fc1", None)?;
-            x = graph.unary("Relu", &x);
-            x = graph.dense(&x, "fc2", None)?;
+            x = graph.classifier(&x, None)?;
         }
         Architecture::Convnet(_) => {
             for (conv, bn) in [("conv1", "bn1"), ("conv2", "bn2")] {
@@ -92,10 +84,7 @@ pub fn onnx_model(network: &Network, meta: &CheckpointMeta) -> Result<ModelProto
                 x = graph.unary("Relu", &x);
             }
             x = graph.max_pool(&x);
-            x = graph.unary("Flatten", &x);
-            x = graph.dense(&x, "fc1", Some("bn5"))?;
-            x = graph.unary("Relu", &x);
-            x = graph.dense(&x, "fc2", None)?;
+            x = graph.classifier(&x, Some("bn5"))?;
         }
     }
     graph.rename_last_output(&x, OUTPUT_NAME);
@@ -313,6 +302,15 @@ impl Graph {
     }
 
     /// `x · Wᵀ + b` with PyTorch's `[out, in]` weight, as Gemm with transB.
+    /// The head every architecture ends with: Flatten, `fc1` (with batch norm `bn` folded in, if
+    /// any), ReLU, `fc2`.
+    fn classifier(&mut self, x: &str, bn: Option<&str>) -> Result<String, ExportError> {
+        let x = self.unary("Flatten", x);
+        let x = self.dense(&x, "fc1", bn)?;
+        let x = self.unary("Relu", &x);
+        self.dense(&x, "fc2", None)
+    }
+
     fn dense(&mut self, x: &str, layer: &str, bn: Option<&str>) -> Result<String, ExportError> {
         let (dims, w, b) = self.folded(layer, bn)?;
         let prefix = bn.map_or(layer.to_string(), |bn| format!("{layer}+{bn}"));
