@@ -119,6 +119,18 @@ fn bad_flags_are_refused_before_any_work() {
         .arg(dir.path()))
     .one_line_error();
     assert!(err.contains("--lr"), "{err}");
+    let err = run(mnist()
+        .args([
+            "eval",
+            "--batch-size",
+            "0",
+            "--weights",
+            "w.safetensors",
+            "--data-dir",
+        ])
+        .arg(dir.path()))
+    .one_line_error();
+    assert!(err.contains("--batch-size"), "{err}");
     #[cfg(not(feature = "cuda"))]
     {
         let err = run(mnist()

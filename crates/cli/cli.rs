@@ -7,10 +7,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::device::DeviceChoice;
 
-/// Evaluation batch: 256 convnet images keep memory near 0.5 GB and run as fast as larger ones
-/// (measured with `mnist eval --batch-size`, 100 to 1000).
-pub const EVAL_BATCH_SIZE: usize = 256;
-
 #[derive(Debug, Parser)]
 #[command(name = "mnist", version, about = "Handwritten digit recognition on MNIST with Candle", long_about = None)]
 pub struct Cli {
@@ -186,9 +182,10 @@ pub struct EvalArgs {
     /// Where to run: auto picks CUDA, then Metal, then CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
     pub device: DeviceChoice,
-    /// Images per forward pass (memory only; results do not depend on it).
-    #[arg(long, default_value_t = EVAL_BATCH_SIZE)]
-    pub batch_size: usize,
+    /// Images per forward pass (speed and memory only; results do not depend on it). Default:
+    /// the architecture's (256 for seed, 128 for fast and convnet).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -47,7 +47,7 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
         seed: args.seed,
         normalization,
         augment: args.augment,
-        eval_batch_size: crate::cli::EVAL_BATCH_SIZE,
+        eval_batch_size: architecture.eval_batch_size(),
     };
     config.validate()?;
     Ok(config)
