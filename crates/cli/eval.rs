@@ -23,11 +23,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         network.architecture
     );
     let test = DeviceSplit::new(mnist.test.images, &mnist.test.labels, &device)?;
-    // The forward passes alone (data already decoded and on the device): what the benchmark quotes.
-    let started = std::time::Instant::now();
     let batch_size = args
         .batch_size
         .unwrap_or_else(|| network.architecture.eval_batch_size());
+    // The forward passes alone (data already decoded and on the device): what the benchmark quotes.
+    let started = std::time::Instant::now();
     let report = evaluate(&network, &test, &norm, batch_size)?;
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("evaluated {} images in {seconds:.3} s", report.n);

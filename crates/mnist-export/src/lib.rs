@@ -61,15 +61,13 @@ pub fn onnx_model(network: &Network, meta: &CheckpointMeta) -> Result<ModelProto
     let mut graph = Graph::new(weights);
     let mut x = graph.normalize(INPUT_NAME, &meta.normalization);
     match network.architecture {
-        Architecture::Seed(_) | Architecture::Fast(_) => {
-            let convs: &[&str] = match network.architecture {
-                Architecture::Seed(_) => &["conv1"],
-                _ => &["conv1", "conv2"],
-            };
-            for conv in convs {
-                x = graph.conv(&x, conv, None)?;
-                x = graph.unary("Relu", &x);
-                x = graph.max_pool(&x);
+        Architecture::Seed(_) => {
+            x = graph.conv_relu_pool(&x, "conv1")?;
+            x = graph.classifier(&x, None)?;
+        }
+        Architecture::Fast(_) => {
+            for conv in ["conv1", "conv2"] {
+                x = graph.conv_relu_pool(&x, conv)?;
             }
             x = graph.classifier(&x, None)?;
         }
@@ -301,7 +299,14 @@ impl Graph {
         )
     }
 
-    /// `x · Wᵀ + b` with PyTorch's `[out, in]` weight, as Gemm with transB.
+    /// A conv layer with a bias (no batch norm), ReLU and a 2x2 max-pool: `seed`'s and `fast`'s
+    /// block.
+    fn conv_relu_pool(&mut self, x: &str, layer: &str) -> Result<String, ExportError> {
+        let x = self.conv(x, layer, None)?;
+        let x = self.unary("Relu", &x);
+        Ok(self.max_pool(&x))
+    }
+
     /// The head every architecture ends with: Flatten, `fc1` (with batch norm `bn` folded in, if
     /// any), ReLU, `fc2`.
     fn classifier(&mut self, x: &str, bn: Option<&str>) -> Result<String, ExportError> {
@@ -311,6 +316,7 @@ impl Graph {
         self.dense(&x, "fc2", None)
     }
 
+    /// `x · Wᵀ + b` with PyTorch's `[out, in]` weight, as Gemm with transB.
     fn dense(&mut self, x: &str, layer: &str, bn: Option<&str>) -> Result<String, ExportError> {
         let (dims, w, b) = self.folded(layer, bn)?;
         let prefix = bn.map_or(layer.to_string(), |bn| format!("{layer}+{bn}"));
