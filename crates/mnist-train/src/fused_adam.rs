@@ -143,6 +143,63 @@ impl AdamScalars {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+impl AdamScalars {
+    /// [`Self::update`] of the 16 elements at `p`, `m` and `v` (only the lanes in `mask`) whose
+    /// gradient is already in a register: the fused step's fc1 kernels apply Adam to each
+    /// weight-gradient tile where it was computed. The same operations in the same order as
+    /// [`Self::update_portable`] (no fused multiply-add), so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, and the lanes of `p`, `m` and `v` selected by `mask` must be
+    /// valid for reads and writes.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub unsafe fn update_m512(
+        &self,
+        g: std::arch::x86_64::__m512,
+        p: *mut f32,
+        m: *mut f32,
+        v: *mut f32,
+        mask: std::arch::x86_64::__mmask16,
+    ) {
+        use std::arch::x86_64::*;
+        let s = _mm512_set1_ps;
+        // `flush_subnormal`: keep lanes with |x| >= MIN_POSITIVE (false for NaN, as there).
+        let flush = |x: __m512| {
+            let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(x), s(f32::MIN_POSITIVE));
+            _mm512_maskz_mov_ps(keep, x)
+        };
+        // SAFETY: the caller guarantees the masked lanes are valid.
+        let (m0, v0, p0) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(mask, m),
+                _mm512_maskz_loadu_ps(mask, v),
+                _mm512_maskz_loadu_ps(mask, p),
+            )
+        };
+        let m1 = flush(_mm512_add_ps(
+            _mm512_mul_ps(s(self.beta1), m0),
+            _mm512_mul_ps(s(self.rest1), g),
+        ));
+        let v1 = flush(_mm512_add_ps(
+            _mm512_mul_ps(s(self.beta2), v0),
+            _mm512_mul_ps(s(self.rest2), _mm512_mul_ps(g, g)),
+        ));
+        let step = _mm512_div_ps(
+            _mm512_mul_ps(s(self.alpha), m1),
+            _mm512_add_ps(_mm512_sqrt_ps(v1), s(self.eps)),
+        );
+        let p1 = _mm512_sub_ps(_mm512_mul_ps(p0, s(self.decay)), step);
+        // SAFETY: as above.
+        unsafe {
+            _mm512_mask_storeu_ps(m, mask, m1);
+            _mm512_mask_storeu_ps(v, mask, v1);
+            _mm512_mask_storeu_ps(p, mask, p1);
+        }
+    }
+}
+
 /// Zero for a subnormal `x` (below 1.2e-38), `x` otherwise. A weight whose gradient stays zero
 /// (a dead unit) has its first moment shrink by 0.9 per step, into subnormals after about 800
 /// steps; x86 computes on subnormals in microcode, tens of times slower, and that slowed a whole

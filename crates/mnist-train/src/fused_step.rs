@@ -122,6 +122,28 @@ struct Scratch {
     dhidden: Vec<f32>,
     /// The gradient of fc1's input.
     dfeatures: Vec<f32>,
+    /// Partial products of fc1's forward, one per column block.
+    fc1_partials: Vec<f32>,
+}
+
+/// Which kernels run fc1 (forward, backward and its Adam update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fc1Kernels {
+    /// `gemm` calls per column block, then Adam over each block's gradient rows.
+    Gemm,
+    /// [`crate::fc1_avx512`]: the same sums without packing, Adam applied in registers.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Fc1Kernels {
+    fn best() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if crate::fc1_avx512::available() {
+            return Self::Avx512;
+        }
+        Self::Gemm
+    }
 }
 
 /// What one step measured: the summed loss and the number of correct predictions.
@@ -137,8 +159,9 @@ pub struct FusedStep {
     hidden: usize,
     /// fc1's inputs: the last pooled map, flattened.
     features: usize,
-    /// Columns per block of fc1 in its fused backward.
+    /// Columns per block of fc1's forward (and of its backward with [`Fc1Kernels::Gemm`]).
     block: usize,
+    fc1_kernels: Fc1Kernels,
     slots: Vec<Slot>,
     config: OptimizerConfig,
     /// Adam steps taken, as the optimizer counts them.
@@ -233,6 +256,7 @@ impl FusedStep {
             features,
             // Whole channels, at least ~160 columns, so each block's GEMMs are worth a task.
             block: plane * (160 / plane).max(1),
+            fc1_kernels: Fc1Kernels::best(),
             slots,
             config,
             step: optimizer.step_count(),
@@ -409,13 +433,24 @@ impl FusedStep {
         };
         let p = &self.slots;
         // pre = features @ fc1ᵀ + bias; hidden = relu(pre).
-        fc1_forward(
-            (b, h, f),
-            self.block,
-            features,
-            &p[FC1_W].value,
-            &mut s.pre[..b * h],
-        );
+        match self.fc1_kernels {
+            Fc1Kernels::Gemm => fc1_forward(
+                (b, h, f),
+                self.block,
+                features,
+                &p[FC1_W].value,
+                &mut s.pre[..b * h],
+            ),
+            #[cfg(target_arch = "x86_64")]
+            Fc1Kernels::Avx512 => crate::fc1_avx512::forward(
+                (b, h, f),
+                self.block,
+                features,
+                &p[FC1_W].value,
+                &mut s.pre[..b * h],
+                &mut s.fc1_partials,
+            ),
+        }
         for (pre, hid) in s.pre[..b * h]
             .chunks_exact_mut(h)
             .zip(s.hidden.chunks_exact_mut(h))
@@ -505,6 +540,19 @@ impl FusedStep {
             None => &s.pooled1[..b * f],
         };
         let fc1 = &mut self.slots[FC1_W];
+        #[cfg(target_arch = "x86_64")]
+        if self.fc1_kernels == Fc1Kernels::Avx512 {
+            return crate::fc1_avx512::backward_and_update(
+                (b, h, f),
+                features,
+                &s.dhidden[..b * h],
+                &mut fc1.value,
+                &mut fc1.m,
+                &mut fc1.v,
+                &mut s.dfeatures[..b * f],
+                adam,
+            );
+        }
         let weights = SharedMut(fc1.value.as_mut_ptr());
         let moments = (SharedMut(fc1.m.as_mut_ptr()), SharedMut(fc1.v.as_mut_ptr()));
         assert!(s.dfeatures.len() >= b * f && s.dhidden.len() >= b * h);
@@ -903,6 +951,85 @@ mod tests {
             for (name, var) in reference.trainable_vars() {
                 let diff = max_abs_diff(&host(ours[&name].as_tensor()), &host(var.as_tensor()));
                 assert!(diff < 1e-5, "{name}: {diff}");
+            }
+        }
+    }
+
+    /// The AVX-512 fc1 kernels against the `gemm` ones, through whole steps: the same bits for
+    /// the outcome, every weight and every moment. Shapes cover the shipped networks and odd
+    /// ones whose hidden width, feature count and batch leave partial tiles and masked lanes.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_fc1_gives_the_bits_of_the_gemm_path() {
+        use mnist_model::SeedConfig;
+        if !crate::fc1_avx512::available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let device = Device::Cpu;
+        let norm = Normalization::mnist_mean_std();
+        let odd_seed = Architecture::Seed(SeedConfig {
+            conv_channels: 3,
+            hidden: 21,
+        });
+        let odd_fast = Architecture::Fast(FastConfig {
+            conv1_channels: 4,
+            conv2_channels: 7,
+            hidden: 13,
+        });
+        // (architecture, optimizer, whether the paths agree to the bit at batches >= 16)
+        let cases = [
+            ("seed".parse().unwrap(), OptimizerKind::Adam, true),
+            ("fast".parse().unwrap(), OptimizerKind::Adamw, true),
+            (odd_seed, OptimizerKind::Adamw, true),
+            (odd_fast, OptimizerKind::Adam, false),
+        ];
+        let n = 96;
+        let images = pixels(n, 11);
+        let labels: Vec<u32> = (0..n as u32).map(|i| i * 3 % 10).collect();
+        for (arch, kind, bits) in cases {
+            let config = OptimizerConfig::new(kind, 2e-3);
+            let mut steps = [Fc1Kernels::Gemm, Fc1Kernels::Avx512].map(|kernels| {
+                let net = Network::seeded(arch, 5, &device).unwrap();
+                let opt = Optimizer::new(config, net.trainable_vars()).unwrap();
+                let mut step = FusedStep::load(&net, &opt, &norm).unwrap().unwrap();
+                step.fc1_kernels = kernels;
+                step
+            });
+            let order: Vec<u32> = (0..n as u32).map(|i| (i * 41 + 3) % n as u32).collect();
+            for range in [0..32, 32..64, 64..81, 81..84] {
+                let [gemm, avx512] = &mut steps;
+                let indices = &order[range.clone()];
+                let expected = gemm.train(&images, &labels, indices, 1e-3).unwrap();
+                let got = avx512.train(&images, &labels, indices, 1e-3).unwrap();
+                // For a batch of 3, or a hidden layer of 13, gemm switches to kernels for tiny
+                // matrices that sum in another order: there the paths agree to rounding only.
+                let exact = bits && indices.len() >= 16;
+                if exact {
+                    assert_eq!(got, expected, "{arch:?} batch {range:?}");
+                } else {
+                    let diff = (got.loss_sum - expected.loss_sum).abs();
+                    assert!(diff < 1e-5, "{arch:?} batch {range:?}: loss off by {diff}");
+                }
+                for (name, (a, b)) in NAMES.iter().zip(gemm.slots.iter().zip(&avx512.slots)) {
+                    for (what, x, y) in [
+                        ("value", &a.value, &b.value),
+                        ("m", &a.m, &b.m),
+                        ("v", &a.v, &b.v),
+                    ] {
+                        if exact {
+                            let same = x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+                            assert!(same, "{arch:?} batch {range:?}: {name} {what} differs");
+                        } else {
+                            let scale = x.iter().fold(1e-12f32, |s, p| s.max(p.abs()));
+                            let diff = max_abs_diff(x, y) / scale;
+                            assert!(
+                                diff < 1e-4,
+                                "{arch:?} batch {range:?}: {name} {what} off by {diff}"
+                            );
+                        }
+                    }
+                }
             }
         }
     }

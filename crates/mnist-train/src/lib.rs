@@ -7,6 +7,8 @@
 
 mod error;
 mod evaluate;
+#[cfg(target_arch = "x86_64")]
+mod fc1_avx512;
 mod fused_adam;
 mod fused_step;
 mod optim;
