@@ -200,10 +200,20 @@ pub fn forward_slices(
         "conv3x3-relu-max-pool: slice sizes do not match {d:?}"
     );
     let avx2 = has_avx2();
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = d.c == 1
+        && (2 * wp).next_multiple_of(2 * 16) + K - 1 <= d.padded_cols()
+        && std::arch::is_x86_feature_detected!("avx512f");
     out.par_chunks_mut(out_len)
         .zip(winners.par_chunks_mut(out_len))
         .zip(xs.par_chunks(image_len))
         .for_each(|((out, winners), image)| {
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                // SAFETY: the CPU has AVX-512F, and the padded rows hold whole 32-column blocks
+                // (checked above).
+                return unsafe { forward_image_avx512(d, image, weight, bias, out, winners) };
+            }
             #[cfg(target_arch = "x86_64")]
             if avx2 && d.c == 1 {
                 // SAFETY: the CPU has AVX2 and FMA (checked above).
@@ -631,6 +641,101 @@ fn forward_image_avx2(
     }
 }
 
+/// [`forward_image_avx2`] with AVX-512: 16 conv columns per register, so one pass of two
+/// registers per conv row covers the 26 columns of an MNIST row, and pooling is one permute per
+/// register pair. The same multiply-adds in the same order, so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn forward_image_avx512(
+    d: &ConvPoolDims,
+    image: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    winners: &mut [u8],
+) {
+    use std::arch::x86_64::*;
+    const WIDE: usize = 16;
+    const BLOCK: usize = 2 * WIDE;
+    let (hp, wp) = d.pooled();
+    let pcols = d.padded_cols();
+    assert!(d.c == 1 && (2 * wp).next_multiple_of(BLOCK) + K - 1 <= pcols);
+    let padded = padded_image(d, image);
+    let zero = _mm512_setzero_ps();
+    let one = _mm512_set1_epi32(1);
+    let inactive_code = _mm512_set1_epi32(INACTIVE as i32);
+    // Lanes 0..16 of [lo, hi] → the even and the odd columns of the 32, in order.
+    let even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd_index = _mm512_add_epi32(even_index, one);
+    for oc in 0..d.o {
+        let taps = &weight[oc * TAPS..][..TAPS];
+        let w: [__m512; TAPS] = std::array::from_fn(|t| _mm512_set1_ps(taps[t]));
+        let b = _mm512_set1_ps(bias[oc]);
+        let out = &mut out[oc * hp * wp..][..hp * wp];
+        for py in 0..hp {
+            // Conv rows 2py and 2py+1 read input rows 2py..2py+4.
+            let row = |r: usize| &padded[(2 * py + r) * pcols..][..pcols];
+            let rows: [&[f32]; K + 1] = [row(0), row(1), row(2), row(3)];
+            for x0 in (0..2 * wp).step_by(BLOCK) {
+                // [top, bottom] for columns x0..x0+16 and x0+16..x0+32.
+                let mut acc = [[zero; 2]; 2];
+                for (half, acc) in acc.iter_mut().enumerate() {
+                    let x = x0 + half * WIDE;
+                    for (r, row) in rows.iter().enumerate() {
+                        for j in 0..K {
+                            // SAFETY: x + j + 16 <= x0 + 34 <= pcols = row.len() (asserted).
+                            let xs = unsafe { _mm512_loadu_ps(row.as_ptr().add(x + j)) };
+                            if r < K {
+                                acc[0] = _mm512_fmadd_ps(w[r * K + j], xs, acc[0]);
+                            }
+                            if r >= 1 {
+                                acc[1] = _mm512_fmadd_ps(w[(r - 1) * K + j], xs, acc[1]);
+                            }
+                        }
+                    }
+                }
+                let split = |lo: __m512, hi: __m512| {
+                    (
+                        _mm512_permutex2var_ps(lo, even_index, hi),
+                        _mm512_permutex2var_ps(lo, odd_index, hi),
+                    )
+                };
+                let (a, bb) = split(acc[0][0], acc[1][0]);
+                let (c, e) = split(acc[0][1], acc[1][1]);
+                let max = _mm512_max_ps(_mm512_max_ps(a, bb), _mm512_max_ps(c, e));
+                // First position holding the maximum: count the leading positions that do not.
+                let na = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(a, max);
+                let nab = na & _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(bb, max);
+                let nabc = nab & _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(c, max);
+                let best = _mm512_add_epi32(
+                    _mm512_maskz_mov_epi32(na, one),
+                    _mm512_add_epi32(
+                        _mm512_maskz_mov_epi32(nab, one),
+                        _mm512_maskz_mov_epi32(nabc, one),
+                    ),
+                );
+                let v = _mm512_add_ps(max, b);
+                let active = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero);
+                let value = _mm512_maskz_mov_ps(active, v);
+                let winner = _mm512_mask_or_epi32(best, !active, best, inactive_code);
+                let px = x0 / 2;
+                let n = WIDE.min(wp - px);
+                let lanes = ((1u32 << n) - 1) as __mmask16;
+                let mut codes = [0i32; WIDE];
+                // SAFETY: `out[py * wp + px..]` holds at least `n` floats (px + n <= wp), and
+                // `codes` 16 lanes.
+                unsafe {
+                    _mm512_mask_storeu_ps(out[py * wp + px..].as_mut_ptr(), lanes, value);
+                    _mm512_storeu_si512(codes.as_mut_ptr().cast(), winner);
+                }
+                for (k, &code) in codes[..n].iter().enumerate() {
+                    winners[(py * wp + px + k) * d.o + oc] = code as u8;
+                }
+            }
+        }
+    }
+}
+
 /// The image with each row zero-padded to [`ConvPoolDims::padded_cols`], so every SIMD block reads whole
 /// rows without bounds checks.
 #[inline(always)]
@@ -910,6 +1015,58 @@ mod tests {
                 "{kernel:?}: bias off by {}",
                 diff(&db, &b2)
             );
+        }
+    }
+
+    /// The AVX-512 forward gives the AVX2 one's bits, values and winners, on images with ink
+    /// and blank paper (blank windows tie, and the first maximum must win), biases that switch
+    /// the ReLU off, and every MNIST-sized output column.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_forward_gives_the_avx2_bits() {
+        if !(has_avx2() && std::arch::is_x86_feature_detected!("avx512f")) {
+            eprintln!("skipped: this CPU lacks AVX2 or AVX-512F");
+            return;
+        }
+        let d = ConvPoolDims {
+            c: 1,
+            h: 28,
+            w: 28,
+            o: 32,
+        };
+        let (hp, wp) = d.pooled();
+        let noise = seeded(&[4 * 28 * 28], 1.0, 9)
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap();
+        // Left half of each image blank, right half noise.
+        let images: Vec<f32> = noise
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if i % 28 < 14 { 0.0 } else { x })
+            .collect();
+        let weight = seeded(&[d.o * TAPS], 0.5, 10)
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap();
+        let bias: Vec<f32> = (0..d.o).map(|o| (o as f32 - 16.0) / 16.0).collect();
+        for image in images.chunks_exact(28 * 28) {
+            let run = |avx512: bool| {
+                let (mut out, mut winners) = (vec![0f32; d.o * hp * wp], vec![0u8; d.o * hp * wp]);
+                // SAFETY: the CPU has both feature sets (checked above), and MNIST rows pad to
+                // whole 32-column blocks.
+                unsafe {
+                    if avx512 {
+                        forward_image_avx512(&d, image, &weight, &bias, &mut out, &mut winners);
+                    } else {
+                        forward_image_avx2(&d, image, &weight, &bias, &mut out, &mut winners);
+                    }
+                }
+                (out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), winners)
+            };
+            let (avx2, avx512) = (run(false), run(true));
+            assert!(avx2.1.iter().any(|&w| w == INACTIVE) && avx2.1.iter().any(|&w| w == 3));
+            assert_eq!(avx512, avx2);
         }
     }
 
