@@ -1065,7 +1065,7 @@ mod tests {
                 (out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), winners)
             };
             let (avx2, avx512) = (run(false), run(true));
-            assert!(avx2.1.iter().any(|&w| w == INACTIVE) && avx2.1.iter().any(|&w| w == 3));
+            assert!(avx2.1.contains(&INACTIVE) && avx2.1.contains(&3));
             assert_eq!(avx512, avx2);
         }
     }
