@@ -59,17 +59,13 @@ pub(crate) fn forward(
         |xt: &mut Vec<f32>, (index, partial)| {
             let first = index * block;
             let width = block.min(f - first);
-            // The block's inputs transposed to `[width, bp]`, so a row is whole vectors.
-            xt.clear();
             xt.resize(width * bp, 0.0);
-            for (i, row) in x.chunks_exact(f).enumerate() {
-                for (c, &value) in row[first..first + width].iter().enumerate() {
-                    xt[c * bp + i] = value;
-                }
-            }
-            // SAFETY: AVX-512F checked above; `w[j * f + first + c]` for j < h, c < width lies
-            // in `w`, `xt` is `[width, bp]` and `partial` `[h, bp]`.
-            unsafe { forward_block((h, f, bp, width), w[first..].as_ptr(), xt, partial) };
+            // SAFETY: AVX-512F checked above; `x` is `[b, f]` and `xt` `[width, bp]`;
+            // `w[j * f + first + c]` for j < h, c < width lies in `w`, and `partial` is `[h, bp]`.
+            unsafe {
+                transpose_block((b, f, bp), first, width, x, xt);
+                forward_block((h, f, bp, width), w[first..].as_ptr(), xt, partial)
+            };
         },
     );
     // pre[i, j] = partials[0][j, i] + partials[1][j, i] + ..., in block order.
@@ -96,6 +92,39 @@ pub(crate) fn forward(
         }
         for (i, &s) in sums[..b].iter().enumerate() {
             pre[i * h + j] = s;
+        }
+    }
+}
+
+/// Columns `first..first + width` of `x [b, f]`, transposed into `xt [width, bp]` (lanes past
+/// `b` zero), so each of the forward's rows is whole vectors: one masked gather per 16 images.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_block(
+    (b, f, bp): (usize, usize, usize),
+    first: usize,
+    width: usize,
+    x: &[f32],
+    xt: &mut [f32],
+) {
+    assert!(x.len() == b * f && first + width <= f && xt.len() >= width * bp && b <= bp);
+    assert!(b * f <= i32::MAX as usize, "fc1 input too large for 32-bit gather offsets");
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for v in 0..bp / LANES {
+        let rows = _mm512_add_epi32(lane, _mm512_set1_epi32((v * LANES) as i32));
+        let offsets = _mm512_mullo_epi32(rows, _mm512_set1_epi32(f as i32));
+        let live = ((1u32 << b.saturating_sub(v * LANES).min(LANES)) - 1) as __mmask16;
+        for c in 0..width {
+            // SAFETY: live lanes address x[(v * 16 + l) * f + first + c] with row < b and
+            // column < f (asserted); `xt` holds `width * bp` floats.
+            unsafe {
+                let column = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    live,
+                    offsets,
+                    x.as_ptr().add(first + c),
+                );
+                _mm512_storeu_ps(xt.as_mut_ptr().add(c * bp + v * LANES), column);
+            }
         }
     }
 }
