@@ -100,10 +100,6 @@ pub fn ensure_files(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
     if missing.is_empty() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|error| DataError::Write {
-        path: dir.to_owned(),
-        error,
-    })?;
     let agent = agent();
     for (i, &file) in missing.iter().enumerate() {
         let content =
@@ -112,6 +108,12 @@ pub fn ensure_files(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
                 missing: missing[i..].to_vec(),
                 last_error: last_error.map(Box::new),
             })?;
+        // Created once there is a file to put in it: an offline first run leaves no empty
+        // folder behind.
+        std::fs::create_dir_all(dir).map_err(|error| DataError::Write {
+            path: dir.to_owned(),
+            error,
+        })?;
         save(dir, file, &content)?;
     }
     Ok(())
@@ -470,6 +472,10 @@ mod tests {
             assert!(message.contains(part), "{part:?} missing from {message:?}");
         }
         assert_eq!(file_names(dir.path()), Vec::<String>::new());
+        // A folder that did not exist is not created by a download that fetched nothing.
+        let absent = dir.path().join("data").join("mnist");
+        ensure_files(&absent, &options(&[&mirror], &files)).unwrap_err();
+        assert!(!dir.path().join("data").exists());
     }
 
     #[test]
