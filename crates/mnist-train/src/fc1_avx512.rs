@@ -70,29 +70,16 @@ pub(crate) fn forward(
             };
         },
     );
-    // pre[i, j] = partials[0][j, i] + partials[1][j, i] + ..., in block order.
-    let (first, rest) = partials.split_at(h * bp);
-    for j in 0..h {
-        let mut sums = [0f32; 256];
-        let sums = &mut sums[..bp.min(256)];
-        if bp > 256 {
-            // Unusually large batches: the same order, one element at a time.
-            for i in 0..b {
-                let mut s = first[j * bp + i];
-                for p in rest.chunks_exact(h * bp) {
-                    s += p[j * bp + i];
-                }
-                pre[i * h + j] = s;
-            }
-            continue;
+    // pre[i, j] = partials[0][j, i] + partials[1][j, i] + ..., in block order, summed into the
+    // first block's partial and then transposed.
+    let (sums, rest) = partials.split_at_mut(h * bp);
+    for partial in rest.chunks_exact(h * bp) {
+        for (s, &p) in sums.iter_mut().zip(partial) {
+            *s += p;
         }
-        sums.copy_from_slice(&first[j * bp..][..bp]);
-        for p in rest.chunks_exact(h * bp) {
-            for (s, &v) in sums.iter_mut().zip(&p[j * bp..][..bp]) {
-                *s += v;
-            }
-        }
-        for (i, &s) in sums[..b].iter().enumerate() {
+    }
+    for (j, row) in sums.chunks_exact(bp).enumerate() {
+        for (i, &s) in row[..b].iter().enumerate() {
             pre[i * h + j] = s;
         }
     }

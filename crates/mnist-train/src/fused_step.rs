@@ -997,7 +997,7 @@ mod tests {
                 step
             });
             let order: Vec<u32> = (0..n as u32).map(|i| (i * 41 + 3) % n as u32).collect();
-            for range in [0..32, 32..64, 64..81, 81..84] {
+            for range in [0..32, 32..64, 64..81, 81..84, 0..96] {
                 let [gemm, avx512] = &mut steps;
                 let indices = &order[range.clone()];
                 let expected = gemm.train(&images, &labels, indices, 1e-3).unwrap();
