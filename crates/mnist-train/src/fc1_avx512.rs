@@ -1,13 +1,13 @@
 //! fc1 of the fused step (the `[h, f]` dense layer that holds 98% of the tutorial network's
-//! weights) with AVX-512 kernels written for its shapes, in place of general GEMM calls.
+//! weights) on AVX-512, in place of the `gemm` calls of [`crate::fused_step`].
 //!
 //! Why: through `gemm`, a quarter of each fc1 GEMM's time went to packing its operands, and Adam
-//! then read the weight gradient back from memory. Here the kernels read the weight where it lies,
-//! and the backward computes each 4 x 96 tile of the weight gradient in registers and applies Adam
-//! to it there, so the gradient never reaches memory. Every sum runs in the order of the `gemm`
-//! path in [`crate::fused_step`] (sequential over the summed index; the forward's partial products
-//! of each column block added in block order), so both paths give the same bits (tested), and
-//! results still do not depend on the thread count.
+//! then read the whole block's weight gradient back. Here every product goes through
+//! [`mnist_model::ops::unpacked::matmul`], which reads the weight where it lies, and the backward
+//! computes the weight gradient 8 rows by 96 columns at a time into a 3 KB tile that Adam updates
+//! from L1 straight away. Every sum runs in the `gemm` path's order (sequential over the summed
+//! index; the forward's partial products of each column block added in block order), so both
+//! paths give the same bits (tested), and results still do not depend on the thread count.
 
 use std::arch::x86_64::*;
 
@@ -16,18 +16,14 @@ use rayon::prelude::*;
 use crate::fused_adam::AdamScalars;
 
 const LANES: usize = 16;
-/// Forward tile: hidden units per pass over a block's columns (16 accumulators for a batch of 32).
-const FORWARD_ROWS: usize = 8;
-/// Backward tile: 4 rows by 6 vectors of 16 columns, 24 accumulators, leaving registers for the
-/// 6 loaded vectors and a broadcast.
-const TILE_ROWS: usize = 4;
-const TILE_VECTORS: usize = 6;
-/// Rows of the batch per tile of the input gradient (by half a task's columns).
-const DX_ROWS: usize = 8;
+/// Vectors of 16 columns per backward task.
+const VECTORS: usize = 6;
+/// Columns per backward task.
+const TASK_COLUMNS: usize = VECTORS * LANES;
+/// Weight rows per gradient tile, which then gets its Adam update.
+const GRAD_ROWS: usize = 8;
 /// How many rows ahead the backward prefetches Adam's moments.
-const PREFETCH_ROWS: usize = 3 * TILE_ROWS;
-/// Columns per backward task and per tile.
-const TILE_COLUMNS: usize = TILE_VECTORS * LANES;
+const PREFETCH_ROWS: usize = 12;
 
 /// Whether this CPU can run these kernels.
 pub(crate) fn available() -> bool {
@@ -66,7 +62,13 @@ pub(crate) fn forward(
             // `w[j * f + first + c]` for j < h, c < width lies in `w`, and `partial` is `[h, bp]`.
             unsafe {
                 transpose_block((b, f, bp), first, width, x, xt);
-                forward_block((h, f, bp, width), w[first..].as_ptr(), xt, partial)
+                // partial [h, bp] = w[:, block] @ xt [width, bp]
+                mnist_model::ops::unpacked::matmul(
+                    (h, bp, width),
+                    (partial.as_mut_ptr(), bp),
+                    (w[first..].as_ptr(), f, 1),
+                    (xt.as_ptr(), bp),
+                )
             };
         },
     );
@@ -121,86 +123,9 @@ unsafe fn transpose_block(
     }
 }
 
-/// One block's partial product `partial [h, bp] = w[:, block] @ xt [width, bp]`, in tiles of
-/// [`FORWARD_ROWS`] hidden units by up to two vectors of the batch.
-#[target_feature(enable = "avx512f")]
-unsafe fn forward_block(
-    (h, f, bp, width): (usize, usize, usize, usize),
-    w: *const f32,
-    xt: &[f32],
-    partial: &mut [f32],
-) {
-    let vectors = bp / LANES;
-    let mut j = 0;
-    while j < h {
-        let rows = if h - j >= FORWARD_ROWS {
-            FORWARD_ROWS
-        } else {
-            1
-        };
-        let mut v = 0;
-        while v < vectors {
-            let (wj, xv, out) = (
-                // SAFETY: rows j..j + rows of the block (see `forward`).
-                unsafe { w.add(j * f) },
-                &xt[v * LANES..],
-                &mut partial[j * bp + v * LANES..],
-            );
-            // SAFETY: as in `forward`; the tiles stay inside `xt` and `partial`.
-            unsafe {
-                match (rows, vectors - v >= 2) {
-                    (FORWARD_ROWS, true) => {
-                        forward_tile::<FORWARD_ROWS, 2>((f, bp, width), wj, xv, out)
-                    }
-                    (FORWARD_ROWS, false) => {
-                        forward_tile::<FORWARD_ROWS, 1>((f, bp, width), wj, xv, out)
-                    }
-                    (_, true) => forward_tile::<1, 2>((f, bp, width), wj, xv, out),
-                    (_, false) => forward_tile::<1, 1>((f, bp, width), wj, xv, out),
-                }
-            }
-            v += if vectors - v >= 2 { 2 } else { 1 };
-        }
-        j += rows;
-    }
-}
-
-/// `out[r, v] = Σ_c w[r * f + c] · xt[c * bp + v]` for `R` rows and `V` vectors, summed over `c`
-/// in order.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn forward_tile<const R: usize, const V: usize>(
-    (f, bp, width): (usize, usize, usize),
-    w: *const f32,
-    xt: &[f32],
-    out: &mut [f32],
-) {
-    assert!(xt.len() >= (width - 1) * bp + V * LANES && out.len() >= (R - 1) * bp + V * LANES);
-    let mut acc = [[_mm512_setzero_ps(); V]; R];
-    for c in 0..width {
-        // SAFETY: asserted above.
-        let xs: [__m512; V] = std::array::from_fn(|k| unsafe {
-            _mm512_loadu_ps(xt.as_ptr().add(c * bp + k * LANES))
-        });
-        for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: the caller's rows and columns lie inside the weight.
-            let wb = _mm512_set1_ps(unsafe { *w.add(r * f + c) });
-            for (a, &x) in acc.iter_mut().zip(&xs) {
-                *a = _mm512_fmadd_ps(wb, x, *a);
-            }
-        }
-    }
-    for (r, acc) in acc.iter().enumerate() {
-        for (k, &a) in acc.iter().enumerate() {
-            // SAFETY: asserted above.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * bp + k * LANES), a) };
-        }
-    }
-}
-
-/// The backward of fc1 and its Adam update, for tasks of [`TILE_COLUMNS`] input columns in
+/// The backward of fc1 and its Adam update, for tasks of [`TASK_COLUMNS`] input columns in
 /// parallel: first `dx [b, f] = dh [b, h] @ w [h, f]` for the task's columns (with the weights
-/// before this step), then for each 4 x 96 tile the weight gradient `dhᵀ @ x`, in registers, and
+/// before this step), then for each [`GRAD_ROWS`]-row tile the weight gradient `dhᵀ @ x` and
 /// Adam on that tile of `w`, `m` and `v`.
 ///
 /// # Panics
@@ -225,11 +150,11 @@ pub(crate) fn backward_and_update(
         v: v.as_mut_ptr(),
         dx: dx.as_mut_ptr(),
     };
-    (0..f.div_ceil(TILE_COLUMNS))
+    (0..f.div_ceil(TASK_COLUMNS))
         .into_par_iter()
         .for_each(|task| {
-            let first = task * TILE_COLUMNS;
-            let width = TILE_COLUMNS.min(f - first);
+            let first = task * TASK_COLUMNS;
+            let width = TASK_COLUMNS.min(f - first);
             // SAFETY: AVX-512F checked above; each task reads and writes only columns
             // `first..first + width` of the `[h, f]` and `[b, f]` buffers, which lie inside them
             // (asserted sizes), so no two tasks touch the same element.
@@ -249,8 +174,8 @@ struct Ptrs {
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
 
-/// Lane masks of the [`TILE_VECTORS`] vectors covering `width` columns (all-zero past the end).
-fn column_masks(width: usize) -> [__mmask16; TILE_VECTORS] {
+/// Lane masks of the [`VECTORS`] vectors covering `width` columns (all-zero past the end).
+fn column_masks(width: usize) -> [__mmask16; VECTORS] {
     std::array::from_fn(|k| {
         let lanes = width.saturating_sub(k * LANES).min(LANES);
         ((1u32 << lanes) - 1) as __mmask16
@@ -258,7 +183,7 @@ fn column_masks(width: usize) -> [__mmask16; TILE_VECTORS] {
 }
 
 /// One task of [`backward_and_update`]: columns `first..first + width` (at most
-/// [`TILE_COLUMNS`]).
+/// [`TASK_COLUMNS`]).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_columns(
@@ -275,34 +200,11 @@ unsafe fn backward_columns(
     // every access inside `first..first + width`.
     let (w, x) = unsafe { (p.w.add(first).cast_const(), x.as_ptr().add(first)) };
     let dx = unsafe { p.dx.add(first) };
-    // dx[i, c] = Σ_j dh[i, j] w[j, c], in tiles of 8 rows i (then single rows) by half the
-    // columns: that half of the weight rows (24 KB) then stays in L1 across the row tiles.
-    const HALF: usize = TILE_VECTORS / 2;
-    for half in 0..2 {
-        let half_masks: [__mmask16; HALF] = std::array::from_fn(|k| masks[half * HALF + k]);
-        if half_masks[0] == 0 {
-            break;
-        }
-        let (w, dx) = unsafe { (w.add(half * HALF * LANES), dx.add(half * HALF * LANES)) };
-        let mut i = 0;
-        while i < b {
-            let rows = if b - i >= DX_ROWS { DX_ROWS } else { 1 };
-            let (a, out) = (&dh[i * h..], unsafe { dx.add(i * f) });
-            let store = |r: usize, k: usize, acc: __m512| unsafe {
-                _mm512_mask_storeu_ps(out.add(r * f + k * LANES), half_masks[k], acc)
-            };
-            unsafe {
-                if rows == DX_ROWS {
-                    gradient_tile::<DX_ROWS, HALF>((h, h, 1), f, a, w, half_masks, store);
-                } else {
-                    gradient_tile::<1, HALF>((h, h, 1), f, a, w, half_masks, store);
-                }
-            }
-            i += rows;
-        }
-    }
-    // dw[j, c] = Σ_i dh[i, j] x[i, c], then Adam, in tiles of 4 rows j (then single rows).
-    // Each row's span of the moments is in another page, where the hardware prefetcher does not
+    // dx[:, columns] = dh [b, h] @ w[:, columns], with the weights before this step.
+    unsafe {
+        mnist_model::ops::unpacked::matmul((b, width, h), (dx, f), (dh.as_ptr(), h, 1), (w, f))
+    };
+    // dw[j, c] = Σ_i dh[i, j] x[i, c], then Adam, in tiles of GRAD_ROWS rows j. Each row's span of the moments is in another page, where the hardware prefetcher does not
     // follow, so they are prefetched a few tiles ahead.
     let prefetch = |j: usize| {
         if j < h {
@@ -316,88 +218,55 @@ unsafe fn backward_columns(
         }
     };
     (0..PREFETCH_ROWS).for_each(prefetch);
-    let mut j = 0;
-    while j < h {
-        let rows = if h - j >= TILE_ROWS { TILE_ROWS } else { 1 };
+    let mut tile = [0f32; GRAD_ROWS * TASK_COLUMNS];
+    for j in (0..h).step_by(GRAD_ROWS) {
+        let rows = GRAD_ROWS.min(h - j);
         (j + PREFETCH_ROWS..j + PREFETCH_ROWS + rows).for_each(prefetch);
-        let mut tile = [[_mm512_setzero_ps(); TILE_VECTORS]; TILE_ROWS];
-        let keep = |r: usize, k: usize, g: __m512| tile[r][k] = g;
+        let at = j * f + first;
         unsafe {
-            if rows == TILE_ROWS {
-                gradient_tile::<TILE_ROWS, TILE_VECTORS>((b, 1, h), f, &dh[j..], x, masks, keep);
-            } else {
-                gradient_tile::<1, TILE_VECTORS>((b, 1, h), f, &dh[j..], x, masks, keep);
-            }
-            let at = j * f + first;
-            adam_tile(
+            // tile [rows, width] = dh[:, j..j + rows]ᵀ @ x[:, columns]
+            mnist_model::ops::unpacked::matmul(
+                (rows, width, b),
+                (tile.as_mut_ptr(), TASK_COLUMNS),
+                (dh.as_ptr().add(j), 1, h),
+                (x, f),
+            );
+            adam_rows(
                 adam,
-                &tile[..rows],
+                &tile[..rows * TASK_COLUMNS],
                 f,
                 (p.w.add(at), p.m.add(at), p.v.add(at)),
                 masks,
             );
         }
-        j += rows;
     }
 }
 
-/// Adam on a gradient tile (rows of [`TILE_VECTORS`] vectors) for the weights and moments at
-/// `w`, `m` and `v` (rows `f` apart). Not inlined: Adam's seven constants would otherwise be
-/// hoisted into registers across the gradient loop, which then spilled its accumulators.
+/// Adam on a gradient tile (rows of [`TASK_COLUMNS`] floats, of which the masked lanes count)
+/// for the weights and moments at `w`, `m` and `v` (rows `f` apart). Not inlined, so Adam's
+/// seven constants are not hoisted into registers the gradient loop needs (it spilled when they
+/// were).
 ///
 /// # Safety
 /// The masked lanes of each row must be valid for reads and writes.
 #[target_feature(enable = "avx512f")]
 #[inline(never)]
-unsafe fn adam_tile(
+unsafe fn adam_rows(
     adam: &AdamScalars,
-    tile: &[[__m512; TILE_VECTORS]],
+    tile: &[f32],
     f: usize,
     (w, m, v): (*mut f32, *mut f32, *mut f32),
-    masks: [__mmask16; TILE_VECTORS],
+    masks: [__mmask16; VECTORS],
 ) {
-    for (r, row) in tile.iter().enumerate() {
-        for (k, &g) in row.iter().enumerate() {
+    for (r, row) in tile.chunks_exact(TASK_COLUMNS).enumerate() {
+        for (k, &mask) in masks.iter().enumerate() {
             let o = r * f + k * LANES;
-            // SAFETY: the caller guarantees the masked lanes are valid.
-            unsafe { adam.update_m512(g, w.add(o), m.add(o), v.add(o), masks[k]) };
-        }
-    }
-}
-
-/// The `R` x `V` vectors tile `Σ_s a[r * a_row + s * a_step] · rhs[s * f + c]` over
-/// `s < depth`, summed in order (as `gemm` sums), each of its vectors then handed to
-/// `finish(r, k, acc)`.
-///
-/// # Safety
-/// The masked lanes of `rhs[s * f + k * 16..]` must be readable for every `s < depth`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn gradient_tile<const R: usize, const V: usize>(
-    (depth, a_row, a_step): (usize, usize, usize),
-    f: usize,
-    a: &[f32],
-    rhs: *const f32,
-    masks: [__mmask16; V],
-    mut finish: impl FnMut(usize, usize, __m512),
-) {
-    assert!(depth > 0 && a.len() > (R - 1) * a_row + (depth - 1) * a_step);
-    let mut acc = [[_mm512_setzero_ps(); V]; R];
-    for s in 0..depth {
-        // SAFETY: the caller guarantees the masked lanes are readable.
-        let row: [__m512; V] = std::array::from_fn(|k| unsafe {
-            _mm512_maskz_loadu_ps(masks[k], rhs.add(s * f + k * LANES))
-        });
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let scalar = _mm512_set1_ps(a[r * a_row + s * a_step]);
-            for (sum, &v) in acc.iter_mut().zip(&row) {
-                *sum = _mm512_fmadd_ps(scalar, v, *sum);
+            // SAFETY: `row` holds the task's columns; the caller guarantees the masked lanes
+            // of the weights and moments are valid.
+            unsafe {
+                let g = _mm512_maskz_loadu_ps(mask, row.as_ptr().add(k * LANES));
+                adam.update_m512(g, w.add(o), m.add(o), v.add(o), mask);
             }
-        }
-    }
-    for (r, acc) in acc.iter().enumerate() {
-        for (k, &sum) in acc.iter().enumerate() {
-            finish(r, k, sum);
         }
     }
 }

@@ -146,8 +146,8 @@ impl AdamScalars {
 #[cfg(target_arch = "x86_64")]
 impl AdamScalars {
     /// [`Self::update`] of the 16 elements at `p`, `m` and `v` (only the lanes in `mask`) whose
-    /// gradient is already in a register: the fused step's fc1 kernels apply Adam to each
-    /// weight-gradient tile where it was computed. The same operations in the same order as
+    /// gradient is in a register: the fused step's AVX-512 fc1 applies Adam to each small
+    /// weight-gradient tile as soon as it is computed. The same operations in the same order as
     /// [`Self::update_portable`] (no fused multiply-add), so the same bits.
     ///
     /// # Safety

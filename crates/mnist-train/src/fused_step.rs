@@ -25,7 +25,7 @@ use gemm::Parallelism;
 use mnist_data::{Normalization, IMAGE_SIDE, NUM_CLASSES};
 use mnist_model::ops::{
     col2im_image, conv3x3_relu_max_pool_slices, conv3x3_relu_max_pool_weight_grad_slices,
-    im2col_image, matmul, ConvPoolDims,
+    im2col_image, matmul, matmul_rows, ConvPoolDims,
 };
 use mnist_model::{Architecture, FastConfig, Network};
 use rayon::prelude::*;
@@ -131,7 +131,7 @@ struct Scratch {
 enum Fc1Kernels {
     /// `gemm` calls per column block, then Adam over each block's gradient rows.
     Gemm,
-    /// [`crate::fc1_avx512`]: the same sums without packing, Adam applied in registers.
+    /// [`crate::fc1_avx512`]: the same sums without packing, Adam on each small gradient tile.
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
@@ -404,12 +404,11 @@ impl FusedStep {
                 // SAFETY: the strides describe the slices' own row-major shapes; `conv` is this
                 // task's chunk.
                 unsafe {
-                    matmul(
+                    matmul_rows(
                         (c2.c_out, width, rows),
-                        (conv.as_mut_ptr(), width, 1),
+                        (conv.as_mut_ptr(), width),
                         (weight.as_ptr(), rows, 1),
-                        (patches.as_ptr(), width, 1),
-                        Parallelism::None,
+                        (patches.as_ptr(), width),
                     )
                 };
                 for (k, (pooled, winners)) in pooled
@@ -643,12 +642,11 @@ impl FusedStep {
                         Parallelism::None,
                     );
                     // dpatches [rows, width] = weightᵀ [rows, c_out] @ dconv [c_out, width].
-                    matmul(
+                    matmul_rows(
                         (rows, width, c2.c_out),
-                        (dpatches.as_mut_ptr(), width, 1),
+                        (dpatches.as_mut_ptr(), width),
                         (weight.as_ptr(), 1, rows),
-                        (dconv.as_ptr(), width, 1),
-                        Parallelism::None,
+                        (dconv.as_ptr(), width),
                     );
                 }
                 for (k, dinput) in dinputs.chunks_exact_mut(c2.input_len()).enumerate() {

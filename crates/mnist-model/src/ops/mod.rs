@@ -18,6 +18,8 @@ use rayon::prelude::*;
 
 mod conv_relu_pool;
 mod dense;
+#[cfg(target_arch = "x86_64")]
+pub mod unpacked;
 pub use conv_relu_pool::{
     conv3x3_relu_max_pool, conv3x3_relu_max_pool_reference,
     forward_slices as conv3x3_relu_max_pool_slices,
@@ -73,6 +75,42 @@ pub unsafe fn matmul(
         false,
         parallelism,
     )
+}
+
+/// [`matmul`] where `rhs` and `dst` have contiguous rows (given as pointer and row stride): on a
+/// CPU with AVX-512 through [`unpacked::matmul`], which skips gemm's packing and gives the same
+/// bits; elsewhere through gemm.
+///
+/// # Safety
+/// As for [`matmul`].
+pub unsafe fn matmul_rows(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs): (*const f32, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if unpacked::available() {
+        // SAFETY: the CPU has AVX-512F; the rest is the caller's contract.
+        return unsafe {
+            unpacked::matmul(
+                (m, n, k),
+                (dst, dst_rs),
+                (lhs, lhs_rs, lhs_cs),
+                (rhs, rhs_rs),
+            )
+        };
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        matmul(
+            (m, n, k),
+            (dst, dst_rs, 1),
+            (lhs, lhs_rs, lhs_cs),
+            (rhs, rhs_rs, 1),
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// Patches of a `[b, c, h, w]` tensor for a `k`x`k` kernel, stride 1, no padding:
