@@ -15,7 +15,9 @@
 //!
 //! The kernels are the ones the generic path uses (the fused first layer and im2col from
 //! `mnist_model::ops`, the `gemm` crate, [`AdamScalars`]); tests check fused runs of both
-//! architectures against the generic path. During an epoch the weights and moments live here; [`FusedStep::store`] writes
+//! architectures against the generic path. On CPUs with AVX-512, fc1 runs in
+//! [`crate::fc1_avx512`] and the second conv layer's row-major products in
+//! `mnist_model::ops::matmul_rows`, without gemm's packing and with the same bits (tested). During an epoch the weights and moments live here; [`FusedStep::store`] writes
 //! them back into the network's variables and the optimizer's state.
 
 use std::collections::BTreeMap;
