@@ -1,7 +1,7 @@
 //! fc1 of the fused step (the `[h, f]` dense layer that holds 98% of the tutorial network's
 //! weights) on AVX-512, in place of the `gemm` calls of [`crate::fused_step`].
 //!
-//! Why: through `gemm`, a quarter of each fc1 GEMM's time went to packing its operands, and Adam
+//! Why: through `gemm`, a third of each fc1 GEMM's time went to packing its operands, and Adam
 //! then read the whole block's weight gradient back. Here every product goes through
 //! [`mnist_model::ops::unpacked::matmul`], which reads the weight where it lies, and the backward
 //! computes the weight gradient 8 rows by 96 columns at a time into a 3 KB tile that Adam updates
@@ -11,24 +11,18 @@
 
 use std::arch::x86_64::*;
 
+use mnist_model::ops::unpacked;
 use rayon::prelude::*;
 
 use crate::fused_adam::AdamScalars;
 
 const LANES: usize = 16;
-/// Vectors of 16 columns per backward task.
-const VECTORS: usize = 6;
-/// Columns per backward task.
-const TASK_COLUMNS: usize = VECTORS * LANES;
+/// Columns per backward task: six vectors.
+const TASK_COLUMNS: usize = 6 * LANES;
 /// Weight rows per gradient tile, which then gets its Adam update.
 const GRAD_ROWS: usize = 8;
 /// How many rows ahead the backward prefetches Adam's moments.
 const PREFETCH_ROWS: usize = 12;
-
-/// Whether this CPU can run these kernels.
-pub(crate) fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
-}
 
 /// `pre [b, h] = x [b, f] @ w [h, f]ᵀ`. Each block of `block` columns is a task whose partial
 /// product goes into `partials`; they are then added in block order, as the `gemm` path does.
@@ -43,7 +37,7 @@ pub(crate) fn forward(
     pre: &mut [f32],
     partials: &mut Vec<f32>,
 ) {
-    assert!(available(), "fc1_avx512 needs AVX-512F");
+    assert!(unpacked::available(), "fc1_avx512 needs AVX-512F");
     assert!(x.len() == b * f && w.len() == h * f && pre.len() == b * h && block > 0);
     // Partials are `[h, bp]`: vectorized over the batch, padded to whole vectors.
     let bp = b.next_multiple_of(LANES);
@@ -63,7 +57,7 @@ pub(crate) fn forward(
             unsafe {
                 transpose_block((b, f, bp), first, width, x, xt);
                 // partial [h, bp] = w[:, block] @ xt [width, bp]
-                mnist_model::ops::unpacked::matmul(
+                unpacked::matmul(
                     (h, bp, width),
                     (partial.as_mut_ptr(), bp),
                     (w[first..].as_ptr(), f, 1),
@@ -141,7 +135,7 @@ pub(crate) fn backward_and_update(
     dx: &mut [f32],
     adam: AdamScalars,
 ) {
-    assert!(available(), "fc1_avx512 needs AVX-512F");
+    assert!(unpacked::available(), "fc1_avx512 needs AVX-512F");
     assert!(x.len() == b * f && dh.len() == b * h && dx.len() == b * f);
     assert!(w.len() == h * f && m.len() == h * f && v.len() == h * f);
     let ptrs = Ptrs {
@@ -174,14 +168,6 @@ struct Ptrs {
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
 
-/// Lane masks of the [`VECTORS`] vectors covering `width` columns (all-zero past the end).
-fn column_masks(width: usize) -> [__mmask16; VECTORS] {
-    std::array::from_fn(|k| {
-        let lanes = width.saturating_sub(k * LANES).min(LANES);
-        ((1u32 << lanes) - 1) as __mmask16
-    })
-}
-
 /// One task of [`backward_and_update`]: columns `first..first + width` (at most
 /// [`TASK_COLUMNS`]).
 #[target_feature(enable = "avx512f")]
@@ -195,17 +181,15 @@ unsafe fn backward_columns(
     p: Ptrs,
     adam: &AdamScalars,
 ) {
-    let masks = column_masks(width);
-    // SAFETY (all below): the caller's columns lie inside rows of length `f`; the masks keep
-    // every access inside `first..first + width`.
+    // SAFETY (all below): the caller's columns `first..first + width` lie inside rows of length
+    // `f`, and every access below stays inside them.
     let (w, x) = unsafe { (p.w.add(first).cast_const(), x.as_ptr().add(first)) };
     let dx = unsafe { p.dx.add(first) };
     // dx[:, columns] = dh [b, h] @ w[:, columns], with the weights before this step.
-    unsafe {
-        mnist_model::ops::unpacked::matmul((b, width, h), (dx, f), (dh.as_ptr(), h, 1), (w, f))
-    };
-    // dw[j, c] = Σ_i dh[i, j] x[i, c], then Adam, in tiles of GRAD_ROWS rows j. Each row's span of the moments is in another page, where the hardware prefetcher does not
-    // follow, so they are prefetched a few tiles ahead.
+    unsafe { unpacked::matmul((b, width, h), (dx, f), (dh.as_ptr(), h, 1), (w, f)) };
+    // dw[j, c] = Σ_i dh[i, j] x[i, c], then Adam, in tiles of GRAD_ROWS rows j. Each row's span
+    // of the moments is in another page, where the hardware prefetcher does not follow, so they
+    // are prefetched a few tiles ahead.
     let prefetch = |j: usize| {
         if j < h {
             let row = j * f + first;
@@ -225,47 +209,16 @@ unsafe fn backward_columns(
         let at = j * f + first;
         unsafe {
             // tile [rows, width] = dh[:, j..j + rows]ᵀ @ x[:, columns]
-            mnist_model::ops::unpacked::matmul(
+            unpacked::matmul(
                 (rows, width, b),
                 (tile.as_mut_ptr(), TASK_COLUMNS),
                 (dh.as_ptr().add(j), 1, h),
                 (x, f),
             );
-            adam_rows(
-                adam,
-                &tile[..rows * TASK_COLUMNS],
-                f,
-                (p.w.add(at), p.m.add(at), p.v.add(at)),
-                masks,
-            );
-        }
-    }
-}
-
-/// Adam on a gradient tile (rows of [`TASK_COLUMNS`] floats, of which the masked lanes count)
-/// for the weights and moments at `w`, `m` and `v` (rows `f` apart). Not inlined, so Adam's
-/// seven constants are not hoisted into registers the gradient loop needs (it spilled when they
-/// were).
-///
-/// # Safety
-/// The masked lanes of each row must be valid for reads and writes.
-#[target_feature(enable = "avx512f")]
-#[inline(never)]
-unsafe fn adam_rows(
-    adam: &AdamScalars,
-    tile: &[f32],
-    f: usize,
-    (w, m, v): (*mut f32, *mut f32, *mut f32),
-    masks: [__mmask16; VECTORS],
-) {
-    for (r, row) in tile.chunks_exact(TASK_COLUMNS).enumerate() {
-        for (k, &mask) in masks.iter().enumerate() {
-            let o = r * f + k * LANES;
-            // SAFETY: `row` holds the task's columns; the caller guarantees the masked lanes
-            // of the weights and moments are valid.
-            unsafe {
-                let g = _mm512_maskz_loadu_ps(mask, row.as_ptr().add(k * LANES));
-                adam.update_m512(g, w.add(o), m.add(o), v.add(o), mask);
+            for (r, g) in tile.chunks_exact(TASK_COLUMNS).take(rows).enumerate() {
+                let span =
+                    |base: *mut f32| std::slice::from_raw_parts_mut(base.add(at + r * f), width);
+                adam.update(span(p.w), &g[..width], span(p.m), span(p.v));
             }
         }
     }

@@ -141,7 +141,7 @@ enum Fc1Kernels {
 impl Fc1Kernels {
     fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if crate::fc1_avx512::available() {
+        if mnist_model::ops::unpacked::available() {
             return Self::Avx512;
         }
         Self::Gemm
@@ -541,63 +541,17 @@ impl FusedStep {
             None => &s.pooled1[..b * f],
         };
         let fc1 = &mut self.slots[FC1_W];
-        #[cfg(target_arch = "x86_64")]
-        if self.fc1_kernels == Fc1Kernels::Avx512 {
-            return crate::fc1_avx512::backward_and_update(
-                (b, h, f),
-                features,
-                &s.dhidden[..b * h],
-                &mut fc1.value,
-                &mut fc1.m,
-                &mut fc1.v,
-                &mut s.dfeatures[..b * f],
-                adam,
-            );
+        let (dh, dx) = (&s.dhidden[..b * h], &mut s.dfeatures[..b * f]);
+        let (w, m, v) = (&mut fc1.value, &mut fc1.m, &mut fc1.v);
+        match self.fc1_kernels {
+            Fc1Kernels::Gemm => {
+                fc1_backward_and_update((b, h, f), block, features, dh, w, m, v, dx, adam)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Fc1Kernels::Avx512 => {
+                crate::fc1_avx512::backward_and_update((b, h, f), features, dh, w, m, v, dx, adam)
+            }
         }
-        let weights = SharedMut(fc1.value.as_mut_ptr());
-        let moments = (SharedMut(fc1.m.as_mut_ptr()), SharedMut(fc1.v.as_mut_ptr()));
-        assert!(s.dfeatures.len() >= b * f && s.dhidden.len() >= b * h);
-        let dfeatures = SharedMut(s.dfeatures.as_mut_ptr());
-        let dhidden = &s.dhidden[..b * h];
-        (0..f.div_ceil(block)).into_par_iter().for_each_init(
-            || vec![0f32; h * block],
-            |grad, index| {
-                let first = index * block;
-                let width = block.min(f - first);
-                // SAFETY: each task owns columns `first..first + width` of the row-major `[h, f]`
-                // weight and moments and of the `[b, f]` input gradient, so no two tasks touch
-                // the same element; the buffers outlive the parallel loop, and `grad` is this
-                // task's own. Strides as in `forward_backward_dense`.
-                unsafe {
-                    let w = weights.ptr().add(first);
-                    matmul(
-                        (b, width, h),
-                        (dfeatures.ptr().add(first), f, 1),
-                        (dhidden.as_ptr(), h, 1),
-                        (w, f, 1),
-                        Parallelism::None,
-                    );
-                    matmul(
-                        (h, width, b),
-                        (grad.as_mut_ptr(), width, 1),
-                        (dhidden.as_ptr(), 1, h),
-                        (features.as_ptr().add(first), f, 1),
-                        Parallelism::None,
-                    );
-                    for row in 0..h {
-                        let at = row * f + first;
-                        let span =
-                            |p: SharedMut| std::slice::from_raw_parts_mut(p.ptr().add(at), width);
-                        adam.update(
-                            span(weights),
-                            &grad[row * width..][..width],
-                            span(moments.0),
-                            span(moments.1),
-                        );
-                    }
-                }
-            },
-        );
     }
 
     /// `fast`'s second conv layer backward: from `dfeatures` (its pooled output's gradient) to
@@ -783,6 +737,67 @@ fn fc1_forward(
     }
 }
 
+/// fc1's backward and Adam update through `gemm`, for each block of `block` input columns in
+/// parallel: the input gradient `dx [b, f] = dh [b, h] @ w [h, f]` (with the weights before this
+/// step), the block's weight gradient `dhᵀ @ x`, and its Adam update.
+#[allow(clippy::too_many_arguments)]
+fn fc1_backward_and_update(
+    (b, h, f): (usize, usize, usize),
+    block: usize,
+    features: &[f32],
+    dhidden: &[f32],
+    w: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    dfeatures: &mut [f32],
+    adam: AdamScalars,
+) {
+    assert!(features.len() == b * f && dhidden.len() == b * h && dfeatures.len() == b * f);
+    assert!(w.len() == h * f && m.len() == h * f && v.len() == h * f);
+    let weights = SharedMut(w.as_mut_ptr());
+    let moments = (SharedMut(m.as_mut_ptr()), SharedMut(v.as_mut_ptr()));
+    let dfeatures = SharedMut(dfeatures.as_mut_ptr());
+    (0..f.div_ceil(block)).into_par_iter().for_each_init(
+        || vec![0f32; h * block],
+        |grad, index| {
+            let first = index * block;
+            let width = block.min(f - first);
+            // SAFETY: each task owns columns `first..first + width` of the row-major `[h, f]`
+            // weight and moments and of the `[b, f]` input gradient (asserted sizes), so no two
+            // tasks touch the same element; the buffers outlive the parallel loop, and `grad` is
+            // this task's own. Strides as in `forward_backward_dense`.
+            unsafe {
+                let w = weights.ptr().add(first);
+                matmul(
+                    (b, width, h),
+                    (dfeatures.ptr().add(first), f, 1),
+                    (dhidden.as_ptr(), h, 1),
+                    (w, f, 1),
+                    Parallelism::None,
+                );
+                matmul(
+                    (h, width, b),
+                    (grad.as_mut_ptr(), width, 1),
+                    (dhidden.as_ptr(), 1, h),
+                    (features.as_ptr().add(first), f, 1),
+                    Parallelism::None,
+                );
+                for row in 0..h {
+                    let at = row * f + first;
+                    let span =
+                        |p: SharedMut| std::slice::from_raw_parts_mut(p.ptr().add(at), width);
+                    adam.update(
+                        span(weights),
+                        &grad[row * width..][..width],
+                        span(moments.0),
+                        span(moments.1),
+                    );
+                }
+            }
+        },
+    );
+}
+
 /// A raw pointer handed to parallel tasks that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 struct SharedMut(*mut f32);
@@ -962,7 +977,7 @@ mod tests {
     #[test]
     fn avx512_fc1_gives_the_bits_of_the_gemm_path() {
         use mnist_model::SeedConfig;
-        if !crate::fc1_avx512::available() {
+        if !mnist_model::ops::unpacked::available() {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }

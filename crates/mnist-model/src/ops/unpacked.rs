@@ -3,7 +3,7 @@
 //!
 //! Why: `gemm` copies ("packs") its operands into panels before multiplying, which pays for large
 //! matrices; for the fused step's (fc1 against a batch of 32; `fast`'s second conv layer, a
-//! 32 x 144 weight against 968 patch columns) it spent a third as long packing as multiplying.
+//! 32 x 144 weight against 968 patch columns) it spent about half as long packing as multiplying.
 //! Each sum here runs over `k` in order, one fused multiply-add at a time from zero, as `gemm`'s
 //! kernels do for these shapes, so both give the same bits (tested against [`super::matmul`]).
 
