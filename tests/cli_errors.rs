@@ -20,6 +20,33 @@ fn missing_data_directory_says_where_it_looked_and_how_to_supply_files() {
     );
 }
 
+/// A run that fails before its first checkpoint leaves no folder behind: neither the default
+/// `runs/` nor a `--report` folder it created.
+#[test]
+fn a_failed_run_leaves_no_empty_folder_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(mnist()
+        .current_dir(dir.path())
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--report",
+            "figures/run1",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("nowhere")))
+    .one_line_error();
+    assert!(err.contains("nowhere"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn corrupt_idx_file_is_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -267,3 +267,36 @@ fn weights_without_metadata_evaluate_with_model_flag() {
     assert_eq!(a["accuracy"], b["accuracy"]);
     assert_eq!(a["confusion"], b["confusion"]);
 }
+
+/// The shipped weights score exactly what the README and `weights/README.md` say (evaluation is
+/// deterministic: the same forward pass in the same order), and `mnist` run from outside the
+/// clone, with no data flag or variable, finds the repository's own copy of MNIST.
+#[test]
+fn the_shipped_weights_score_what_the_readme_says() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (file, correct) in [
+        ("weights/seed.safetensors", 9847),
+        ("weights/fast.safetensors", 9921),
+        ("weights/convnet.safetensors", 9967),
+    ] {
+        let out = mnist()
+            .current_dir(elsewhere.path())
+            .args(["eval", "--json", "--device", "cpu", "--weights"])
+            .arg(repo().join(file))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file}: {stderr}");
+        assert!(
+            stderr.contains("the copy in this repository"),
+            "{file}: {stderr}"
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let accuracy = report["accuracy"].as_f64().unwrap();
+        assert_eq!(
+            (accuracy * 10_000.0).round() as u64,
+            correct,
+            "{file}: {report}"
+        );
+    }
+}

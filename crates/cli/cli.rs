@@ -36,8 +36,9 @@ pub enum Command {
 /// Where to find (or download) the four MNIST IDX files.
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// Directory holding the MNIST IDX files (gzipped or raw) [default: $MNIST_DIR, else ./data/mnist].
-    /// Missing files are downloaded there.
+    /// Directory holding the MNIST IDX files (gzipped or raw) [default: $MNIST_DIR, else
+    /// ./data/mnist, else the copy in this repository's data/mnist]. Missing files are downloaded
+    /// there.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }

@@ -5,8 +5,8 @@ use mnist_data::{ensure_files, load_dir, resolve_data_dir, DownloadOptions, Mnis
 
 use crate::cli::DataArgs;
 
-/// Resolves the directory (flag, `MNIST_DIR`, `./data/mnist`), downloads missing files, and
-/// reads and validates all four.
+/// Resolves the directory (flag, `MNIST_DIR`, `./data/mnist`, the repository's copy), downloads
+/// missing files, and reads and validates all four.
 pub fn load(args: &DataArgs) -> Result<Mnist> {
     let (dir, source) = resolve_data_dir(args.data_dir.as_deref());
     eprintln!("data: {} ({source})", dir.display());

@@ -7,6 +7,7 @@
 //! exit code 1.
 
 mod cli;
+mod created_dirs;
 mod data;
 mod device;
 mod eval;

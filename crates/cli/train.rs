@@ -14,6 +14,7 @@ use mnist_report::EpochMetrics;
 use mnist_train::{EpochReport, OptimizerConfig, OptimizerKind, TrainConfig, Trainer};
 
 use crate::cli::{NormalizationName, OptimizerName, TrainArgs};
+use crate::created_dirs::CreatedDirs;
 use crate::progress::EpochBar;
 use crate::{data, device};
 
@@ -68,9 +69,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             fresh_config.architecture.name()
         )),
     };
-    prepare_output(&out)?;
+    // Folders made here are removed again if the run ends before writing into them.
+    let mut created = CreatedDirs::default();
+    prepare_output(&out, &mut created)?;
     if let Some(dir) = &args.report {
-        std::fs::create_dir_all(dir)
+        created
+            .create(dir)
             .with_context(|| format!("--report {}: cannot create the directory", dir.display()))?;
     }
     let (device, device_name) = device::open(args.device)?;
@@ -163,7 +167,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 }
 
 /// Creates the checkpoint's directory and makes sure it can be written before hours of training.
-fn prepare_output(out: &Path) -> Result<()> {
+fn prepare_output(out: &Path, created: &mut CreatedDirs) -> Result<()> {
     if out.is_dir() {
         anyhow::bail!(
             "--out {}: is a directory; give a file name such as {}/model.safetensors",
@@ -175,7 +179,7 @@ fn prepare_output(out: &Path) -> Result<()> {
         Some(dir) => dir,
         None => Path::new("."),
     };
-    std::fs::create_dir_all(dir).with_context(|| {
+    created.create(dir).with_context(|| {
         format!(
             "--out {}: cannot create directory {}",
             out.display(),

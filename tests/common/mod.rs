@@ -85,15 +85,14 @@ impl Run {
     }
 }
 
-/// The real MNIST directory. Accuracy tests need it; without it they fail loudly rather than
-/// pass without checking anything.
+/// The real MNIST the repository carries (`data/mnist/`, checked against its published SHA-256
+/// by mnist-data's tests). Never `MNIST_DIR`: a variable inherited from the shell must not change
+/// what the accuracy tests measure.
 pub fn real_mnist_dir() -> PathBuf {
-    let dir = std::env::var_os("MNIST_DIR").map(PathBuf::from).expect(
-        "MNIST_DIR is not set: point it at a folder holding the four MNIST IDX files, e.g. MNIST_DIR=../shared/data/mnist",
-    );
+    let dir = repo().join("data/mnist");
     assert!(
-        dir.is_dir(),
-        "MNIST_DIR={} is not a directory",
+        dir.join("t10k-labels-idx1-ubyte.gz").is_file(),
+        "{} does not hold MNIST: the clone is incomplete",
         dir.display()
     );
     dir

@@ -95,6 +95,17 @@ impl fmt::Display for MnistFile {
     }
 }
 
+/// The copy of MNIST that a clone of this repository carries (`data/mnist/` at its top), found
+/// through where this crate was compiled. It is absent from a published crate, so `cargo install`
+/// builds fall back to [`DEFAULT_DATA_DIR`] and the downloader.
+pub fn repository_data_dir() -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/mnist")
+        .canonicalize()
+        .ok()
+        .filter(|dir| dir.is_dir())
+}
+
 /// Where [`resolve_data_dir`] found the data folder, for messages such as
 /// "reading MNIST from data/mnist (the default)".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,8 +114,10 @@ pub enum DataDirSource {
     Flag,
     /// The [`DATA_DIR_ENV`] environment variable.
     Env,
-    /// [`DEFAULT_DATA_DIR`].
+    /// [`DEFAULT_DATA_DIR`] in the working directory.
     Default,
+    /// The repository's own copy ([`repository_data_dir`]).
+    Repository,
 }
 
 impl fmt::Display for DataDirSource {
@@ -113,26 +126,39 @@ impl fmt::Display for DataDirSource {
             DataDirSource::Flag => f.write_str("from --data-dir"),
             DataDirSource::Env => write!(f, "from {DATA_DIR_ENV}"),
             DataDirSource::Default => f.write_str("the default"),
+            DataDirSource::Repository => f.write_str("the copy in this repository"),
         }
     }
 }
 
-/// The data folder: the `--data-dir` flag if given, else [`DATA_DIR_ENV`] if
-/// set and not empty, else [`DEFAULT_DATA_DIR`].
+/// The data folder: the `--data-dir` flag if given, else [`DATA_DIR_ENV`] if set and not empty,
+/// else [`DEFAULT_DATA_DIR`] if that folder exists, else the repository's copy if there is one,
+/// else [`DEFAULT_DATA_DIR`] (where missing files are downloaded to).
 pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     resolve_data_dir(flag).0
 }
 
-/// [`data_dir`], together with which of the three places it came from.
+/// [`data_dir`], together with which of the places it came from.
 pub fn resolve_data_dir(flag: Option<&Path>) -> (PathBuf, DataDirSource) {
-    resolve(flag, std::env::var_os(DATA_DIR_ENV))
+    resolve(
+        flag,
+        std::env::var_os(DATA_DIR_ENV),
+        Path::new(DEFAULT_DATA_DIR).is_dir(),
+        repository_data_dir(),
+    )
 }
 
-/// The environment is a parameter so tests need not mutate the process's.
-fn resolve(flag: Option<&Path>, env: Option<OsString>) -> (PathBuf, DataDirSource) {
-    match (flag, env) {
-        (Some(flag), _) => (flag.to_owned(), DataDirSource::Flag),
-        (None, Some(env)) if !env.is_empty() => (PathBuf::from(env), DataDirSource::Env),
+/// The environment and the file system are parameters so tests need not change the process's.
+fn resolve(
+    flag: Option<&Path>,
+    env: Option<OsString>,
+    default_exists: bool,
+    repository: Option<PathBuf>,
+) -> (PathBuf, DataDirSource) {
+    match (flag, env, repository) {
+        (Some(flag), _, _) => (flag.to_owned(), DataDirSource::Flag),
+        (None, Some(env), _) if !env.is_empty() => (PathBuf::from(env), DataDirSource::Env),
+        (None, _, Some(repository)) if !default_exists => (repository, DataDirSource::Repository),
         _ => (PathBuf::from(DEFAULT_DATA_DIR), DataDirSource::Default),
     }
 }
@@ -295,41 +321,55 @@ mod tests {
     }
 
     #[test]
-    fn data_dir_prefers_flag_then_env_then_default() {
+    fn data_dir_prefers_flag_then_env_then_working_directory_then_repository() {
         let flag = Path::new("/flag");
         let env = || Some(OsString::from("/env"));
+        let repo = || Some(PathBuf::from("/repo/data/mnist"));
         assert_eq!(
-            resolve(Some(flag), env()),
+            resolve(Some(flag), env(), true, repo()),
             (PathBuf::from("/flag"), DataDirSource::Flag)
         );
         assert_eq!(
-            resolve(None, env()),
+            resolve(None, env(), true, repo()),
             (PathBuf::from("/env"), DataDirSource::Env)
         );
         let default = (PathBuf::from(DEFAULT_DATA_DIR), DataDirSource::Default);
-        assert_eq!(resolve(None, None), default);
-        assert_eq!(resolve(None, Some(OsString::new())), default);
+        assert_eq!(resolve(None, None, true, repo()), default);
+        assert_eq!(resolve(None, Some(OsString::new()), true, None), default);
+        assert_eq!(
+            resolve(None, None, false, repo()),
+            (PathBuf::from("/repo/data/mnist"), DataDirSource::Repository)
+        );
+        assert_eq!(resolve(None, None, false, None), default);
     }
 
-    /// Reads the real files; `MNIST_DIR` must point at them. Failing rather
-    /// than skipping keeps a green run from meaning "nothing was checked".
+    /// The repository's copy: the four files whose decompressed SHA-256 are the published ones
+    /// (checked against [`MnistFile::sha256`] and the folder's own `SHA256SUMS`), with the
+    /// published sizes and the test set's class counts.
     #[test]
-    fn real_mnist_has_the_published_sizes_and_test_histogram() {
-        let Some(dir) = std::env::var_os(DATA_DIR_ENV) else {
-            panic!(
-                "set {DATA_DIR_ENV} to the folder holding the four MNIST files to run this test \
-                 (for example {DATA_DIR_ENV}=../shared/data/mnist)"
+    fn the_repository_copy_is_the_real_mnist() {
+        use sha2::{Digest, Sha256};
+        let dir = repository_data_dir().expect("data/mnist is missing from this clone");
+        let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+        for file in MnistFile::ALL {
+            let path = find_file(&dir, file).unwrap();
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap()),
+                &mut content,
+            )
+            .unwrap();
+            let digest: String = Sha256::digest(&content)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(digest, file.sha256(), "{}", path.display());
+            assert!(
+                sums.lines().any(|l| l == format!("{digest}  {file}")),
+                "SHA256SUMS has no line for {file}"
             );
-        };
-        // Cargo runs this test inside crates/mnist-data; a relative MNIST_DIR (as the README
-        // writes it) is relative to the workspace root, where the command was typed.
-        let dir = Path::new(&dir);
-        let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let dir = if dir.is_relative() && !dir.exists() {
-            workspace_root.join(dir)
-        } else {
-            dir.to_path_buf()
-        };
+        }
+        assert_eq!(sums.lines().count(), 4);
         let mnist = load_dir(&dir).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(mnist.train.len(), 60_000);
         assert_eq!(mnist.test.len(), 10_000);

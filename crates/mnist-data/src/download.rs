@@ -7,16 +7,21 @@
 //! [`crate::load_dir`] would pick up. Nothing is checked or re-downloaded for
 //! files already present: [`crate::load_dir`] validates those.
 
-use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::path::Path;
+#[cfg(feature = "download")]
+use std::{io::Read, path::PathBuf, time::Duration};
 
+#[cfg(feature = "download")]
 use flate2::read::MultiGzDecoder;
+#[cfg(feature = "download")]
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+#[cfg(feature = "download")]
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{find_file, MnistFile};
 use crate::error::DataError;
+#[cfg(feature = "download")]
 use crate::idx::GZIP_MAGIC;
 
 /// Base URLs tried in order. torchvision's copy first: yann.lecun.com, the
@@ -77,6 +82,7 @@ impl DownloadOptions {
         }
     }
 
+    #[cfg(feature = "download")]
     fn expected_sha256(&self, file: MnistFile) -> &str {
         &self.sha256[file as usize]
     }
@@ -100,6 +106,25 @@ pub fn ensure_files(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
     if missing.is_empty() {
         return Ok(());
     }
+    #[cfg(not(feature = "download"))]
+    {
+        let _ = options;
+        Err(DataError::Missing {
+            dir: dir.to_owned(),
+            missing,
+        })
+    }
+    #[cfg(feature = "download")]
+    fetch_missing(dir, &missing, options)
+}
+
+/// Fetches, checks and saves each of `missing` in turn.
+#[cfg(feature = "download")]
+fn fetch_missing(
+    dir: &Path,
+    missing: &[MnistFile],
+    options: &DownloadOptions,
+) -> Result<(), DataError> {
     let agent = agent();
     for (i, &file) in missing.iter().enumerate() {
         let content =
@@ -119,6 +144,7 @@ pub fn ensure_files(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
     Ok(())
 }
 
+#[cfg(feature = "download")]
 /// Timeouts that notice a dead network quickly but let a slow, steady
 /// connection finish: there is no limit on the whole transfer.
 fn agent() -> ureq::Agent {
@@ -130,6 +156,7 @@ fn agent() -> ureq::Agent {
         .new_agent()
 }
 
+#[cfg(feature = "download")]
 /// The response of the first mirror whose content has the expected
 /// checksum; otherwise the last mirror's error (`None`: no mirrors).
 fn fetch_verified(
@@ -157,6 +184,7 @@ fn fetch_verified(
     Err(last_error)
 }
 
+#[cfg(feature = "download")]
 fn fetch(agent: &ureq::Agent, url: &str, options: &DownloadOptions) -> Result<Vec<u8>, DataError> {
     let http = |error: String| DataError::Http {
         url: url.to_owned(),
@@ -188,6 +216,7 @@ fn fetch(agent: &ureq::Agent, url: &str, options: &DownloadOptions) -> Result<Ve
     Ok(body)
 }
 
+#[cfg(feature = "download")]
 fn progress_bar(url: &str, length: Option<u64>, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
@@ -201,6 +230,7 @@ fn progress_bar(url: &str, length: Option<u64>, show: bool) -> ProgressBar {
         .with_message(url.to_owned())
 }
 
+#[cfg(feature = "download")]
 /// Checks the SHA-256 of the content, decompressing it if it is gzipped.
 fn verify(url: &str, body: &[u8], expected: &str, max_bytes: u64) -> Result<(), DataError> {
     let mut hasher = Sha256::new();
@@ -226,6 +256,7 @@ fn verify(url: &str, body: &[u8], expected: &str, max_bytes: u64) -> Result<(), 
     Ok(())
 }
 
+#[cfg(feature = "download")]
 /// Writes `content` into `dir` atomically, named after what it is: `NAME.gz`
 /// if gzipped, `NAME` if the server or client already inflated it.
 fn save(dir: &Path, file: MnistFile, content: &[u8]) -> Result<PathBuf, DataError> {
@@ -243,7 +274,7 @@ fn save(dir: &Path, file: MnistFile, content: &[u8]) -> Result<PathBuf, DataErro
     Ok(path)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "download"))]
 mod tests {
     use super::*;
     use crate::dataset::load_dir;

@@ -1,6 +1,7 @@
 //! The MNIST data: reading and validating the four IDX files, finding them
-//! (`--data-dir`, `MNIST_DIR`, `./data/mnist`), and downloading them from the
-//! usual mirrors with checksum verification when they are missing.
+//! (`--data-dir`, `MNIST_DIR`, `./data/mnist`, the copy a clone of this
+//! repository carries), and downloading them from the usual mirrors with
+//! checksum verification when they are missing.
 //!
 //! Everything here works on raw `u8` pixels and labels; turning them into
 //! tensors (normalization, batching) is done once, elsewhere, so that training
@@ -37,8 +38,8 @@ pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 pub const NUM_CLASSES: usize = 10;
 
 pub use dataset::{
-    data_dir, find_file, load_dir, resolve_data_dir, DataDirSource, Mnist, MnistFile, Split,
-    DATA_DIR_ENV, DEFAULT_DATA_DIR,
+    data_dir, find_file, load_dir, repository_data_dir, resolve_data_dir, DataDirSource, Mnist,
+    MnistFile, Split, DATA_DIR_ENV, DEFAULT_DATA_DIR,
 };
 pub use download::{ensure_files, DownloadOptions, MIRRORS, MIRROR_ENV};
 pub use error::DataError;
