@@ -17,6 +17,7 @@ mod predict;
 mod progress;
 mod read;
 mod report;
+mod runtime;
 mod serve;
 mod train;
 mod weights;
@@ -26,12 +27,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
-
-/// Training allocates and frees many large activation buffers per step; glibc's malloc hands
-/// each back to the kernel and page-faults it in again, which cost 40% of a CPU step here
-/// (measured with crates/mnist-train/examples/step_time: 19 → 11 ms per tutorial step).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -51,10 +46,10 @@ fn main() -> ExitCode {
         // The server has its own async runtime and must not hold a pool worker for its lifetime;
         // its blocking tasks share the same global pool.
         Command::Serve(args) => {
-            mnist_train::runtime::configure_process();
+            runtime::configure_process();
             serve::run(args)
         }
-        command => mnist_train::runtime::run_on_worker_pool(move || run(command)),
+        command => runtime::run_on_worker_pool(move || run(command)),
     };
     match result {
         Ok(code) => code,

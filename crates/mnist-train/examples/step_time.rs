@@ -47,9 +47,10 @@ fn candle_builtin_seed(device: &Device) -> candle_core::Result<(Forward, NamedVa
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Threads and allocator as the `mnist` binary sets them up.
-    mnist_train::runtime::run_on_worker_pool(|| run().map_err(|e| e.to_string()))
-        .map_err(Into::into)
+    // Threads as the `mnist` binary sets them up (crates/cli/runtime.rs): candle's own pool off,
+    // the work on a rayon worker.
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
+    rayon::scope(|_| run().map_err(|e| e.to_string())).map_err(Into::into)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,7 +12,6 @@ mod fc1_avx512;
 mod fused_adam;
 mod fused_step;
 mod optim;
-pub mod runtime;
 mod trainer;
 
 pub use error::TrainError;
