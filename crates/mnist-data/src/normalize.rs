@@ -43,10 +43,12 @@ impl Normalization {
         pixels.to_dtype(DType::F32)?.affine(scale, offset)
     }
 
-    /// The same transform on one host pixel; used where images are prepared without a tensor.
+    /// The same transform on one host pixel, to the bit (candle's affine on f32 multiplies by
+    /// `scale as f32` and adds `offset as f32`); used where images are prepared without a tensor
+    /// (the CPU backend's input).
     pub fn apply_pixel(&self, pixel: u8) -> f32 {
         let (scale, offset) = self.affine();
-        (pixel as f64 * scale + offset) as f32
+        pixel as f32 * scale as f32 + offset as f32
     }
 }
 
@@ -80,6 +82,19 @@ mod tests {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
         assert!((n.apply_pixel(255) - expect[1]).abs() < 1e-6);
+    }
+
+    /// A pixel normalized on the host is the bit pattern the tensor op gives, for every pixel.
+    #[test]
+    fn apply_pixel_gives_the_bits_of_apply() {
+        let all: Vec<u8> = (0..=255).collect();
+        let t = Tensor::new(all.as_slice(), &Device::Cpu).unwrap();
+        for n in [Normalization::Unit, Normalization::mnist_mean_std()] {
+            let v = n.apply(&t).unwrap().to_vec1::<f32>().unwrap();
+            for (p, x) in all.iter().zip(v) {
+                assert_eq!(n.apply_pixel(*p).to_bits(), x.to_bits(), "{n:?} pixel {p}");
+            }
+        }
     }
 
     #[test]

@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Architecture, ModelError, Network, Result};
 
-/// Bumped whenever the meaning of a name or metadata key changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the meaning of a name or metadata key changes. Version 2 records a network as
+/// its layer list (`mnist.model_config` = `{"name": …, "layers": […]}`); version 1 recorded a
+/// named network with its widths, and such files still load.
+pub const FORMAT_VERSION: u32 = 2;
 /// Prefix of optimizer-state tensors.
 pub const OPTIMIZER_PREFIX: &str = "optim.";
 /// Checkpoints of these models are a few MB; anything far larger is not one of ours and is
@@ -257,21 +259,26 @@ impl Checkpoint {
         device: &Device,
     ) -> Result<Network> {
         let architecture = match (&self.meta, architecture) {
-            (Some(meta), Some(arch)) if arch.name() != meta.architecture.name() => {
+            (Some(meta), Some(arch)) if arch.layers_text() != meta.architecture.layers_text() => {
                 return Err(ModelError::BadMetadata {
                     path: self.path.clone(),
                     problem: format!(
-                        "holds a {} model (its metadata says so), not {arch}; leave out --model",
-                        meta.architecture
+                        "holds a {} model ({}, its metadata says so), not {arch} ({}); leave out \
+                         --model and --layers",
+                        meta.architecture,
+                        meta.architecture.layers_text(),
+                        arch.layers_text()
                     ),
                 })
             }
-            (Some(meta), _) => meta.architecture,
+            (Some(meta), _) => meta.architecture.clone(),
             (None, Some(arch)) => arch,
             (None, None) => {
                 return Err(ModelError::BadMetadata {
                     path: self.path.clone(),
-                    problem: "has no mnist metadata, so its architecture is unknown; pass --model to say which it is".into(),
+                    problem: "has no mnist metadata, so its architecture is unknown; pass --model \
+                              or --layers to say which it is"
+                        .into(),
                 })
             }
         };
@@ -283,12 +290,12 @@ impl Checkpoint {
     /// Copies this checkpoint's weights into `network`, checking that every variable is present
     /// with the right shape, that nothing unknown is left over, and that every value is finite.
     pub fn load_into(&self, network: &Network) -> Result<()> {
-        let arch = network.architecture.name();
+        let arch = network.architecture.name().to_string();
         let mismatch = |name: &str, problem: String| ModelError::TensorMismatch {
             path: self.path.clone(),
             name: name.to_string(),
             problem,
-            architecture: arch,
+            architecture: arch.clone(),
         };
         let vars = network.named_vars();
         for (name, var) in &vars {
@@ -422,7 +429,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         let arch: Architecture = "convnet".parse().unwrap();
-        let network = Network::seeded(arch, 3, &Device::Cpu).unwrap();
+        let network = Network::seeded(arch.clone(), 3, &Device::Cpu).unwrap();
         let mut meta = CheckpointMeta::new(arch, Normalization::mnist_mean_std());
         meta.epoch = 2;
         meta.test_accuracy = Some(0.9912);
@@ -454,8 +461,8 @@ mod tests {
     fn non_finite_weights_are_never_written_over_a_good_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        let arch: Architecture = "seed".parse().unwrap();
-        let network = Network::seeded(arch, 3, &Device::Cpu).unwrap();
+        let arch: Architecture = "tutorial".parse().unwrap();
+        let network = Network::seeded(arch.clone(), 3, &Device::Cpu).unwrap();
         let meta = CheckpointMeta::new(arch, Normalization::Unit);
         save(&path, &network, &[], &meta, 0).unwrap();
         let good = std::fs::read(&path).unwrap();
@@ -480,14 +487,14 @@ mod tests {
 
     #[test]
     fn header_keys_are_what_other_tools_read() {
-        let meta = CheckpointMeta::new("seed".parse().unwrap(), Normalization::Unit);
+        let meta = CheckpointMeta::new("tutorial".parse().unwrap(), Normalization::Unit);
         let h = meta.to_header();
         assert_eq!(h["format"], "pt");
-        assert_eq!(h["mnist.architecture"], "seed");
-        assert_eq!(h["mnist.format_version"], "1");
+        assert_eq!(h["mnist.architecture"], "tutorial");
+        assert_eq!(h["mnist.format_version"], "2");
         assert_eq!(
             h["mnist.model_config"],
-            r#"{"name":"seed","config":{"conv_channels":32,"hidden":128}}"#
+            r#"{"name":"tutorial","layers":["conv32x3","relu","pool2","flatten","dense128","relu","dense10"]}"#
         );
         assert_eq!(h["mnist.normalization"], r#"{"kind":"unit"}"#);
     }
@@ -495,13 +502,13 @@ mod tests {
     #[test]
     fn another_architecture_is_refused_naming_the_first_tensor() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seed.safetensors");
-        let seed = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        let path = dir.path().join("tutorial.safetensors");
+        let tutorial = Network::seeded("tutorial".parse().unwrap(), 0, &Device::Cpu).unwrap();
         save(
             &path,
-            &seed,
+            &tutorial,
             &[],
-            &CheckpointMeta::new(seed.architecture, Normalization::Unit),
+            &CheckpointMeta::new(tutorial.architecture.clone(), Normalization::Unit),
             0,
         )
         .unwrap();
@@ -512,7 +519,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("seed.safetensors")
+            err.contains("tutorial.safetensors")
                 && err.contains("\"bn1.bias\" is missing")
                 && err.contains("convnet"),
             "{err}"
@@ -523,7 +530,7 @@ mod tests {
     fn wrong_shape_and_non_finite_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
-        let net = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        let net = Network::seeded("tutorial".parse().unwrap(), 0, &Device::Cpu).unwrap();
         let mut tensors: BTreeMap<String, Tensor> = net
             .named_vars()
             .into_iter()
@@ -540,7 +547,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("\"fc2.bias\" has shape [11] but seed needs [10]"),
+            err.contains("\"fc2.bias\" has shape [11] but tutorial needs [10]"),
             "{err}"
         );
 
@@ -578,12 +585,12 @@ mod tests {
         );
 
         let good = dir.path().join("good.safetensors");
-        let net = Network::seeded("seed".parse().unwrap(), 0, &Device::Cpu).unwrap();
+        let net = Network::seeded("tutorial".parse().unwrap(), 0, &Device::Cpu).unwrap();
         save(
             &good,
             &net,
             &[],
-            &CheckpointMeta::new(net.architecture, Normalization::Unit),
+            &CheckpointMeta::new(net.architecture.clone(), Normalization::Unit),
             0,
         )
         .unwrap();

@@ -9,6 +9,8 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
     #[error("unknown architecture {found:?}; expected one of: {expected}")]
     UnknownArchitecture { found: String, expected: String },
+    #[error(transparent)]
+    Layers(#[from] crate::layers::LayerError),
     // The I/O error is part of the message, not a `source()`: printing the chain with `{:#}`
     // would otherwise say it twice.
     #[error("{path}: cannot {action}: {error}")]
@@ -30,7 +32,7 @@ pub enum ModelError {
         path: PathBuf,
         name: String,
         problem: String,
-        architecture: &'static str,
+        architecture: String,
     },
     #[error("{path}: {problem}")]
     BadMetadata { path: PathBuf, problem: String },

@@ -1,13 +1,28 @@
 //! Test helpers: finite-difference gradient checks (the reference that does not trust candle)
 //! and tensor comparison.
 
-use candle_core::{Tensor, Var};
+use candle_core::{Device, Tensor, Var};
+use mnist_data::rng::{seeded_rng, RngPurpose};
+use rand::Rng;
+
+/// Standard-normal values from a seeded stream (Box-Muller), so a failing test can be rerun.
+pub fn seeded_randn(dims: &[usize], seed: u64) -> Tensor {
+    let mut rng = seeded_rng(seed, RngPurpose::Init, 7);
+    let n: usize = dims.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            let (u, v): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        })
+        .collect();
+    Tensor::from_vec(values, dims, &Device::Cpu).unwrap()
+}
 
 /// Checks d/dx sum(f(x) * r) from autograd against central differences for every element of
 /// `x`, with a fixed random weighting `r` so each output position matters differently.
 pub fn assert_gradients_match(x: &Var, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) {
     let y = f(x.as_tensor()).unwrap();
-    let r = Tensor::randn(0f32, 1., y.dims(), y.device()).unwrap();
+    let r = seeded_randn(y.dims(), 99);
     let objective = |t: &Tensor| -> f64 {
         (f(t).unwrap() * &r)
             .unwrap()

@@ -3,12 +3,14 @@
 //! ChaCha stream instead: Keras' defaults, as the tutorial uses them (Glorot-uniform kernels,
 //! zero biases, batch norm at identity).
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
+use std::collections::BTreeMap;
+
+use candle_core::{Device, Tensor, Var};
 use mnist_data::rng::{seeded_rng, RngPurpose};
 use rand::Rng;
 
-use crate::Result;
+use crate::layers::Init;
+use crate::{Network, Result};
 
 /// Glorot/Xavier uniform bound for a weight of this PyTorch-layout shape: conv (out, in, kh, kw)
 /// or linear (out, in).
@@ -19,35 +21,30 @@ pub fn glorot_bound(dims: &[usize]) -> f64 {
     (6.0 / (fan_in + fan_out) as f64).sqrt()
 }
 
-/// Overwrites every variable of `varmap` with seeded values, in name order so the result does not
-/// depend on hash-map iteration. Which init applies is read off the PyTorch-style name.
-pub(crate) fn init_seeded(varmap: &VarMap, seed: u64) -> Result<()> {
+/// Overwrites every variable of `network` with seeded values as its layer list says (Glorot
+/// for weights, zeros for biases and running means, ones for batch-norm scales and running
+/// variances), in name order so the stream does not depend on hash-map iteration.
+pub(crate) fn init_seeded(network: &Network, seed: u64) -> Result<()> {
     let mut rng = seeded_rng(seed, RngPurpose::Init, 0);
-    let vars = varmap
-        .data()
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("var map poisoned".into()))?;
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &vars[name];
-        let dims = var.dims().to_vec();
-        let count: usize = dims.iter().product();
-        let values: Vec<f32> = if name.ends_with("running_var") {
-            vec![1.0; count]
-        } else if name.ends_with("running_mean") || name.ends_with(".bias") {
-            vec![0.0; count]
-        } else if dims.len() == 1 {
-            vec![1.0; count] // batch-norm scale
-        } else {
-            let bound = glorot_bound(&dims) as f32;
-            (0..count)
-                .map(|_| rng.random_range(-bound..bound))
-                .collect()
+    let mut specs = network.architecture.params();
+    specs.sort_by(|a, b| a.name.cmp(&b.name));
+    let vars: BTreeMap<String, Var> = network.named_vars().into_iter().collect();
+    for spec in specs {
+        let var = vars
+            .get(&spec.name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no variable {}", spec.name)))?;
+        let count = spec.len();
+        let values: Vec<f32> = match spec.init {
+            Init::Zeros => vec![0.0; count],
+            Init::Ones => vec![1.0; count],
+            Init::GlorotUniform => {
+                let bound = glorot_bound(&spec.dims) as f32;
+                (0..count)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect()
+            }
         };
-        let tensor = Tensor::from_vec(values, dims, &Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .to_device(var.device())?;
+        let tensor = Tensor::from_vec(values, spec.dims, &Device::Cpu)?.to_device(var.device())?;
         var.set(&tensor)?;
     }
     Ok(())

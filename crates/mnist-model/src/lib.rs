@@ -1,32 +1,26 @@
-//! The network architectures, their seeded initialization and their checkpoint format.
+//! What a network is: a layer list ([`layers`], [`Architecture`]) from which the candle model
+//! ([`Network`]), the parameter names and shapes, the seeded initialization and the checkpoint
+//! format ([`checkpoint`]) are derived.
 //!
-//! Every layer is built from a [`candle_nn::VarBuilder`] whose prefixes are the struct's field
-//! names, so the tensor names in a checkpoint are PyTorch's (`conv1.weight`, `fc1.bias`, …) and a
-//! PyTorch module with the same field names loads our files unchanged. Nothing here knows about
-//! devices, optimizers or command lines.
+//! Parameters carry PyTorch's names (`conv1.weight`, `fc1.bias`, …), so a PyTorch module built
+//! from the same list loads our files unchanged. Nothing here knows about optimizers, command
+//! lines or how the CPU runs a network fast (that is `mnist-cpu`).
 
 mod architecture;
 pub mod checkpoint;
-mod classifier;
-pub mod conv;
-mod convnet;
 mod error;
-mod fast;
 #[cfg(test)]
 mod gradcheck;
 mod init;
-pub mod linear;
-pub mod ops;
-mod seed;
+pub mod layers;
+mod network;
 
-pub use architecture::{Architecture, Model, Network};
+pub use architecture::{Architecture, BUILT_IN, CUSTOM};
 pub use checkpoint::{Checkpoint, CheckpointMeta, FORMAT_VERSION};
-pub use classifier::{ranked, Classifier, CLASSIFY_BATCH_SIZE};
-pub use convnet::{ConvNet, ConvNetConfig, BATCH_NORM_EPS};
 pub use error::ModelError;
-pub use fast::{FastConfig, FastNet};
 pub use init::glorot_bound;
-pub use seed::{SeedConfig, SeedNet};
+pub use layers::{Layer, LayerError, ParamSpec, Placed, Shape};
+pub use network::{max_pool2, Network, Sequential, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 
 /// The model crate's result type.
 pub type Result<T> = std::result::Result<T, ModelError>;

@@ -1,9 +1,9 @@
-//! A GEMM for the fused training step's small shapes whose right-hand side and destination are
-//! row-major: AVX-512 tiles of 8 rows by 48 columns that read the right-hand side where it lies.
+//! A GEMM for small shapes whose right-hand side and destination are row-major: AVX-512 tiles of
+//! 8 rows by 48 columns that read the right-hand side where it lies.
 //!
 //! Why: `gemm` copies ("packs") its operands into panels before multiplying, which pays for large
-//! matrices; for the fused step's (fc1 against a batch of 32; `fast`'s second conv layer, a
-//! 32 x 144 weight against 968 patch columns) it spent about half as long packing as multiplying.
+//! matrices; for small ones (a dense layer against a batch of 32; a 32 x 144 conv weight against
+//! 968 patch columns) it spent about half as long packing as multiplying.
 //! Each sum here runs over `k` in order, one fused multiply-add at a time from zero, as `gemm`'s
 //! kernels do for these shapes, so both give the same bits (tested against [`super::matmul`]).
 
@@ -110,12 +110,12 @@ unsafe fn tile<const R: usize, const V: usize>(
 mod tests {
     use super::*;
 
-    /// Against `gemm` (through [`super::super::matmul`]) on the fused step's shapes and ragged
-    /// ones, with a transposed left-hand side too: the same bits.
+    /// Against `gemm` (through [`super::super::matmul`]) on the backend's shapes and ragged
+    /// ones, with a transposed left-hand side too: the same bits. (Only AVX-512 machines can run
+    /// it; `crate::tests::every_level_runs_here` fails on a machine that claims AVX-512 and skips.)
     #[test]
     fn gives_the_bits_of_gemm() {
         if !available() {
-            eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
         let mut x = 0x2545_f491_4f6c_dd1du64;
@@ -156,7 +156,6 @@ mod tests {
                     (theirs.as_mut_ptr(), n, 1),
                     (lhs.as_ptr(), lhs_rs, lhs_cs),
                     (rhs.as_ptr(), n, 1),
-                    gemm::Parallelism::None,
                 );
             }
             let same = ours

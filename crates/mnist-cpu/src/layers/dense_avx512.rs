@@ -1,20 +1,21 @@
-//! fc1 of the fused step (the `[h, f]` dense layer that holds 98% of the tutorial network's
-//! weights) on AVX-512, in place of the `gemm` calls of [`crate::fused_step`].
+//! A dense layer `[h, f]` (`h` outputs of `f` inputs) on AVX-512, in place of the `gemm` calls
+//! of [`super::dense`]: what makes the tutorial's fc1 (98% of its weights) fast.
 //!
-//! Why: through `gemm`, a third of each fc1 GEMM's time went to packing its operands, and Adam
+//! Why: through `gemm`, a third of each product's time went to packing its operands, and Adam
 //! then read the whole block's weight gradient back. Here every product goes through
-//! [`mnist_model::ops::unpacked::matmul`], which reads the weight where it lies, and the backward
-//! computes the weight gradient 8 rows by 96 columns at a time into a 3 KB tile that Adam updates
-//! from L1 straight away. Every sum runs in the `gemm` path's order (sequential over the summed
-//! index; the forward's partial products of each column block added in block order), so both
-//! paths give the same bits (tested), and results still do not depend on the thread count.
+//! [`unpacked::matmul`], which reads the weight where it lies, and the backward computes the
+//! weight gradient 8 rows by 96 columns at a time into a 3 KB tile that is stored, or that Adam
+//! updates from L1 straight away. Every sum runs in the `gemm` path's order (sequential over the
+//! summed index; the forward's partial products of each column block added in block order), so
+//! both paths give the same bits (tested), and results do not depend on the thread count.
 
 use std::arch::x86_64::*;
 
-use mnist_model::ops::unpacked;
 use rayon::prelude::*;
 
-use crate::fused_adam::AdamScalars;
+use super::dense::Sink;
+use crate::gemm::unpacked;
+use crate::Level;
 
 const LANES: usize = 16;
 /// Columns per backward task: six vectors.
@@ -29,7 +30,7 @@ const PREFETCH_ROWS: usize = 12;
 ///
 /// # Panics
 /// If the slices do not have the shapes given, or the CPU lacks AVX-512F.
-pub(crate) fn forward(
+pub(super) fn forward(
     (b, h, f): (usize, usize, usize),
     block: usize,
     x: &[f32],
@@ -37,7 +38,7 @@ pub(crate) fn forward(
     pre: &mut [f32],
     partials: &mut Vec<f32>,
 ) {
-    assert!(unpacked::available(), "fc1_avx512 needs AVX-512F");
+    assert!(unpacked::available(), "dense_avx512 needs AVX-512F");
     assert!(x.len() == b * f && w.len() == h * f && pre.len() == b * h && block > 0);
     // Partials are `[h, bp]`: vectorized over the batch, padded to whole vectors.
     let bp = b.next_multiple_of(LANES);
@@ -94,7 +95,7 @@ unsafe fn transpose_block(
     assert!(x.len() == b * f && first + width <= f && xt.len() >= width * bp && b <= bp);
     assert!(
         b * f <= i32::MAX as usize,
-        "fc1 input too large for 32-bit gather offsets"
+        "dense input too large for 32-bit gather offsets"
     );
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for v in 0..bp / LANES {
@@ -117,32 +118,40 @@ unsafe fn transpose_block(
     }
 }
 
-/// The backward of fc1 and its Adam update, for tasks of [`TASK_COLUMNS`] input columns in
-/// parallel: first `dx [b, f] = dh [b, h] @ w [h, f]` for the task's columns (with the weights
-/// before this step), then for each [`GRAD_ROWS`]-row tile the weight gradient `dhᵀ @ x` and
-/// Adam on that tile of `w`, `m` and `v`.
+/// The backward, for tasks of [`TASK_COLUMNS`] input columns in parallel: first `dx [b, f] =
+/// dh [b, h] @ w [h, f]` for the task's columns (with the weights before this step) when `dx` is
+/// wanted, then for each [`GRAD_ROWS`]-row tile the weight gradient `dhᵀ @ x`, stored or given
+/// its Adam update on that tile of `w`, `m` and `v` (see [`Sink`]).
 ///
 /// # Panics
 /// If the slices do not have the shapes given, or the CPU lacks AVX-512F.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_and_update(
+pub(super) fn backward(
     (b, h, f): (usize, usize, usize),
     x: &[f32],
     dh: &[f32],
     w: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    dx: &mut [f32],
-    adam: AdamScalars,
+    dx: Option<&mut [f32]>,
+    sink: Sink,
 ) {
-    assert!(unpacked::available(), "fc1_avx512 needs AVX-512F");
-    assert!(x.len() == b * f && dh.len() == b * h && dx.len() == b * f);
-    assert!(w.len() == h * f && m.len() == h * f && v.len() == h * f);
+    assert!(unpacked::available(), "dense_avx512 needs AVX-512F");
+    assert!(x.len() == b * f && dh.len() == b * h && w.len() == h * f);
+    assert!(dx.as_ref().is_none_or(|dx| dx.len() == b * f));
+    let (grad, m, v, adam) = match sink {
+        Sink::Grad(g) => {
+            assert_eq!(g.len(), h * f);
+            (g.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), None)
+        }
+        Sink::Adam { m, v, scalars } => {
+            assert!(m.len() == h * f && v.len() == h * f);
+            (std::ptr::null_mut(), m.as_mut_ptr(), v.as_mut_ptr(), Some(scalars))
+        }
+    };
     let ptrs = Ptrs {
         w: w.as_mut_ptr(),
-        m: m.as_mut_ptr(),
-        v: v.as_mut_ptr(),
-        dx: dx.as_mut_ptr(),
+        grad,
+        m,
+        v,
+        dx: dx.map_or(std::ptr::null_mut(), |dx| dx.as_mut_ptr()),
     };
     (0..f.div_ceil(TASK_COLUMNS))
         .into_par_iter()
@@ -152,24 +161,26 @@ pub(crate) fn backward_and_update(
             // SAFETY: AVX-512F checked above; each task reads and writes only columns
             // `first..first + width` of the `[h, f]` and `[b, f]` buffers, which lie inside them
             // (asserted sizes), so no two tasks touch the same element.
-            unsafe { backward_columns((b, h, f), first, width, x, dh, ptrs, &adam) };
+            unsafe { backward_columns((b, h, f), first, width, x, dh, ptrs, adam.as_ref()) };
         });
 }
 
-/// The mutable buffers of [`backward_and_update`], shared by tasks that write disjoint columns.
+/// The mutable buffers of [`backward`], shared by tasks that write disjoint columns: the weight,
+/// then either the gradient or Adam's moments (the others null), and the input gradient (null
+/// when not wanted).
 #[derive(Clone, Copy)]
 struct Ptrs {
     w: *mut f32,
+    grad: *mut f32,
     m: *mut f32,
     v: *mut f32,
     dx: *mut f32,
 }
-// SAFETY: only used where each task writes its own columns (see `backward_and_update`).
+// SAFETY: only used where each task writes its own columns (see `backward`).
 unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
 
-/// One task of [`backward_and_update`]: columns `first..first + width` (at most
-/// [`TASK_COLUMNS`]).
+/// One task of [`backward`]: columns `first..first + width` (at most [`TASK_COLUMNS`]).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_columns(
@@ -179,14 +190,22 @@ unsafe fn backward_columns(
     x: &[f32],
     dh: &[f32],
     p: Ptrs,
-    adam: &AdamScalars,
+    adam: Option<&crate::AdamScalars>,
 ) {
     // SAFETY (all below): the caller's columns `first..first + width` lie inside rows of length
     // `f`, and every access below stays inside them.
     let (w, x) = unsafe { (p.w.add(first).cast_const(), x.as_ptr().add(first)) };
-    let dx = unsafe { p.dx.add(first) };
-    // dx[:, columns] = dh [b, h] @ w[:, columns], with the weights before this step.
-    unsafe { unpacked::matmul((b, width, h), (dx, f), (dh.as_ptr(), h, 1), (w, f)) };
+    if !p.dx.is_null() {
+        // dx[:, columns] = dh [b, h] @ w[:, columns], with the weights before this step.
+        let dx = unsafe { p.dx.add(first) };
+        unsafe { unpacked::matmul((b, width, h), (dx, f), (dh.as_ptr(), h, 1), (w, f)) };
+    }
+    let Some(adam) = adam else {
+        // The gradient stored where it belongs: dw[:, columns] = dhᵀ @ x[:, columns].
+        let dw = unsafe { p.grad.add(first) };
+        unsafe { unpacked::matmul((h, width, b), (dw, f), (dh.as_ptr(), 1, h), (x, f)) };
+        return;
+    };
     // dw[j, c] = Σ_i dh[i, j] x[i, c], then Adam, in tiles of GRAD_ROWS rows j. Each row's span
     // of the moments is in another page, where the hardware prefetcher does not follow, so they
     // are prefetched a few tiles ahead.
@@ -218,7 +237,7 @@ unsafe fn backward_columns(
             for (r, g) in tile.chunks_exact(TASK_COLUMNS).take(rows).enumerate() {
                 let span =
                     |base: *mut f32| std::slice::from_raw_parts_mut(base.add(at + r * f), width);
-                adam.update(span(p.w), &g[..width], span(p.m), span(p.v));
+                adam.update(Level::Avx512, span(p.w), &g[..width], span(p.m), span(p.v));
             }
         }
     }

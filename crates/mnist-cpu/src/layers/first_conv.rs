@@ -1,23 +1,21 @@
-//! The tutorial network's first layer as one CPU op: 3x3 convolution, bias, ReLU and 2x2
-//! max-pool, `[b, c, h, w]` → `[b, o, (h-2)/2, (w-2)/2]`.
+//! The first layer of the tutorial and fast networks as one kernel: 3x3 convolution of the
+//! single-channel image, bias, ReLU and 2x2 max-pool, `[b, 1, h, w]` → `[b, o, (h-2)/2,
+//! (w-2)/2]`. The plan uses it for `conv<N>x3,relu,pool2` at the start of a list.
 //!
-//! Why fused: separately, these four steps write and re-read three `[b, 32, 26, 26]` activations
-//! per step and their gradients, and candle's backward adds a zero tensor and a copy for each.
-//! Fused, the forward keeps only the pooled output and each window's winner (one byte), and the
-//! backward touches only the 169 winners per plane instead of 676 positions. ReLU commutes with
-//! max, and the bias is constant over a window, so `relu(max(conv) + bias)` is the same function
-//! as `max_pool(relu(conv + bias))`.
+//! Why fused: separately, these steps write and re-read three `[b, o, 26, 26]` activations per
+//! step and their gradients. Fused, the forward keeps only the pooled output and each window's
+//! winner (one byte), and the backward touches only the 169 winners per plane instead of 676
+//! positions. ReLU commutes with max, and the bias is constant over a window, so
+//! `relu(max(conv) + bias)` is the same function as `max_pool(relu(conv + bias))`. With one input
+//! channel, im2col would make a 9-row GEMM that is all memory traffic; direct loops with the nine
+//! weights in registers run at the arithmetic's speed.
 //!
-//! The input gradient is computed only when the input needs one (it never does for images).
-//! Gradient sums run over fixed chunks of the batch in a fixed order, so results do not depend on
-//! the thread count or on scheduling: a resumed run still matches an uninterrupted one bit for bit.
+//! No input gradient: the input is the image. Gradient sums run over fixed chunks of the batch
+//! in a fixed order, so results do not depend on the thread count.
 
-use std::sync::Mutex;
-
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::contiguous_f32;
+use crate::Level;
 
 const K: usize = 3;
 const TAPS: usize = K * K;
@@ -26,57 +24,11 @@ const LANES: usize = 8;
 /// Images per gradient partial sum. Fixed (not per thread) so that sums are reproducible.
 const GRAD_CHUNK: usize = 4;
 /// Marks a window whose ReLU is off (`max + bias <= 0`): no gradient flows through it.
-const INACTIVE: u8 = 4;
+pub const INACTIVE: u8 = 4;
 
-/// Conv 3x3 (stride 1, no padding) + bias + ReLU + 2x2 max-pool. On the CPU this is one fused op;
-/// elsewhere it is candle's conv2d, ReLU and max-pool (cuDNN where enabled).
-pub fn conv3x3_relu_max_pool(xs: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    if xs.device().is_cpu() {
-        let (_, c, h, w) = xs.dims4()?;
-        let (o, wc, kh, kw) = weight.dims4()?;
-        if (kh, kw) != (K, K) || wc != c || bias.dims1()? != o || h < K + 1 || w < K + 1 {
-            candle_core::bail!(
-                "conv3x3_relu_max_pool: weight {:?} and bias {:?} do not fit input {:?}",
-                weight.dims(),
-                bias.dims(),
-                xs.dims()
-            )
-        }
-        xs.contiguous()?.apply_op3(
-            &weight.contiguous()?,
-            &bias.contiguous()?,
-            ConvReluPool {
-                winners: Mutex::new(Vec::new()),
-            },
-        )
-    } else {
-        conv3x3_relu_max_pool_reference(xs, weight, bias)
-    }
-}
-
-/// The same layer from candle's ops: the test reference, and the path off the CPU.
-pub fn conv3x3_relu_max_pool_reference(
-    xs: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
-) -> Result<Tensor> {
-    let o = bias.dims1()?;
-    let ys = xs
-        .conv2d(weight, 0, 1, 1, 1)?
-        .broadcast_add(&bias.reshape((1, o, 1, 1))?)?
-        .relu()?;
-    super::max_pool2(&ys)
-}
-
-struct ConvReluPool {
-    /// Per pooled output: which of the window's four positions won (0..4, row-major), or'ed with
-    /// [`INACTIVE`], channel-last (`[b, hp * wp, o]`, see [`forward_slices`]). Written by the
-    /// forward, read by the backward of the same call.
-    winners: Mutex<Vec<u8>>,
-}
-
-/// Sizes of the fused layer: `c` input channels of `h`x`w`, `o` output channels.
-#[derive(Debug, Clone, Copy)]
+/// Sizes of the fused layer: `c` input channels of `h`x`w`, `o` output channels (the plan uses
+/// it with `c = 1`; the portable kernels take any `c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvPoolDims {
     pub c: usize,
     pub h: usize,
@@ -93,95 +45,17 @@ impl ConvPoolDims {
     fn conv_cols(&self) -> usize {
         (self.pooled().1 * 2).div_ceil(LANES) * LANES
     }
-    /// Padded input row: wide enough for the last block's taps.
+    /// Padded input row: wide enough for the last block's taps, and for the whole row.
     fn padded_cols(&self) -> usize {
-        self.conv_cols() + K - 1
+        (self.conv_cols() + K - 1).max(self.w)
     }
 }
 
-impl CustomOp3 for ConvReluPool {
-    fn name(&self) -> &'static str {
-        "conv3x3-relu-max-pool"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let xs = contiguous_f32(s1, l1, self.name())?;
-        let weight = contiguous_f32(s2, l2, self.name())?;
-        let bias = contiguous_f32(s3, l3, self.name())?;
-        let (b, c, h, w) = l1.shape().dims4()?;
-        let d = ConvPoolDims {
-            c,
-            h,
-            w,
-            o: bias.len(),
-        };
-        let (hp, wp) = d.pooled();
-        let mut out = vec![0f32; b * d.o * hp * wp];
-        let mut winners = vec![0u8; b * d.o * hp * wp];
-        forward_slices(&d, xs, weight, bias, &mut out, &mut winners);
-        *self.winners.lock().expect("winner buffer poisoned") = winners;
-        Ok((CpuStorage::F32(out), Shape::from((b, d.o, hp, wp))))
-    }
-
-    fn bwd(
-        &self,
-        xs: &Tensor,
-        weight: &Tensor,
-        bias: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (b, c, h, w) = xs.dims4()?;
-        let d = ConvPoolDims {
-            c,
-            h,
-            w,
-            o: bias.dims1()?,
-        };
-        let (hp, wp) = d.pooled();
-        let plane = hp * wp;
-        let pixels = xs.flatten_all()?.to_vec1::<f32>()?;
-        let grad = grad.flatten_all()?.to_vec1::<f32>()?;
-        let winners = self.winners.lock().expect("winner buffer poisoned");
-        let want_input_grad = xs.track_op();
-        let mut dw = vec![0f32; d.o * c * TAPS];
-        let mut db = vec![0f32; d.o];
-        weight_grad_slices(&d, &pixels, &grad, &winners, &mut dw, &mut db);
-        let dx = if want_input_grad {
-            let weights = weight.flatten_all()?.to_vec1::<f32>()?;
-            let mut dx = vec![0f32; b * c * h * w];
-            dx.par_chunks_mut(c * h * w)
-                .enumerate()
-                .for_each(|(n, dx)| {
-                    let g = &grad[n * d.o * plane..][..d.o * plane];
-                    let win = &winners[n * d.o * plane..][..d.o * plane];
-                    input_grad_image(&d, &weights, g, win, dx);
-                });
-            Some(Tensor::from_vec(dx, (b, c, h, w), xs.device())?)
-        } else {
-            None
-        };
-        Ok((
-            dx,
-            Some(Tensor::from_vec(dw, weight.dims(), weight.device())?),
-            Some(Tensor::from_vec(db, d.o, bias.device())?),
-        ))
-    }
-}
-
-/// The layer's forward over host slices, one image per parallel task: `xs [b, c, h, w]` into
-/// `out [b, o, hp, wp]` and one winner byte per output, channel-last (`[b, hp * wp, o]`) so the
-/// backward can read all channels of one window with one load. The op's forward and mnist-train's
-/// fused training step both run it.
-pub fn forward_slices(
+/// The layer's forward, one image per parallel task: `xs [b, c, h, w]` into `out [b, o, hp, wp]`
+/// and one winner byte per output, channel-last (`[b, hp * wp, o]`) so the backward can read all
+/// channels of one window with one load.
+pub fn forward(
+    level: Level,
     d: &ConvPoolDims,
     xs: &[f32],
     weight: &[f32],
@@ -199,38 +73,41 @@ pub fn forward_slices(
             && winners.len() == out.len(),
         "conv3x3-relu-max-pool: slice sizes do not match {d:?}"
     );
-    let avx2 = has_avx2();
     #[cfg(target_arch = "x86_64")]
-    let avx512 = d.c == 1
-        && (2 * wp).next_multiple_of(2 * 16) + K - 1 <= d.padded_cols()
-        && std::arch::is_x86_feature_detected!("avx512f");
+    let avx512 =
+        level == Level::Avx512 && d.c == 1 && (2 * wp).next_multiple_of(2 * 16) + K - 1 <= d.padded_cols();
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = level >= Level::Avx2 && d.c == 1;
+    let _ = level;
     out.par_chunks_mut(out_len)
         .zip(winners.par_chunks_mut(out_len))
         .zip(xs.par_chunks(image_len))
         .for_each(|((out, winners), image)| {
             #[cfg(target_arch = "x86_64")]
             if avx512 {
-                // SAFETY: the CPU has AVX-512F, and the padded rows hold whole 32-column blocks
-                // (checked above).
+                // SAFETY: the CPU has AVX-512F (the caller's level), and the padded rows hold
+                // whole 32-column blocks (checked above).
                 return unsafe { forward_image_avx512(d, image, weight, bias, out, winners) };
             }
             #[cfg(target_arch = "x86_64")]
-            if avx2 && d.c == 1 {
-                // SAFETY: the CPU has AVX2 and FMA (checked above).
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (the caller's level).
                 return unsafe { forward_image_avx2(d, image, weight, bias, out, winners) };
             }
             forward_image(d, image, weight, bias, out, winners)
         });
 }
 
-/// The kernel and bias gradients over host slices, written to `dw [o, c, 3, 3]` and `db [o]`
-/// (overwritten), from the pooled gradient `[b, o, hp, wp]` and the channel-last winners. Partial sums run per fixed chunk of images and are added in chunk order,
-/// so the result does not depend on the thread count.
+/// The kernel and bias gradients, written to `dw [o, c, 3, 3]` and `db [o]` (overwritten), from
+/// the pooled gradient `[b, o, hp, wp]` and the channel-last winners. Partial sums run per fixed
+/// chunk of images and are added in chunk order, so the result does not depend on the thread
+/// count.
 ///
 /// Only the winners carry gradient, a quarter of the conv positions, so the kernels walk the
 /// pooled windows: each window's 4x4 input patch sits in one register, and every channel picks
 /// its nine taps out of it with a permute at its own winner's offset.
-pub fn weight_grad_slices(
+pub fn weight_grad(
+    level: Level,
     d: &ConvPoolDims,
     xs: &[f32],
     grad: &[f32],
@@ -249,7 +126,7 @@ pub fn weight_grad_slices(
             && winners.len() == grad.len(),
         "conv3x3-relu-max-pool: gradient slice sizes do not match {d:?}"
     );
-    let kernel = WeightGradKernel::best(d);
+    let kernel = WeightGradKernel::best(level, d);
     let plane = hp * wp;
     let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..b)
         .into_par_iter()
@@ -290,16 +167,17 @@ enum WeightGradKernel {
 }
 
 impl WeightGradKernel {
-    fn best(d: &ConvPoolDims) -> Self {
+    fn best(level: Level, d: &ConvPoolDims) -> Self {
         #[cfg(target_arch = "x86_64")]
         if d.c == 1 {
-            if d.o.is_multiple_of(16) && std::arch::is_x86_feature_detected!("avx512f") {
+            if d.o.is_multiple_of(16) && level == Level::Avx512 {
                 return Self::Avx512;
             }
-            if d.o.is_multiple_of(LANES) && has_avx2() {
+            if d.o.is_multiple_of(LANES) && level >= Level::Avx2 {
                 return Self::Avx2;
             }
         }
+        let _ = (level, d);
         Self::Portable
     }
 
@@ -314,8 +192,8 @@ impl WeightGradKernel {
         db: &mut [f32],
     ) {
         match self {
-            // SAFETY: `best` chose these only on a CPU that has the features, for shapes they
-            // handle (one input channel, whole groups of channels).
+            // SAFETY: `best` chose these only at a level the CPU has, for shapes they handle (one
+            // input channel, whole groups of channels).
             #[cfg(target_arch = "x86_64")]
             Self::Avx512 => unsafe { weight_grad_image_avx512(d, image, grad, winners, dw, db) },
             #[cfg(target_arch = "x86_64")]
@@ -515,20 +393,6 @@ fn weight_grad_image_avx2(
         for (k, &v) in lanes.iter().enumerate() {
             db[group + k] += v;
         }
-    }
-}
-
-/// Whether the AVX2 copies of the kernels can run. The default x86-64 target assumes only SSE2;
-/// these loops run about twice as fast 8 lanes wide. Neither copy fuses multiply and add, so both
-/// give the same bits.
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -830,255 +694,83 @@ fn winner_position(py: usize, px: usize, winner: u8) -> (usize, usize) {
     )
 }
 
-/// One image's input gradient (only for inputs that need one, e.g. in gradient checks).
-fn input_grad_image(
-    d: &ConvPoolDims,
-    weight: &[f32],
-    grad: &[f32],
-    winners: &[u8],
-    dx: &mut [f32],
-) {
-    let (hp, wp) = d.pooled();
-    for oc in 0..d.o {
-        for py in 0..hp {
-            for px in 0..wp {
-                let code = winners[(py * wp + px) * d.o + oc];
-                if code & INACTIVE != 0 {
-                    continue;
-                }
-                let g = grad[oc * hp * wp + py * wp + px];
-                let (y, x) = winner_position(py, px, code);
-                for ch in 0..d.c {
-                    let taps = &weight[(oc * d.c + ch) * TAPS..][..TAPS];
-                    let dst = &mut dx[ch * d.h * d.w..];
-                    for i in 0..K {
-                        for j in 0..K {
-                            dst[(y + i) * d.w + x + j] += g * taps[i * K + j];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{assert_gradients_match, max_diff, weighted_gradients};
-    use candle_core::{Device, Var};
+    use crate::testing::{assert_close, seeded_uniform};
 
-    fn grads_of(
-        f: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
-        x: &Var,
-        w: &Var,
-        b: &Var,
-        r: &Tensor,
-    ) -> (Tensor, Vec<Tensor>) {
-        let y = f(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
-        let grads = weighted_gradients(&y, r, &[x, w, b]);
-        (y, grads)
-    }
+    const MNIST: ConvPoolDims = ConvPoolDims {
+        c: 1,
+        h: 28,
+        w: 28,
+        o: 32,
+    };
 
-    #[test]
-    fn matches_candle_ops_in_values_and_all_gradients() {
-        let dev = Device::Cpu;
-        // Odd sizes (9x8 → conv 7x6 → pool 3x3) exercise the dropped row and the padded block.
-        for (b, c, h, w, o) in [(3, 1, 28, 28, 32), (2, 2, 9, 8, 5), (1, 3, 11, 13, 4)] {
-            let x = Var::randn(0f32, 1., (b, c, h, w), &dev).unwrap();
-            let wt = Var::randn(0f32, 0.5, (o, c, 3, 3), &dev).unwrap();
-            let bias = Var::randn(0f32, 0.5, o, &dev).unwrap();
-            let probe =
-                conv3x3_relu_max_pool(x.as_tensor(), wt.as_tensor(), bias.as_tensor()).unwrap();
-            let r = Tensor::randn(0f32, 1., probe.dims(), &dev).unwrap();
-            let (ours, g_ours) = grads_of(conv3x3_relu_max_pool, &x, &wt, &bias, &r);
-            let (reference, g_ref) = grads_of(conv3x3_relu_max_pool_reference, &x, &wt, &bias, &r);
-            assert_eq!(ours.dims(), reference.dims());
-            assert!(
-                max_diff(&ours, &reference) < 1e-5,
-                "values differ by {}",
-                max_diff(&ours, &reference)
-            );
-            for (name, (a, e)) in ["input", "weight", "bias"]
-                .iter()
-                .zip(g_ours.iter().zip(&g_ref))
-            {
-                assert!(
-                    max_diff(a, e) < 1e-3,
-                    "{name} gradient differs by {}",
-                    max_diff(a, e)
-                );
-            }
-        }
-    }
-
-    /// Seeded uniform values in [-scale, scale): a finite-difference step that crosses a kink
-    /// (a window's maximum changing, a ReLU switching) would fail the check, so the inputs are
-    /// fixed rather than drawn afresh on every run.
-    fn seeded(dims: &[usize], scale: f32, seed: u64) -> Var {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let n = dims.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
-        Var::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
-
-    #[test]
-    fn gradients_pass_a_numerical_check() {
-        // Seed 1 keeps every window's winner and every ReLU unchanged under the ±0.01 steps
-        // (seed 4, for one, does not: a weight step switches a window there).
-        let x = seeded(&[1, 2, 7, 6], 1.0, 1);
-        let wt = seeded(&[2, 2, 3, 3], 0.5, 101);
-        let bias = seeded(&[2], 0.5, 201);
-        let f = conv3x3_relu_max_pool;
-        assert_gradients_match(&wt, |t| f(x.as_tensor(), t, bias.as_tensor()));
-        assert_gradients_match(&bias, |t| f(x.as_tensor(), wt.as_tensor(), t));
-        assert_gradients_match(&x, |t| f(t, wt.as_tensor(), bias.as_tensor()));
-    }
-
-    #[test]
-    fn an_image_input_gets_no_gradient_and_results_do_not_depend_on_threads() {
-        let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1., (37, 1, 28, 28), &dev).unwrap();
-        let wt = Var::randn(0f32, 0.5, (8, 1, 3, 3), &dev).unwrap();
-        let bias = Var::randn(0f32, 0.5, 8, &dev).unwrap();
-        let run = || {
-            let y = conv3x3_relu_max_pool(&x, wt.as_tensor(), bias.as_tensor()).unwrap();
-            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-            assert!(g.get(&x).is_none());
-            g.get(wt.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        };
-        let many = run();
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(run);
-        assert_eq!(many, one);
-    }
-
-    /// Every weight-gradient kernel this CPU can run gives the portable loops' result, on
-    /// pooled gradients with inactive windows and every winner position.
-    #[test]
-    fn simd_weight_gradient_kernels_match_the_portable_one() {
-        let d = ConvPoolDims {
-            c: 1,
-            h: 28,
-            w: 28,
-            o: 32,
-        };
-        let (hp, wp) = d.pooled();
-        let n = hp * wp * d.o;
-        let image = seeded(&[28 * 28], 1.0, 5)
-            .as_tensor()
-            .to_vec1::<f32>()
-            .unwrap();
-        let grad = seeded(&[n], 1.0, 6).as_tensor().to_vec1::<f32>().unwrap();
-        let winners: Vec<u8> = (0..n).map(|i| ((i * 7 + i / 5) % 8) as u8).collect();
-        assert!(winners.iter().any(|&w| w & INACTIVE != 0));
-        let run = |kernel: WeightGradKernel| {
-            let (mut dw, mut db) = (vec![0f32; d.o * TAPS], vec![0f32; d.o]);
-            kernel.run(&d, &image, &grad, &winners, &mut dw, &mut db);
-            (dw, db)
-        };
-        let (dw, db) = run(WeightGradKernel::Portable);
-        let mut kernels = vec![];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if has_avx2() {
-                kernels.push(WeightGradKernel::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                kernels.push(WeightGradKernel::Avx512);
-            }
-        }
-        for kernel in kernels {
-            let (w2, b2) = run(kernel);
-            let diff = |a: &[f32], b: &[f32]| {
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f32::max)
-            };
-            assert!(
-                diff(&dw, &w2) < 1e-4,
-                "{kernel:?}: weights off by {}",
-                diff(&dw, &w2)
-            );
-            assert!(
-                diff(&db, &b2) < 1e-4,
-                "{kernel:?}: bias off by {}",
-                diff(&db, &b2)
-            );
-        }
-    }
-
-    /// The AVX-512 forward gives the AVX2 one's bits, values and winners, on images with ink
-    /// and blank paper (blank windows tie, and the first maximum must win), biases that switch
-    /// the ReLU off, and every MNIST-sized output column.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx512_forward_gives_the_avx2_bits() {
-        if !(has_avx2() && std::arch::is_x86_feature_detected!("avx512f")) {
-            eprintln!("skipped: this CPU lacks AVX2 or AVX-512F");
-            return;
-        }
-        let d = ConvPoolDims {
-            c: 1,
-            h: 28,
-            w: 28,
-            o: 32,
-        };
-        let (hp, wp) = d.pooled();
-        let noise = seeded(&[4 * 28 * 28], 1.0, 9)
-            .as_tensor()
-            .to_vec1::<f32>()
-            .unwrap();
-        // Left half of each image blank, right half noise.
-        let images: Vec<f32> = noise
+    /// Images with ink and blank paper (blank windows tie, and the first maximum must win),
+    /// biases that switch the ReLU off.
+    fn inputs(d: &ConvPoolDims, b: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let noise = seeded_uniform(b * d.c * d.h * d.w, 1.0, 9);
+        let images = noise
             .iter()
             .enumerate()
-            .map(|(i, &x)| if i % 28 < 14 { 0.0 } else { x })
+            .map(|(i, &x)| if i % d.w < d.w / 2 { 0.0 } else { x })
             .collect();
-        let weight = seeded(&[d.o * TAPS], 0.5, 10)
-            .as_tensor()
-            .to_vec1::<f32>()
-            .unwrap();
-        let bias: Vec<f32> = (0..d.o).map(|o| (o as f32 - 16.0) / 16.0).collect();
-        for image in images.chunks_exact(28 * 28) {
-            let run = |avx512: bool| {
-                let (mut out, mut winners) = (vec![0f32; d.o * hp * wp], vec![0u8; d.o * hp * wp]);
-                // SAFETY: the CPU has both feature sets (checked above), and MNIST rows pad to
-                // whole 32-column blocks.
-                unsafe {
-                    if avx512 {
-                        forward_image_avx512(&d, image, &weight, &bias, &mut out, &mut winners);
-                    } else {
-                        forward_image_avx2(&d, image, &weight, &bias, &mut out, &mut winners);
-                    }
-                }
-                (out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), winners)
+        let weight = seeded_uniform(d.o * d.c * TAPS, 0.5, 10);
+        let bias = (0..d.o).map(|o| (o as f32 - 16.0) / 16.0).collect();
+        (images, weight, bias)
+    }
+
+    /// Every forward kernel this CPU runs gives the portable loops' values to rounding (the
+    /// SIMD ones fuse multiply and add), and the AVX2 and AVX-512 kernels give each other's bits,
+    /// winners included.
+    #[test]
+    fn every_level_gives_the_portable_forward() {
+        for d in [MNIST, ConvPoolDims { c: 1, h: 13, w: 11, o: 16 }] {
+            let (hp, wp) = d.pooled();
+            let b = 3;
+            let (images, weight, bias) = inputs(&d, b);
+            let run = |level: Level| {
+                let n = b * d.o * hp * wp;
+                let (mut out, mut winners) = (vec![0f32; n], vec![0u8; n]);
+                forward(level, &d, &images, &weight, &bias, &mut out, &mut winners);
+                (out, winners)
             };
-            let (avx2, avx512) = (run(false), run(true));
-            assert!(avx2.1.contains(&INACTIVE) && avx2.1.contains(&3));
-            assert_eq!(avx512, avx2);
+            let portable = run(Level::Portable);
+            assert!(portable.1.contains(&INACTIVE) && portable.1.contains(&3));
+            let mut simd = Vec::new();
+            for level in Level::available() {
+                let (out, winners) = run(level);
+                assert_close(&out, &portable.0, 1e-6, &format!("{level} on {d:?}"));
+                if level > Level::Portable {
+                    simd.push((out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), winners));
+                }
+            }
+            assert!(simd.windows(2).all(|w| w[0] == w[1]), "AVX2 and AVX-512 differ on {d:?}");
         }
     }
 
+    /// Every weight-gradient kernel this CPU runs gives the portable loops' result to rounding
+    /// (they sum in another order), on gradients with inactive windows and every winner.
     #[test]
-    fn mismatched_shapes_are_an_error_not_a_panic() {
-        let dev = Device::Cpu;
-        let x = Tensor::zeros((1, 2, 28, 28), candle_core::DType::F32, &dev).unwrap();
-        let wt = Tensor::zeros((4, 1, 3, 3), candle_core::DType::F32, &dev).unwrap();
-        let bias = Tensor::zeros(4, candle_core::DType::F32, &dev).unwrap();
-        let err = conv3x3_relu_max_pool(&x, &wt, &bias)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("do not fit"), "{err}");
+    fn every_level_gives_the_portable_weight_gradient() {
+        let d = MNIST;
+        let (hp, wp) = d.pooled();
+        let b = 5;
+        let n = b * hp * wp * d.o;
+        let (images, _, _) = inputs(&d, b);
+        let grad = seeded_uniform(n, 1.0, 6);
+        let winners: Vec<u8> = (0..n).map(|i| ((i * 7 + i / 5) % 8) as u8).collect();
+        let run = |level: Level| {
+            let (mut dw, mut db) = (vec![0f32; d.o * TAPS], vec![0f32; d.o]);
+            weight_grad(level, &d, &images, &grad, &winners, &mut dw, &mut db);
+            (dw, db)
+        };
+        let (dw, db) = run(Level::Portable);
+        for level in Level::available() {
+            let (w2, b2) = run(level);
+            assert_close(&w2, &dw, 1e-5, &format!("{level} kernel gradient"));
+            assert_close(&b2, &db, 1e-5, &format!("{level} bias gradient"));
+        }
     }
 }

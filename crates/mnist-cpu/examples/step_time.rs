@@ -1,0 +1,105 @@
+//! Times the CPU backend's training step on random MNIST-like data, without loading MNIST:
+//! `cargo run --release -p mnist-cpu --example step_time -- [steps] [batch] [LIST|NAME ...]`.
+//!
+//! For each network (a shipped name or a layer list; default: the three shipped ones) it prints
+//! the median milliseconds per step (forward, backward, Adam), the implied seconds per
+//! 60,000-image epoch and the GFLOP/s of the arithmetic (the layer list's count). Run it on a
+//! quiet machine; `RAYON_NUM_THREADS` sets the threads.
+
+use std::time::Instant;
+
+use mnist_cpu::{CpuNetwork, CpuTrainer, Level, Rule};
+use mnist_data::{Normalization, IMAGE_PIXELS};
+use mnist_model::Architecture;
+
+fn main() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let steps: usize = args.next().map_or(Ok(200), |s| s.parse()).map_err(|e| format!("steps: {e}"))?;
+    let batch: usize = args.next().map_or(Ok(32), |s| s.parse()).map_err(|e| format!("batch: {e}"))?;
+    let mut lists: Vec<String> = args.collect();
+    if lists.is_empty() {
+        lists = ["tutorial", "fast", "convnet"].map(String::from).to_vec();
+    }
+    let level = Level::from_env()?;
+    println!(
+        "{steps} steps of batch {batch}, {} threads, {level}",
+        rayon::current_num_threads()
+    );
+    let n = 4096;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let pixels: Vec<u8> = (0..n * IMAGE_PIXELS)
+        .map(|_| match (next() >> 56) as u8 {
+            r if r < 170 => 0,
+            r => r,
+        })
+        .collect();
+    let labels: Vec<u32> = (0..n).map(|_| (next() % 10) as u32).collect();
+    for list in &lists {
+        let arch = Architecture::built_in(list)
+            .map_or_else(|| Architecture::from_text(list).map_err(|e| e.0), Ok)?;
+        let mut net = CpuNetwork::new(&arch, level);
+        let specs: Vec<_> = net.tensors().map(|(s, _)| s.clone()).collect();
+        for spec in specs {
+            let values: Vec<f32> = (0..spec.len())
+                .map(|i| match spec.dims.len() {
+                    1 => 1.0,
+                    _ => ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.1,
+                })
+                .collect();
+            net.set(&spec.name, &values)?;
+        }
+        let rule = Rule::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.0,
+        };
+        let mut trainer = CpuTrainer::new(net, rule, &Normalization::mnist_mean_std());
+        let mut times = Vec::with_capacity(steps);
+        let mut cpu_start = 0.0;
+        for step in 0..steps + 10 {
+            if step == 10 {
+                cpu_start = cpu_seconds();
+            }
+            let first = (step * batch) % (n - batch);
+            let indices: Vec<u32> = (first as u32..(first + batch) as u32).collect();
+            let started = Instant::now();
+            trainer.train_batch(&pixels, &labels, &indices, 1e-3)?;
+            if step >= 10 {
+                times.push(started.elapsed().as_secs_f64());
+            }
+        }
+        let cpu = (cpu_seconds() - cpu_start) / steps as f64;
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let flops = arch.training_flops() as f64 * batch as f64;
+        println!(
+            "{:>10}: {:7.3} ms/step  (CPU {:7.3} ms)  {:6.2} s/epoch  {:6.1} GFLOP/s  ({})",
+            arch.name(),
+            median * 1e3,
+            cpu * 1e3,
+            median * 60_000.0 / batch as f64,
+            flops / median / 1e9,
+            arch.layers_text()
+        );
+    }
+    Ok(())
+}
+
+/// CPU time of the whole process (all threads), which a busy machine inflates less than wall
+/// time: for comparing changes while something else runs.
+fn cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}

@@ -1,0 +1,261 @@
+//! Convolution, `k`x`k`, stride 1, no padding, any number of channels: `x [b, c, s, s]` →
+//! `y [b, o, s-k+1, s-k+1]`, as im2col plus one GEMM per chunk of images.
+//!
+//! A chunk's patches `[c*k*k, n*area]` (one column per output pixel of its `n` images, rows
+//! ordered (channel, kernel row, kernel column) to match the PyTorch-layout weight flattened to
+//! `[o, c*k*k]`) are built in a per-thread buffer that stays in cache, and one GEMM multiplies
+//! them:
+//!
+//! * forward: `y[o, cols] = w [o, c*k*k] @ patches`, plus the bias;
+//! * backward: `dw += dy[o, cols] @ patchesᵀ` (the patches built again: cheaper than keeping
+//!   them), `db += Σ dy`, and `dpatches = wᵀ @ dy`, added back into `dx` (col2im).
+//!
+//! Chunks hold enough images for a GEMM of about [`MIN_COLUMNS`] columns, a function of the
+//! shape alone, and the weight gradient's partial sums are added in chunk order, so results do
+//! not depend on the batch's split over threads.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::gemm::matmul;
+
+/// Columns a chunk's GEMM aims for: below a few hundred, gemm's packing and loop overheads
+/// dominate; beyond, the patches stop fitting in L2.
+const MIN_COLUMNS: usize = 512;
+
+/// A convolution's sizes: `c` input maps of `side`x`side`, `o` output maps, `k`x`k` kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvDims {
+    pub c: usize,
+    pub side: usize,
+    pub o: usize,
+    pub k: usize,
+}
+
+impl ConvDims {
+    /// Output side.
+    pub fn out_side(&self) -> usize {
+        self.side + 1 - self.k
+    }
+    /// Output pixels per map.
+    pub fn area(&self) -> usize {
+        self.out_side() * self.out_side()
+    }
+    /// Rows of the patch matrix (and columns of the flattened weight).
+    pub fn patch_rows(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    pub fn in_len(&self) -> usize {
+        self.c * self.side * self.side
+    }
+    pub fn out_len(&self) -> usize {
+        self.o * self.area()
+    }
+    /// Images per GEMM.
+    pub fn chunk(&self) -> usize {
+        MIN_COLUMNS.div_ceil(self.area()).max(1)
+    }
+    /// Weight-gradient partial sums a batch of `b` needs (one per chunk).
+    pub fn chunks(&self, b: usize) -> usize {
+        b.div_ceil(self.chunk())
+    }
+}
+
+thread_local! {
+    /// Per-thread patch, patch-gradient and output buffers, grown to the largest chunk seen.
+    static SCRATCH: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f` with this thread's three scratch buffers, each at least `len` long.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        for buf in bufs.iter_mut() {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
+        let [a, b, c] = &mut *bufs;
+        f(&mut a[..len], &mut b[..len], &mut c[..len])
+    })
+}
+
+/// One chunk's share of the backward: its partial sums, inputs, output gradients and (when
+/// wanted) input gradients.
+type ChunkArgs<'a> = (((&'a mut [f32], &'a [f32]), &'a [f32]), Option<&'a mut [f32]>);
+
+/// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, k, k]) + bias`.
+pub fn forward(d: &ConvDims, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let b = x.len() / d.in_len();
+    assert!(
+        x.len() == b * d.in_len() && y.len() == b * d.out_len() && w.len() == d.o * d.patch_rows(),
+        "conv: slice sizes do not match {d:?}"
+    );
+    let (n, area, rows) = (d.chunk(), d.area(), d.patch_rows());
+    y.par_chunks_mut(n * d.out_len())
+        .zip(x.par_chunks(n * d.in_len()))
+        .for_each(|(y, x)| {
+            let images = x.len() / d.in_len();
+            let width = images * area;
+            with_scratch(rows.max(d.o) * n * area, |patches, out, _| {
+                im2col(d, x, patches, width);
+                // out [o, width] = w [o, rows] @ patches [rows, width]
+                // SAFETY: the strides describe the slices' own row-major shapes.
+                unsafe {
+                    matmul(
+                        (d.o, width, rows),
+                        (out.as_mut_ptr(), width, 1),
+                        (w.as_ptr(), rows, 1),
+                        (patches.as_ptr(), width, 1),
+                    )
+                };
+                // [o, images, area] → [images, o, area], adding the bias.
+                for (i, y) in y.chunks_exact_mut(d.out_len()).enumerate() {
+                    for (ch, y) in y.chunks_exact_mut(area).enumerate() {
+                        let src = &out[ch * width + i * area..][..area];
+                        let b = bias.map_or(0.0, |b| b[ch]);
+                        for (y, &s) in y.iter_mut().zip(src) {
+                            *y = s + b;
+                        }
+                    }
+                }
+            })
+        });
+}
+
+/// The backward: `dw [o, c, k, k]` and `db [o]` (overwritten) from `dy [b, o, area]`, and `dx`
+/// when given (overwritten). `partials` holds the per-chunk weight and bias gradients
+/// (`d.chunks(b) * (o * rows + o)` floats).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    d: &ConvDims,
+    x: &[f32],
+    dy: &[f32],
+    w: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    partials: &mut [f32],
+) {
+    let b = x.len() / d.in_len();
+    let (n, area, rows) = (d.chunk(), d.area(), d.patch_rows());
+    let part = d.o * rows + d.o;
+    assert!(
+        x.len() == b * d.in_len()
+            && dy.len() == b * d.out_len()
+            && w.len() == d.o * rows
+            && dw.len() == d.o * rows
+            && partials.len() >= d.chunks(b) * part
+            && dx.as_ref().is_none_or(|dx| dx.len() == x.len()),
+        "conv backward: slice sizes do not match {d:?}"
+    );
+    let chunk = |(((partial, x), dy), dx): ChunkArgs| {
+        let images = x.len() / d.in_len();
+        let width = images * area;
+        let (pw, pb) = partial.split_at_mut(d.o * rows);
+        with_scratch(rows.max(d.o) * n * area, |patches, dout, dpatches| {
+            // dout [o, width] gathered from dy [images, o, area]; the bias gradient on the way.
+            for (ch, db) in pb.iter_mut().enumerate() {
+                let mut sum = 0f32;
+                for (i, dy) in dy.chunks_exact(d.out_len()).enumerate() {
+                    let src = &dy[ch * area..][..area];
+                    dout[ch * width + i * area..][..area].copy_from_slice(src);
+                    sum += src.iter().sum::<f32>();
+                }
+                *db = sum;
+            }
+            im2col(d, x, patches, width);
+            // SAFETY (both products): the strides describe the slices' own row-major shapes.
+            unsafe {
+                // dw [o, rows] = dout [o, width] @ patchesᵀ [width, rows]
+                matmul(
+                    (d.o, rows, width),
+                    (pw.as_mut_ptr(), rows, 1),
+                    (dout.as_ptr(), width, 1),
+                    (patches.as_ptr(), 1, width),
+                );
+            }
+            if let Some(dx) = dx {
+                unsafe {
+                    // dpatches [rows, width] = wᵀ [rows, o] @ dout [o, width]
+                    matmul(
+                        (rows, width, d.o),
+                        (dpatches.as_mut_ptr(), width, 1),
+                        (w.as_ptr(), 1, rows),
+                        (dout.as_ptr(), width, 1),
+                    );
+                }
+                dx.fill(0.0);
+                col2im(d, dpatches, width, dx);
+            }
+        })
+    };
+    let chunks = d.chunks(b);
+    let partials = &mut partials[..chunks * part];
+    let xs = x.par_chunks(n * d.in_len());
+    let dys = dy.par_chunks(n * d.out_len());
+    match dx {
+        Some(dx) => partials
+            .par_chunks_mut(part)
+            .zip(xs)
+            .zip(dys)
+            .zip(dx.par_chunks_mut(n * d.in_len()).map(Some))
+            .for_each(chunk),
+        None => partials
+            .par_chunks_mut(part)
+            .zip(xs)
+            .zip(dys)
+            .zip((0..chunks).into_par_iter().map(|_| None))
+            .for_each(chunk),
+    }
+    // The chunks' partial sums, added in chunk order.
+    let (first, rest) = partials.split_at(part);
+    dw.copy_from_slice(&first[..d.o * rows]);
+    let mut db = db;
+    if let Some(db) = db.as_deref_mut() {
+        db.copy_from_slice(&first[d.o * rows..]);
+    }
+    for partial in rest.chunks_exact(part) {
+        let (pw, pb) = partial.split_at(d.o * rows);
+        dw.iter_mut().zip(pw).for_each(|(a, p)| *a += p);
+        if let Some(db) = db.as_deref_mut() {
+            db.iter_mut().zip(pb).for_each(|(a, p)| *a += p);
+        }
+    }
+}
+
+/// The patches of a chunk of images `x [images, c, s, s]` into `patches [rows, width]`, image
+/// `i`'s output pixels in columns `i * area..(i + 1) * area`.
+fn im2col(d: &ConvDims, x: &[f32], patches: &mut [f32], width: usize) {
+    let (k, s, so, area) = (d.k, d.side, d.out_side(), d.area());
+    for (i, image) in x.chunks_exact(d.in_len()).enumerate() {
+        for r in 0..d.patch_rows() {
+            let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
+            let plane = &image[ch * s * s..][..s * s];
+            let row = &mut patches[r * width + i * area..][..area];
+            for y in 0..so {
+                row[y * so..][..so].copy_from_slice(&plane[(y + ki) * s + kj..][..so]);
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds the patch gradients `[rows, width]` into `dx [images, c, s,
+/// s]`.
+fn col2im(d: &ConvDims, dpatches: &[f32], width: usize, dx: &mut [f32]) {
+    let (k, s, so, area) = (d.k, d.side, d.out_side(), d.area());
+    for (i, image) in dx.chunks_exact_mut(d.in_len()).enumerate() {
+        for r in 0..d.patch_rows() {
+            let (ch, ki, kj) = (r / (k * k), (r / k) % k, r % k);
+            let plane = &mut image[ch * s * s..][..s * s];
+            let row = &dpatches[r * width + i * area..][..area];
+            for y in 0..so {
+                let dst = &mut plane[(y + ki) * s + kj..][..so];
+                for (d, &g) in dst.iter_mut().zip(&row[y * so..][..so]) {
+                    *d += g;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! ReLU on its own (where no pooling follows it to fuse with): `y = max(x, 0)`, and a gradient
+//! that passes where `x >= 0`, as candle's does.
+
+use rayon::prelude::*;
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+pub fn forward(x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "relu: slice sizes differ");
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = x.max(0.0);
+            }
+        });
+}
+
+pub fn backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert!(x.len() == dy.len() && dy.len() == dx.len(), "relu backward: slice sizes differ");
+    dx.par_chunks_mut(CHUNK)
+        .zip(dy.par_chunks(CHUNK).zip(x.par_chunks(CHUNK)))
+        .for_each(|(dx, (dy, x))| {
+            for ((dx, &dy), &x) in dx.iter_mut().zip(dy).zip(x) {
+                *dx = if x >= 0.0 { dy } else { 0.0 };
+            }
+        });
+}
