@@ -187,7 +187,7 @@ def main():
 
     if "mnist" not in frameworks:
         return
-    weights = os.path.join(repo, "weights", "seed.safetensors")
+    weights = os.path.join(repo, "weights", "tutorial.safetensors")
     evals = []
     for _ in range(5):
         lines, _ = run_rss([args.binary, "eval", "--device", args.device, "--weights", weights,
@@ -202,7 +202,7 @@ def main():
     print()
     print("| inference (this project) | median | all runs |")
     print("| --- | --- | --- |")
-    print(f"| `mnist eval --weights weights/seed.safetensors` (tutorial model): forward passes over the 10,000 test images | {median_of(evals):.3f} s "
+    print(f"| `mnist eval --weights weights/tutorial.safetensors` (tutorial model): forward passes over the 10,000 test images | {median_of(evals):.3f} s "
           f"| {' '.join(f'{e:.3f}' for e in evals)} |")
     print(f"| `mnist predict` of one picture (built-in convnet), wall time including process start | {median_of(walls) * 1e3:.0f} ms "
           f"| {' '.join(f'{w * 1e3:.0f}' for w in walls)} |")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's training-report figures (docs/report/*.png): trains the tutorial recipe with the
-# command behind weights/seed.safetensors (seed model, seed 42, 5 epochs on the CPU: about two
+# command behind weights/tutorial.safetensors (seed model, seed 42, 5 epochs on the CPU: about two
 # minutes on 2 cores) with --metrics and --report, checks that it reached the shipped file's test
 # accuracy (CPU runs are deterministic), and copies the PNGs. The whole report, with its SVGs
 # and index.html, stays in target/report-figures/report/.
@@ -15,11 +15,11 @@ cargo build --release --quiet
 target/release/mnist train --device cpu --seed 42 --out "$OUT/seed.safetensors" \
     --metrics "$OUT/metrics.jsonl" --report "$OUT/report" | tee "$OUT/train.txt"
 ours=$(grep '^epoch 5/5' "$OUT/train.txt" | awk '{for (i = 1; i < NF; i++) if ($i == "test_accuracy") print $(i + 1)}')
-shipped=$(target/release/mnist eval --device cpu --json --weights weights/seed.safetensors \
+shipped=$(target/release/mnist eval --device cpu --json --weights weights/tutorial.safetensors \
     | python3 -c 'import json, sys; print("%.4f" % json.load(sys.stdin)["accuracy"])')
 if [ "$ours" != "$shipped" ]; then
-    echo "error: this run reached test accuracy $ours, weights/seed.safetensors $shipped; the figures would not describe the shipped model" >&2
+    echo "error: this run reached test accuracy $ours, weights/tutorial.safetensors $shipped; the figures would not describe the shipped model" >&2
     exit 1
 fi
 cp "$OUT"/report/*.png docs/report/
-echo "test accuracy $ours, as weights/seed.safetensors; figures in docs/report/, the whole report in $OUT/report/index.html"
+echo "test accuracy $ours, as weights/tutorial.safetensors; figures in docs/report/, the whole report in $OUT/report/index.html"

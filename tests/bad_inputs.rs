@@ -40,7 +40,7 @@ fn check(file: &Path, role: &str, words: &str) {
             std::fs::copy(file, dir.path().join(target)).unwrap();
             let mut cmd = mnist();
             cmd.args(["eval", "--device", "cpu", "--weights"])
-                .arg(repo().join("weights/seed.safetensors"))
+                .arg(repo().join("weights/tutorial.safetensors"))
                 .arg("--data-dir")
                 .arg(dir.path());
             assert_named_error(&mut cmd, target, words);
@@ -104,14 +104,14 @@ fn assert_peak_memory_is_modest() {}
 #[test]
 fn weights_of_another_architecture_nan_weights_and_directories_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let seed = repo().join("weights/seed.safetensors");
+    let seed = repo().join("weights/tutorial.safetensors");
     let picture = repo().join("tests/pictures/00000-digit-5.gif");
     // Another architecture: with metadata, and as a plain state_dict.
     let mut cmd = mnist();
     cmd.args(["predict", "--model", "convnet", "--weights"])
         .arg(&seed)
         .arg(&picture);
-    assert_named_error(&mut cmd, "seed.safetensors", "holds a seed model");
+    assert_named_error(&mut cmd, "tutorial.safetensors", "holds a tutorial model");
     let bytes = std::fs::read(&seed).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let tensors: Vec<(String, safetensors::tensor::TensorView)> = st

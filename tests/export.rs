@@ -126,7 +126,7 @@ fn onnx_runtime_and_candle_onnx_give_our_logits_for_every_architecture() {
 #[test]
 fn numpy_alone_runs_the_tutorial_model_from_the_safetensors_file() {
     let dir = tempfile::tempdir().unwrap();
-    let weights = repo().join("weights/seed.safetensors");
+    let weights = repo().join("weights/tutorial.safetensors");
     let reference = reference(dir.path(), &weights);
     python(&[Path::new("numpy"), &weights, &reference]);
 }
@@ -176,12 +176,12 @@ fn a_model_flag_that_contradicts_the_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let line = run(mnist()
         .args(["export", "--model", "convnet", "--weights"])
-        .arg(repo().join("weights/seed.safetensors"))
+        .arg(repo().join("weights/tutorial.safetensors"))
         .arg("--out")
         .arg(dir.path().join("x.onnx")))
     .one_line_error();
     assert!(
-        line.contains("seed.safetensors") && line.contains("tensor"),
+        line.contains("tutorial.safetensors") && line.contains("tensor"),
         "{line}"
     );
     assert!(!dir.path().join("x.onnx").exists());

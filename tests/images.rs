@@ -276,7 +276,7 @@ fn other_weights_and_bad_weights() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zero.png");
     ring_png(&path, 60);
-    let weights = repo().join("weights/seed.safetensors");
+    let weights = repo().join("weights/tutorial.safetensors");
     let out = run(mnist()
         .arg("predict")
         .arg("--weights")

@@ -136,7 +136,12 @@ fn report_refuses_a_bad_metrics_file_in_one_line() {
     let metrics = dir.path().join("notes.jsonl");
     std::fs::write(&metrics, "epoch 1 loss 0.5\n").unwrap();
     let line = run(mnist()
-        .args(["report", "--weights", "weights/seed.safetensors", "--out"])
+        .args([
+            "report",
+            "--weights",
+            "weights/tutorial.safetensors",
+            "--out",
+        ])
         .arg(dir.path().join("r"))
         .arg("--metrics")
         .arg(&metrics)

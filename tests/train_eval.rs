@@ -32,7 +32,7 @@ fn one_epoch_on_real_mnist_reaches_the_floor_and_eval_agrees() {
 
     let meta = metadata(&out);
     assert_eq!(meta["format"], "pt");
-    assert_eq!(meta["mnist.architecture"], "seed");
+    assert_eq!(meta["mnist.architecture"], "tutorial");
     assert_eq!(meta["mnist.epoch"], "1");
 
     let json = run(mnist()
@@ -275,7 +275,7 @@ fn weights_without_metadata_evaluate_with_model_flag() {
 fn the_shipped_weights_score_what_the_readme_says() {
     let elsewhere = tempfile::tempdir().unwrap();
     for (file, correct) in [
-        ("weights/seed.safetensors", 9847),
+        ("weights/tutorial.safetensors", 9847),
         ("weights/fast.safetensors", 9921),
         ("weights/convnet.safetensors", 9967),
     ] {

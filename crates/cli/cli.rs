@@ -1,9 +1,11 @@
 //! The command line, as clap derive types. Parsed arguments are turned into checked
 //! configurations (in `train.rs`, `eval.rs`) before any work starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use mnist_model::{Architecture, Layer};
 
 use crate::device::DeviceChoice;
 
@@ -43,32 +45,66 @@ pub struct DataArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelName {
-    /// The Keras tutorial's CNN: conv 32 3x3, max-pool, dense 128, dense 10 (693,962 parameters).
-    Seed,
-    /// Two VGG-style conv blocks with batch norm; use with --augment for ≥ 99.5%.
-    Convnet,
-    /// Two small conv layers (16 and 32 channels, 108,618 parameters): the fast recipe's network,
-    /// 99% in three epochs (see the README's Speed section).
-    Fast,
+/// The `--model` choices: mnist-model's shipped networks, each with its layer list as its help,
+/// and `seed`, the tutorial network's old name.
+fn model_names() -> impl clap::builder::TypedValueParser<Value = Architecture> {
+    let names = mnist_model::BUILT_IN.map(|(name, list)| {
+        let value = PossibleValue::new(name).help(list);
+        if name == "tutorial" {
+            value.alias("seed")
+        } else {
+            value
+        }
+    });
+    PossibleValuesParser::new(names)
+        .map(|name| Architecture::built_in(&name).expect("clap accepts only the shipped names"))
 }
 
-impl ModelName {
-    pub fn architecture(self) -> mnist_model::Architecture {
-        match self {
-            Self::Seed => mnist_model::Architecture::Seed(Default::default()),
-            Self::Convnet => mnist_model::Architecture::Convnet(Default::default()),
-            Self::Fast => mnist_model::Architecture::Fast(Default::default()),
+/// `--layers`: a layer list, written out or in a file (the same list, one or more layers per
+/// line, `#` comments, or a JSON array of the layers).
+pub fn parse_layers(value: &str) -> Result<Architecture, String> {
+    let path = Path::new(value);
+    let text = if path.is_file() {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if bytes > 1 << 20 {
+            return Err(format!("{value}: {bytes} bytes is no layer list"));
         }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{value}: {e}"))?;
+        if text.trim_start().starts_with('[') {
+            let layers: Vec<Layer> = serde_json::from_str(&text)
+                .map_err(|e| format!("{value}: not a JSON array of layers: {e}"))?;
+            return Architecture::from_layers(&layers).map_err(|e| format!("{value}: {e}"));
+        }
+        Some(text)
+    } else {
+        None
+    };
+    match text {
+        Some(text) => Architecture::from_text(&text).map_err(|e| format!("{value}: {e}")),
+        None if !value.contains(',') && (value.contains('/') || value.contains('.')) => Err(
+            format!("{value}: no such file (give a layer list or a file that holds one)"),
+        ),
+        None => Architecture::from_text(value).map_err(|e| e.to_string()),
     }
+}
 
-    /// The tutorial's x/255 for its own model; PyTorch's usual mean/std otherwise.
-    pub fn default_normalization(self) -> mnist_data::Normalization {
-        match self {
-            Self::Seed | Self::Fast => mnist_data::Normalization::Unit,
-            Self::Convnet => mnist_data::Normalization::mnist_mean_std(),
-        }
+/// The network a command uses: a shipped one by name, or a layer list.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    /// A shipped network [train's default: tutorial].
+    #[arg(long, value_parser = model_names(), conflicts_with = "layers")]
+    pub model: Option<Architecture>,
+    /// Your own network as a comma-separated layer list, or a file holding one (also as a JSON
+    /// array): conv<N>x<K>, bn, relu, pool2, flatten, dense<N>, ending in dense10; for example
+    /// conv32x3,relu,pool2,flatten,dense128,relu,dense10 (see docs/layers.md).
+    #[arg(long, value_name = "LIST|FILE", value_parser = parse_layers)]
+    pub layers: Option<Architecture>,
+}
+
+impl NetworkArgs {
+    /// The network named, if one was.
+    pub fn architecture(&self) -> Option<Architecture> {
+        self.model.clone().or_else(|| self.layers.clone())
     }
 }
 
@@ -92,9 +128,9 @@ pub enum NormalizationName {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Architecture to train.
-    #[arg(long, value_enum, default_value_t = ModelName::Seed, conflicts_with = "resume")]
-    pub model: ModelName,
+    /// What to train (the tutorial's network unless --model or --layers says otherwise).
+    #[command(flatten)]
+    pub network: NetworkArgs,
     /// Passes over the 60,000 training images [default: 5; with --resume: the checkpoint's plan].
     /// With --resume this is the new total, to extend a run.
     #[arg(long)]
@@ -117,7 +153,7 @@ pub struct TrainArgs {
     /// Decoupled weight decay for --optimizer adamw.
     #[arg(long, default_value_t = 0.01, conflicts_with = "resume")]
     pub weight_decay: f64,
-    /// Pixel normalization [default: unit for seed (the tutorial's), mean-std for convnet].
+    /// Pixel normalization [default: unit (the tutorial's), mean-std for networks with batch norm].
     #[arg(long, value_enum, conflicts_with = "resume")]
     pub normalization: Option<NormalizationName>,
     /// Randomly rotate, scale and shift training images each epoch.
@@ -131,7 +167,8 @@ pub struct TrainArgs {
     pub seed: u64,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Checkpoint to write after every epoch [default: runs/<model>.safetensors, or the --resume file].
+    /// Checkpoint to write after every epoch [default: runs/<network>.safetensors (tutorial, fast,
+    /// convnet or custom), or the --resume file].
     #[arg(long, value_name = "FILE.safetensors")]
     pub out: Option<PathBuf>,
     /// Continue the run saved in this checkpoint: weights, optimizer state, epoch and recipe
@@ -156,9 +193,9 @@ pub struct ReportArgs {
     /// The trained checkpoint, evaluated on the test set for the confusion matrix and mistakes.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: PathBuf,
-    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch).
-    #[arg(long, value_enum)]
-    pub model: Option<ModelName>,
+    /// The network of a weights file without mnist metadata (for example saved by PyTorch).
+    #[command(flatten)]
+    pub network: NetworkArgs,
     #[command(flatten)]
     pub data: DataArgs,
     /// Where to run: auto picks CUDA, then Metal, then CPU.
@@ -174,19 +211,18 @@ pub struct EvalArgs {
     /// Checkpoint to evaluate.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: PathBuf,
-    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch);
-    /// its input is then normalized the way `mnist train` would for that model.
-    #[arg(long, value_enum)]
-    pub model: Option<ModelName>,
+    /// The network of a weights file without mnist metadata (for example saved by PyTorch); its
+    /// input is then normalized the way `mnist train` would for that network.
+    #[command(flatten)]
+    pub network: NetworkArgs,
     #[command(flatten)]
     pub data: DataArgs,
     /// Where to run: auto picks CUDA, then Metal, then CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
     pub device: DeviceChoice,
-    /// Images per forward pass (speed and memory only; results do not depend on it). Default:
-    /// the architecture's (256 for seed, 128 for fast and convnet).
-    #[arg(long)]
-    pub batch_size: Option<usize>,
+    /// Images per forward pass (speed and memory only; results do not depend on it).
+    #[arg(long, default_value_t = mnist_train::CLASSIFY_BATCH_SIZE)]
+    pub batch_size: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -209,11 +245,86 @@ mod tests {
             panic!("not train")
         };
         assert_eq!(
-            (t.model, t.epochs, t.batch_size, t.lr, t.optimizer),
-            (ModelName::Seed, None, 32, 1e-3, OptimizerName::Adam)
+            (
+                t.network.architecture(),
+                t.epochs,
+                t.batch_size,
+                t.lr,
+                t.optimizer
+            ),
+            (None, None, 32, 1e-3, OptimizerName::Adam)
         );
+        assert_eq!(crate::train::DEFAULT_NETWORK, "tutorial");
         assert_eq!(crate::train::DEFAULT_EPOCHS, 5);
         assert_eq!(t.device, DeviceChoice::Auto);
+    }
+
+    #[test]
+    fn model_names_come_from_the_shipped_list_and_seed_means_tutorial() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args.iter().copied()).map_err(|e| e.to_string())?;
+            let Command::Train(t) = cli.command else {
+                panic!("not train")
+            };
+            Ok::<_, String>(t.network.architecture().map(|a| a.name().to_string()))
+        };
+        for (name, _) in mnist_model::BUILT_IN {
+            assert_eq!(
+                parse(&["mnist", "train", "--model", name])
+                    .unwrap()
+                    .unwrap(),
+                name
+            );
+        }
+        assert_eq!(
+            parse(&["mnist", "train", "--model", "seed"])
+                .unwrap()
+                .unwrap(),
+            "tutorial"
+        );
+        let custom = parse(&[
+            "mnist",
+            "train",
+            "--layers",
+            "conv8x5,relu,pool2,flatten,dense10",
+        ]);
+        assert_eq!(custom.unwrap().unwrap(), "custom");
+        let err = parse(&["mnist", "train", "--layers", "conv8x3,dense10"]).unwrap_err();
+        assert!(
+            err.contains("layer 2 (dense10)") && err.contains("flatten"),
+            "{err}"
+        );
+        let err = parse(&[
+            "mnist",
+            "train",
+            "--model",
+            "fast",
+            "--layers",
+            "flatten,dense10",
+        ]);
+        assert!(err.unwrap_err().contains("cannot be used with"));
+    }
+
+    #[test]
+    fn layers_files_hold_the_text_form_or_a_json_array() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("net.txt");
+        std::fs::write(&text, "# mine\nconv8x3, relu, pool2\nflatten\ndense10\n").unwrap();
+        let json = dir.path().join("net.json");
+        std::fs::write(
+            &json,
+            r#"["conv8x3", "relu", "pool2", "flatten", "dense10"]"#,
+        )
+        .unwrap();
+        for file in [&text, &json] {
+            let arch = parse_layers(file.to_str().unwrap()).unwrap();
+            assert_eq!(arch.layers_text(), "conv8x3,relu,pool2,flatten,dense10");
+        }
+        std::fs::write(&json, r#"["conv8x3", "flatten", "dense12"]"#).unwrap();
+        let err = parse_layers(json.to_str().unwrap()).unwrap_err();
+        assert!(err.contains("net.json") && err.contains("dense10"), "{err}");
+        let err = parse_layers("nets/missing.json").unwrap_err();
+        assert!(err.contains("no such file"), "{err}");
     }
 
     #[test]
@@ -235,9 +346,9 @@ pub struct WeightsArgs {
     /// test set].
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
-    /// Architecture of a weights file without mnist metadata (for example saved by PyTorch).
-    #[arg(long, value_enum, requires = "weights")]
-    pub model: Option<ModelName>,
+    /// The network of a weights file without mnist metadata (for example saved by PyTorch).
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 /// The model `predict` and `read` use, and where it runs.

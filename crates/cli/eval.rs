@@ -10,11 +10,11 @@ use crate::cli::EvalArgs;
 use crate::{data, device, weights};
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
-    if args.batch_size == Some(0) {
+    if args.batch_size == 0 {
         anyhow::bail!("--batch-size must be at least 1");
     }
     let (device, device_name) = device::open(args.device)?;
-    let loaded = weights::load(Some(&args.weights), args.model, &device)?;
+    let loaded = weights::load(Some(&args.weights), args.network.architecture(), &device)?;
     let (network, norm) = (loaded.network, loaded.normalization);
     let mnist = data::load(&args.data)?;
     eprintln!(
@@ -23,9 +23,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         network.architecture
     );
     let test = DeviceSplit::new(mnist.test.images, &mnist.test.labels, &device)?;
-    let batch_size = args
-        .batch_size
-        .unwrap_or_else(|| network.architecture.eval_batch_size());
+    let batch_size = args.batch_size;
     // The forward passes alone (data already decoded and on the device): what the benchmark quotes.
     let started = std::time::Instant::now();
     let report = evaluate(&network, &test, &norm, batch_size)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use mnist_data::{IMAGE_SIDE, NUM_CLASSES};
 use mnist_image::{BBox, ImageError, MnistPixels};
-use mnist_model::{ranked, Classifier};
+use mnist_train::{ranked, Classifier};
 use rayon::prelude::*;
 use serde_json::json;
 

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use mnist_data::{Split, IMAGE_PIXELS};
-use mnist_model::Classifier;
 use mnist_report::{EpochMetrics, Report, MISTAKES_SHOWN};
-use mnist_train::EvalReport;
+use mnist_train::{Classifier, EvalReport};
 
 use crate::cli::ReportArgs;
 use crate::{data, device, weights};
@@ -17,7 +16,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     // The cheap checks first: a bad metrics file should not cost loading the data.
     let history = mnist_report::read_metrics(&args.metrics).context("reading --metrics")?;
     let (device, device_name) = device::open(args.device)?;
-    let loaded = weights::load(Some(&args.weights), args.model, &device)?;
+    let loaded = weights::load(Some(&args.weights), args.network.architecture(), &device)?;
     let classifier = Classifier::new(&loaded.network, loaded.normalization)?;
     let mnist = data::load(&args.data)?;
     eprintln!(

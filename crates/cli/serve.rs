@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mnist_image::ImageError;
-use mnist_model::Classifier;
+use mnist_train::Classifier;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 

@@ -18,18 +18,22 @@ use crate::created_dirs::CreatedDirs;
 use crate::progress::EpochBar;
 use crate::{data, device};
 
-/// The tutorial trains for 5 epochs.
+/// The tutorial trains for 5 epochs, its own network.
 pub const DEFAULT_EPOCHS: usize = 5;
+pub const DEFAULT_NETWORK: &str = "tutorial";
 
 /// Exit code after Ctrl-C, as shells expect (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
-    let architecture = args.model.architecture();
+    let architecture = match args.network.architecture() {
+        Some(architecture) => architecture,
+        None => DEFAULT_NETWORK.parse()?,
+    };
     let normalization = match args.normalization {
         Some(NormalizationName::Unit) => Normalization::Unit,
         Some(NormalizationName::MeanStd) => Normalization::mnist_mean_std(),
-        None => args.model.default_normalization(),
+        None => architecture.default_normalization(),
     };
     let kind = match args.optimizer {
         OptimizerName::Adam => OptimizerKind::Adam,
@@ -48,7 +52,7 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
         seed: args.seed,
         normalization,
         augment: args.augment,
-        eval_batch_size: architecture.eval_batch_size(),
+        eval_batch_size: mnist_train::CLASSIFY_BATCH_SIZE,
     };
     config.validate()?;
     Ok(config)
@@ -56,6 +60,11 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     // Check everything the user typed before loading 55 MB of data.
+    if args.resume.is_some() && args.network.architecture().is_some() {
+        anyhow::bail!(
+            "--resume continues the checkpoint's own network; leave out --model and --layers"
+        );
+    }
     let fresh_config = config_from_args(&args)?;
     let resume = match &args.resume {
         Some(path) => Some(Checkpoint::read(path).context("reading the --resume checkpoint")?),
@@ -92,8 +101,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     };
     let config = trainer.config.clone();
     eprintln!(
-        "training {} ({} parameters) on {device_name}: {} epochs, batch {}, {:?} lr {}{}; checkpoint {}",
+        "training {} ({}; {} parameters) on {device_name}: {} epochs, batch {}, {:?} lr {}{}; checkpoint {}",
         config.architecture,
+        config.architecture.layers_text(),
         trainer.network.parameter_count(),
         config.epochs,
         config.batch_size,
@@ -159,7 +169,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         if let Some(metrics) = &args.metrics {
             history = mnist_report::read_metrics(metrics).context("reading --metrics")?;
         }
-        let classifier = mnist_model::Classifier::new(&trainer.network, config.normalization)?;
+        let classifier = mnist_train::Classifier::new(&trainer.network, config.normalization)?;
         let title = format!("{} from {}", config.architecture.name(), out.display());
         crate::report::write(dir, title, history, &classifier, test)?;
     }

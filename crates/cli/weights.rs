@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use mnist_data::Normalization;
-use mnist_model::{Checkpoint, CheckpointMeta, Network};
+use mnist_model::{Architecture, Checkpoint, CheckpointMeta, Network};
 
-use crate::cli::{ModelName, WeightsArgs};
+use crate::cli::WeightsArgs;
 
 /// The strongest shipped model, built into the binary so that `predict` and `read` work straight
 /// after a clone or a `cargo install`, wherever they run from.
@@ -26,12 +26,12 @@ pub struct LoadedWeights {
     pub meta: CheckpointMeta,
 }
 
-/// Loads `path`, or the built-in model when `None`. `model` names the architecture of a file
+/// Loads `path`, or the built-in model when `None`. `architecture` is the network of a file
 /// without our metadata (for example a PyTorch state_dict); its input is then normalized the way
-/// `mnist train` would for that model.
+/// `mnist train` would for that network.
 pub fn load(
     path: Option<&Path>,
-    model: Option<ModelName>,
+    architecture: Option<Architecture>,
     device: &Device,
 ) -> Result<LoadedWeights> {
     let checkpoint = match path {
@@ -40,19 +40,18 @@ pub fn load(
             .context("reading the built-in weights")?,
     };
     let network = checkpoint
-        .to_network(model.map(|m| m.architecture()), device)
+        .to_network(architecture, device)
         .context("loading --weights")?;
-    // A file without metadata only gets this far with --model (to_network refuses it otherwise).
-    let normalization = checkpoint
-        .meta
-        .as_ref()
-        .map(|m| m.normalization)
-        .or(model.map(|m| m.default_normalization()))
-        .unwrap_or(Normalization::Unit);
+    // A file without metadata only gets this far with --model or --layers (to_network refuses
+    // it otherwise).
+    let normalization = match &checkpoint.meta {
+        Some(meta) => meta.normalization,
+        None => network.architecture.default_normalization(),
+    };
     let meta = checkpoint
         .meta
         .clone()
-        .unwrap_or_else(|| CheckpointMeta::new(network.architecture, normalization));
+        .unwrap_or_else(|| CheckpointMeta::new(network.architecture.clone(), normalization));
     Ok(LoadedWeights {
         network,
         normalization,
@@ -64,7 +63,10 @@ pub fn load(
 impl WeightsArgs {
     /// Loads what `--weights` and `--model` name.
     pub fn load(&self, device: &Device) -> Result<LoadedWeights> {
-        load(self.weights.as_deref(), self.model, device)
+        if self.weights.is_none() && self.network.architecture().is_some() {
+            anyhow::bail!("--model and --layers describe a --weights file; give one");
+        }
+        load(self.weights.as_deref(), self.network.architecture(), device)
     }
 }
 
@@ -76,7 +78,10 @@ mod tests {
     fn the_built_in_model_is_the_shipped_convnet() {
         let no_flags = WeightsArgs {
             weights: None,
-            model: None,
+            network: crate::cli::NetworkArgs {
+                model: None,
+                layers: None,
+            },
         };
         let loaded = no_flags.load(&Device::Cpu).unwrap();
         assert_eq!(loaded.network.architecture.name(), "convnet");

@@ -14,8 +14,14 @@ use mnist_model::Architecture;
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let steps: usize = args.next().map_or(Ok(200), |s| s.parse()).map_err(|e| format!("steps: {e}"))?;
-    let batch: usize = args.next().map_or(Ok(32), |s| s.parse()).map_err(|e| format!("batch: {e}"))?;
+    let steps: usize = args
+        .next()
+        .map_or(Ok(200), |s| s.parse())
+        .map_err(|e| format!("steps: {e}"))?;
+    let batch: usize = args
+        .next()
+        .map_or(Ok(32), |s| s.parse())
+        .map_err(|e| format!("batch: {e}"))?;
     let mut lists: Vec<String> = args.collect();
     if lists.is_empty() {
         lists = ["tutorial", "fast", "convnet"].map(String::from).to_vec();

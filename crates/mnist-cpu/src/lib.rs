@@ -30,4 +30,3 @@ pub use simd::{Level, SIMD_ENV};
 pub use train::CpuTrainer;
 #[cfg(test)]
 mod tests;
-

@@ -17,7 +17,11 @@ pub fn softmax_cross_entropy(
     mut dlogits: Option<&mut [f32]>,
 ) -> BatchScore {
     let b = targets.len();
-    assert_eq!(logits.len(), b * classes, "loss: logits for {b} images expected");
+    assert_eq!(
+        logits.len(),
+        b * classes,
+        "loss: logits for {b} images expected"
+    );
     let mut score = BatchScore::default();
     for (i, (row, &target)) in logits.chunks_exact(classes).zip(targets).enumerate() {
         let (mut best, mut max) = (0, row[0]);

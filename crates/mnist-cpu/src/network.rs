@@ -137,9 +137,10 @@ impl Workspace {
                     }
                 }
                 Op::BatchNorm(d) => grow(&mut self.saved[i], batchnorm::SAVED * d.c),
-                Op::Conv(d) => {
-                    grow(&mut self.conv_partials, d.chunks(b) * (d.o * d.patch_rows() + d.o))
-                }
+                Op::Conv(d) => grow(
+                    &mut self.conv_partials,
+                    d.chunks(b) * (d.o * d.patch_rows() + d.o),
+                ),
                 Op::Dense(d) => grow(&mut self.dense_partials, d.partials_len(b)),
                 Op::Relu => {}
             }

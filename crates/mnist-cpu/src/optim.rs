@@ -51,7 +51,14 @@ pub struct AdamScalars {
 impl AdamScalars {
     /// The scalars of step `step` (1-based) at learning rate `lr`, with Keras' bias correction
     /// `alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)`; AdamW's decay is `1 - lr * wd`.
-    pub fn for_step(beta1: f64, beta2: f64, eps: f64, weight_decay: f64, lr: f64, step: u64) -> Self {
+    pub fn for_step(
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        lr: f64,
+        step: u64,
+    ) -> Self {
         let t = step.min(i32::MAX as u64) as i32;
         let alpha = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
         Self::new(beta1, beta2, alpha, eps, 1.0 - lr * weight_decay)
@@ -141,7 +148,6 @@ fn flush_subnormal(x: f32) -> f32 {
     f32::from_bits(x.to_bits() & (keep as u32).wrapping_neg())
 }
 
-
 /// One SGD step in place: `buf = momentum * buf + g; p -= lr * buf`, or `p -= lr * g` without
 /// momentum (`buf` empty), as PyTorch's SGD.
 pub fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], lr: f32, momentum: f32) {
@@ -170,7 +176,9 @@ mod tests {
         s.update(Level::Portable, &mut p, &[-6.0], &mut m, &mut v);
         assert!((p[0] - 0.1).abs() < 1e-5, "{}", p[0]);
         let n = 301;
-        let g: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) * 1e-3).collect();
+        let g: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 1e-3)
+            .collect();
         let start: Vec<f32> = (0..n).map(|i| (i as f32).sin()).collect();
         let mut results = Vec::new();
         for level in Level::available() {

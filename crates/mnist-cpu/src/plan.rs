@@ -27,7 +27,10 @@ pub enum Op {
     BatchNorm(NormDims),
     Relu,
     /// 2x2 max-pool, with the ReLU before it when `relu` is set.
-    Pool { dims: PoolDims, relu: bool },
+    Pool {
+        dims: PoolDims,
+        relu: bool,
+    },
     Dense(DenseDims),
 }
 
@@ -189,7 +192,12 @@ mod tests {
     fn fused_pairs_are_chosen_by_the_plan_for_any_list() {
         assert_eq!(
             ops("conv32x3,relu,pool2,flatten,dense128,relu,dense10"),
-            ["first-conv-relu-pool[0, 1]", "dense[2, 3]", "relu[]", "dense[4, 5]"]
+            [
+                "first-conv-relu-pool[0, 1]",
+                "dense[2, 3]",
+                "relu[]",
+                "dense[4, 5]"
+            ]
         );
         assert_eq!(
             ops("conv8x3,bn,relu,conv8x5,relu,pool2,pool2,flatten,dense16,bn,relu,dense10"),

@@ -48,7 +48,10 @@ impl Level {
 
     /// The levels this CPU runs, plainest first: what tests iterate over.
     pub fn available() -> Vec<Level> {
-        Level::ALL.into_iter().filter(|l| l.is_available()).collect()
+        Level::ALL
+            .into_iter()
+            .filter(|l| l.is_available())
+            .collect()
     }
 
     /// The level to run at: [`Level::detected`], or [`SIMD_ENV`]'s if set.

@@ -18,7 +18,13 @@ pub fn assert_close(actual: &[f32], expected: &[f32], tol: f32, what: &str) {
         .zip(expected)
         .map(|(a, e)| (a - e).abs())
         .enumerate()
-        .fold((0f32, 0), |(w, wi), (i, d)| if d > w || d.is_nan() { (d, i) } else { (w, wi) });
+        .fold((0f32, 0), |(w, wi), (i, d)| {
+            if d > w || d.is_nan() {
+                (d, i)
+            } else {
+                (w, wi)
+            }
+        });
     assert!(
         worst <= tol * scale,
         "{what}: differs by {worst} at {at} (tolerance {} of scale {scale}): {} vs {}",

@@ -64,7 +64,13 @@ struct Reference {
 
 /// Candle's training-mode forward, loss and backward on the batch (updating its running
 /// averages, as a training step does).
-fn candle_step(list: &str, seed: u64, pixels: &[u8], labels: &[u32], norm: &Normalization) -> Reference {
+fn candle_step(
+    list: &str,
+    seed: u64,
+    pixels: &[u8],
+    labels: &[u32],
+    norm: &Normalization,
+) -> Reference {
     let arch = Architecture::from_text(list).unwrap();
     let network = Network::seeded(arch, seed, &Device::Cpu).unwrap();
     let b = labels.len();
@@ -78,7 +84,9 @@ fn candle_step(list: &str, seed: u64, pixels: &[u8], labels: &[u32], norm: &Norm
         .trainable_vars()
         .into_iter()
         .map(|(name, var)| {
-            let g = store.get(var.as_tensor()).expect("a gradient for every parameter");
+            let g = store
+                .get(var.as_tensor())
+                .expect("a gradient for every parameter");
             (name, g.flatten_all().unwrap().to_vec1::<f32>().unwrap())
         })
         .collect();
@@ -110,12 +118,15 @@ fn every_list_matches_candle_autograd_at_every_level() {
             let reference = candle_step(list, 5, &pixels, &labels, &norm);
             for level in Level::available() {
                 let what = |w: &str| format!("{list} b={b} {level}: {w}");
-                let fresh = Network::seeded(Architecture::from_text(list).unwrap(), 5, &Device::Cpu)
-                    .unwrap();
+                let fresh =
+                    Network::seeded(Architecture::from_text(list).unwrap(), 5, &Device::Cpu)
+                        .unwrap();
                 let cpu = cpu_copy(&fresh, level);
                 let mut trainer = CpuTrainer::new(cpu, Rule::Sgd { momentum: 0.0 }, &norm);
                 let indices: Vec<u32> = (0..b as u32).collect();
-                let score = trainer.train_batch(&pixels, &labels, &indices, 0.0).unwrap();
+                let score = trainer
+                    .train_batch(&pixels, &labels, &indices, 0.0)
+                    .unwrap();
                 let loss = (score.loss_sum / b as f64) as f32;
                 assert_close(&[loss], &[reference.loss], 1e-6, &what("loss"));
                 for (name, expected) in &reference.grads {
@@ -169,9 +180,13 @@ fn results_do_not_depend_on_the_thread_count() {
                 weight_decay: 0.0,
             };
             let mut trainer = CpuTrainer::new(cpu_copy(&network, Level::detected()), rule, &norm);
-            for (k, batch) in [(0..32u32).collect::<Vec<_>>(), (8..40).collect(), (3..12).collect()]
-                .iter()
-                .enumerate()
+            for (k, batch) in [
+                (0..32u32).collect::<Vec<_>>(),
+                (8..40).collect(),
+                (3..12).collect(),
+            ]
+            .iter()
+            .enumerate()
             {
                 trainer
                     .train_batch(&pixels, &labels, batch, 1e-3 * (k + 1) as f64)
@@ -205,10 +220,14 @@ fn bad_batches_are_errors() {
         &Normalization::Unit,
     );
     let (pixels, mut labels) = batch(4, 1);
-    let err = trainer.train_batch(&pixels, &labels, &[0, 9], 0.1).unwrap_err();
+    let err = trainer
+        .train_batch(&pixels, &labels, &[0, 9], 0.1)
+        .unwrap_err();
     assert!(err.contains("index 9"), "{err}");
     labels[2] = 10;
-    let err = trainer.train_batch(&pixels, &labels, &[2], 0.1).unwrap_err();
+    let err = trainer
+        .train_batch(&pixels, &labels, &[2], 0.1)
+        .unwrap_err();
     assert!(err.contains("label 10"), "{err}");
 }
 

@@ -83,7 +83,9 @@ impl CpuTrainer {
     /// tests and diagnostics.
     pub fn gradient(&self, name: &str) -> Option<&[f32]> {
         let i = self.net.plan().specs.iter().position(|s| s.name == name)?;
-        Some(&self.grads[i]).filter(|g| !g.is_empty()).map(Vec::as_slice)
+        Some(&self.grads[i])
+            .filter(|g| !g.is_empty())
+            .map(Vec::as_slice)
     }
 
     /// The optimizer's state as named values (`exp_avg.fc1.weight`, …: PyTorch's slot names).
@@ -108,7 +110,8 @@ impl CpuTrainer {
         for (spec, slots) in self.net.plan().specs.iter().zip(&mut self.slots) {
             for (slot, values) in names.iter().zip(slots.iter_mut()) {
                 let key = format!("{slot}.{}", spec.name);
-                let saved = state(&key).ok_or_else(|| format!("optimizer state {key:?} is missing"))?;
+                let saved =
+                    state(&key).ok_or_else(|| format!("optimizer state {key:?} is missing"))?;
                 if saved.len() != values.len() {
                     return Err(format!(
                         "optimizer state {key:?} holds {} values, expected {}",
@@ -181,7 +184,12 @@ impl CpuTrainer {
         let score = {
             let Workspace { acts, grads: g, .. } = &mut *ws;
             let logits = &acts[plan.nodes.len()][..b * NUM_CLASSES];
-            softmax_cross_entropy(NUM_CLASSES, logits, targets, Some(&mut g[0][..b * NUM_CLASSES]))
+            softmax_cross_entropy(
+                NUM_CLASSES,
+                logits,
+                targets,
+                Some(&mut g[0][..b * NUM_CLASSES]),
+            )
         };
 
         *step += 1;
@@ -191,7 +199,14 @@ impl CpuTrainer {
                 beta2,
                 eps,
                 weight_decay,
-            } => Some(AdamScalars::for_step(beta1, beta2, eps, weight_decay, lr, *step)),
+            } => Some(AdamScalars::for_step(
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                lr,
+                *step,
+            )),
             Rule::Sgd { .. } => None,
         };
 
@@ -283,11 +298,16 @@ impl CpuTrainer {
                     };
                     p.par_chunks_mut(UPDATE_CHUNK)
                         .zip(g.par_chunks(UPDATE_CHUNK))
-                        .zip(m.par_chunks_mut(UPDATE_CHUNK).zip(v.par_chunks_mut(UPDATE_CHUNK)))
+                        .zip(
+                            m.par_chunks_mut(UPDATE_CHUNK)
+                                .zip(v.par_chunks_mut(UPDATE_CHUNK)),
+                        )
                         .for_each(|((p, g), (m, v))| scalars.update(level, p, g, m, v));
                 }
                 (Rule::Sgd { momentum }, _) => {
-                    let buf = slots[k].first_mut().map_or(&mut [][..], |b| b.as_mut_slice());
+                    let buf = slots[k]
+                        .first_mut()
+                        .map_or(&mut [][..], |b| b.as_mut_slice());
                     sgd_update(p, g, buf, lr as f32, momentum as f32);
                 }
                 (Rule::Adam { .. }, None) => unreachable!("Adam has scalars"),

@@ -58,6 +58,11 @@ impl DeviceSplit {
         self.images.device()
     }
 
+    /// Images `[n, 1, 28, 28]` u8, in stored order.
+    pub fn images(&self) -> &Tensor {
+        &self.images
+    }
+
     /// Labels `[n]` u32, in stored order.
     pub fn labels(&self) -> &Tensor {
         &self.labels

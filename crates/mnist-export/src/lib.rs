@@ -1,7 +1,7 @@
 //! Trained networks in other tools' formats. ONNX today: a self-contained model (opset 13,
-//! dynamic batch) whose input is raw pixels scaled to 0-1, with the checkpoint's normalization
-//! built into the graph and its metadata in `metadata_props`, so a consumer needs nothing from
-//! this project to get the same answers.
+//! dynamic batch) built from the network's layer list, whose input is raw pixels scaled to 0-1,
+//! with the checkpoint's normalization built into the graph and its metadata in
+//! `metadata_props`, so a consumer needs nothing from this project to get the same answers.
 //!
 //! The graph uses only the most widely implemented operators (Sub, Div, Conv, Relu, MaxPool,
 //! Flatten, Gemm). Batch-norm layers are folded into the convolution or dense layer before them,
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use candle_core::Tensor;
 use mnist_data::{Normalization, IMAGE_SIDE, NUM_CLASSES};
-use mnist_model::{Architecture, CheckpointMeta, Network, BATCH_NORM_EPS};
+use mnist_model::{CheckpointMeta, Layer, Network, BATCH_NORM_EPS};
 use prost::Message;
 
 /// ONNX's protobuf types, generated at build time from `proto/onnx.proto`.
@@ -60,30 +60,23 @@ pub fn onnx_model(network: &Network, meta: &CheckpointMeta) -> Result<ModelProto
         .collect();
     let mut graph = Graph::new(weights);
     let mut x = graph.normalize(INPUT_NAME, &meta.normalization);
-    match network.architecture {
-        Architecture::Seed(_) => {
-            x = graph.conv_relu_pool(&x, "conv1")?;
-            x = graph.classifier(&x, None)?;
-        }
-        Architecture::Fast(_) => {
-            for conv in ["conv1", "conv2"] {
-                x = graph.conv_relu_pool(&x, conv)?;
-            }
-            x = graph.classifier(&x, None)?;
-        }
-        Architecture::Convnet(_) => {
-            for (conv, bn) in [("conv1", "bn1"), ("conv2", "bn2")] {
-                x = graph.conv(&x, conv, Some(bn))?;
-                x = graph.unary("Relu", &x);
-            }
-            x = graph.max_pool(&x);
-            for (conv, bn) in [("conv3", "bn3"), ("conv4", "bn4")] {
-                x = graph.conv(&x, conv, Some(bn))?;
-                x = graph.unary("Relu", &x);
-            }
-            x = graph.max_pool(&x);
-            x = graph.classifier(&x, Some("bn5"))?;
-        }
+    let placed = network.architecture.placed();
+    for (i, p) in placed.iter().enumerate() {
+        // A batch norm directly after a conv or dense layer (the only place a list may put
+        // one) is folded into it.
+        let bn = placed
+            .get(i + 1)
+            .filter(|next| next.layer == Layer::BatchNorm)
+            .and_then(|next| next.name.as_deref());
+        let name = || p.name.clone().unwrap_or_default();
+        x = match p.layer {
+            Layer::Conv { .. } => graph.conv(&x, &name(), bn)?,
+            Layer::Dense { .. } => graph.dense(&x, &name(), bn)?,
+            Layer::BatchNorm => continue,
+            Layer::Relu => graph.unary("Relu", &x),
+            Layer::MaxPool2 => graph.max_pool(&x),
+            Layer::Flatten => graph.unary("Flatten", &x),
+        };
     }
     graph.rename_last_output(&x, OUTPUT_NAME);
     let batch = || dimension::Value::DimParam("batch".into());
@@ -299,23 +292,6 @@ impl Graph {
         )
     }
 
-    /// A conv layer with a bias (no batch norm), ReLU and a 2x2 max-pool: `seed`'s and `fast`'s
-    /// block.
-    fn conv_relu_pool(&mut self, x: &str, layer: &str) -> Result<String, ExportError> {
-        let x = self.conv(x, layer, None)?;
-        let x = self.unary("Relu", &x);
-        Ok(self.max_pool(&x))
-    }
-
-    /// The head every architecture ends with: Flatten, `fc1` (with batch norm `bn` folded in, if
-    /// any), ReLU, `fc2`.
-    fn classifier(&mut self, x: &str, bn: Option<&str>) -> Result<String, ExportError> {
-        let x = self.unary("Flatten", x);
-        let x = self.dense(&x, "fc1", bn)?;
-        let x = self.unary("Relu", &x);
-        self.dense(&x, "fc2", None)
-    }
-
     /// `x · Wᵀ + b` with PyTorch's `[out, in]` weight, as Gemm with transB.
     fn dense(&mut self, x: &str, layer: &str, bn: Option<&str>) -> Result<String, ExportError> {
         let (dims, w, b) = self.folded(layer, bn)?;
@@ -424,7 +400,7 @@ mod tests {
 
     /// A network of `architecture` with seeded weights and, for batch norm, running statistics
     /// far from the identity so that folding them in is really tested.
-    fn network(architecture: Architecture) -> Network {
+    fn network(architecture: mnist_model::Architecture) -> Network {
         let network = Network::seeded(architecture, 5, &Device::Cpu).unwrap();
         for (i, (name, var)) in network.named_vars().into_iter().enumerate() {
             let n = var.elem_count();
@@ -455,16 +431,17 @@ mod tests {
 
     #[test]
     fn the_exported_graph_computes_the_networks_logits() {
-        for (architecture, normalization) in [
-            (Architecture::Seed(Default::default()), Normalization::Unit),
-            (
-                Architecture::Convnet(Default::default()),
-                Normalization::mnist_mean_std(),
-            ),
-            (Architecture::Fast(Default::default()), Normalization::Unit),
-        ] {
-            let network = network(architecture);
-            let meta = CheckpointMeta::new(architecture, normalization);
+        let lists = mnist_model::BUILT_IN
+            .map(|(_, list)| list)
+            .into_iter()
+            .chain([
+                "conv6x4,bn,relu,pool2,conv5x3,relu,conv7x2,pool2,flatten,dense13,bn,relu,dense10",
+            ]);
+        for list in lists {
+            let architecture = mnist_model::Architecture::from_text(list).unwrap();
+            let normalization = architecture.default_normalization();
+            let network = network(architecture.clone());
+            let meta = CheckpointMeta::new(architecture.clone(), normalization);
             let model = ModelProto::decode(&onnx_bytes(&network, &meta).unwrap()[..]).unwrap();
             let pixels = images(5);
             let ours = network
@@ -482,8 +459,8 @@ mod tests {
 
     #[test]
     fn the_model_describes_itself() {
-        let architecture = Architecture::Convnet(Default::default());
-        let mut meta = CheckpointMeta::new(architecture, Normalization::mnist_mean_std());
+        let architecture: mnist_model::Architecture = "convnet".parse().unwrap();
+        let mut meta = CheckpointMeta::new(architecture.clone(), Normalization::mnist_mean_std());
         meta.test_accuracy = Some(0.9967);
         let model = onnx_model(&network(architecture), &meta).unwrap();
         assert_eq!(model.opset_import[0].version(), OPSET);

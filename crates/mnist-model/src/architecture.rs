@@ -179,7 +179,10 @@ struct Recorded {
 }
 
 impl Serialize for Architecture {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         Recorded {
             name: self.name.clone(),
             layers: Some(self.layers().collect()),
@@ -196,8 +199,9 @@ impl<'de> Deserialize<'de> for Architecture {
         let recorded = Recorded::deserialize(deserializer)?;
         let layers = match (recorded.layers, recorded.config) {
             (Some(layers), _) => layers,
-            (None, Some(config)) => legacy_layers(&recorded.name, &config)
-                .map_err(serde::de::Error::custom)?,
+            (None, Some(config)) => {
+                legacy_layers(&recorded.name, &config).map_err(serde::de::Error::custom)?
+            }
             (None, None) => {
                 return Err(serde::de::Error::custom(format!(
                     "architecture {:?} records neither its layers nor its config",
@@ -210,7 +214,10 @@ impl<'de> Deserialize<'de> for Architecture {
 }
 
 /// The layer list of a network recorded by name and widths (format version 1).
-fn legacy_layers(name: &str, config: &serde_json::Value) -> std::result::Result<Vec<Layer>, String> {
+fn legacy_layers(
+    name: &str,
+    config: &serde_json::Value,
+) -> std::result::Result<Vec<Layer>, String> {
     let width = |key: &str| -> std::result::Result<usize, String> {
         config
             .get(key)
@@ -248,11 +255,17 @@ mod tests {
     use super::*;
 
     fn shapes(arch: &Architecture) -> Vec<(String, Vec<usize>)> {
-        arch.params().into_iter().map(|p| (p.name, p.dims)).collect()
+        arch.params()
+            .into_iter()
+            .map(|p| (p.name, p.dims))
+            .collect()
     }
 
     fn named(pairs: &[(&str, &[usize])]) -> Vec<(String, Vec<usize>)> {
-        pairs.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -300,10 +313,15 @@ mod tests {
         );
         let names: Vec<String> = convnet.params().into_iter().map(|p| p.name).collect();
         assert!(names.contains(&"bn5.running_var".to_string()));
-        assert!(!names.iter().any(|n| n.starts_with("conv") && n.ends_with(".bias")));
+        assert!(!names
+            .iter()
+            .any(|n| n.starts_with("conv") && n.ends_with(".bias")));
         assert!(!names.contains(&"fc1.bias".to_string()));
         assert!(names.contains(&"fc2.bias".to_string()));
-        assert_eq!(convnet.default_normalization(), Normalization::mnist_mean_std());
+        assert_eq!(
+            convnet.default_normalization(),
+            Normalization::mnist_mean_std()
+        );
         // About 20 MFLOP per image forward, over half of it in the second conv layer.
         assert_eq!(convnet.forward_flops(), 19_940_608);
     }
@@ -312,7 +330,10 @@ mod tests {
     fn names_aliases_and_custom_lists() {
         assert_eq!(Architecture::built_in("seed").unwrap().name(), "tutorial");
         let err = "resnet".parse::<Architecture>().unwrap_err().to_string();
-        assert!(err.contains("resnet") && err.contains("tutorial, fast, convnet"), "{err}");
+        assert!(
+            err.contains("resnet") && err.contains("tutorial, fast, convnet"),
+            "{err}"
+        );
         let same = Architecture::from_text("conv32x3 relu pool2 flatten dense128 relu dense10");
         assert_eq!(same.unwrap().name(), "tutorial");
         let own = Architecture::from_text("conv8x5,relu,pool2,flatten,dense10").unwrap();
@@ -334,7 +355,10 @@ mod tests {
             r#"{"name":"custom","layers":["conv8x5","bn","relu","pool2","flatten","dense10"]}"#
         );
         let old = [
-            (r#"{"name":"seed","config":{"conv_channels":32,"hidden":128}}"#, "tutorial"),
+            (
+                r#"{"name":"seed","config":{"conv_channels":32,"hidden":128}}"#,
+                "tutorial",
+            ),
             (
                 r#"{"name":"fast","config":{"conv1_channels":16,"conv2_channels":32,"hidden":128}}"#,
                 "fast",

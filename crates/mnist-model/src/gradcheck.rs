@@ -62,18 +62,3 @@ pub fn assert_gradients_match(x: &Var, f: impl Fn(&Tensor) -> candle_core::Resul
         );
     }
 }
-
-/// The gradients of `sum(y * r)` with respect to `vars`, in order. Two implementations of one
-/// function, weighted by the same random `r`, must give the same gradients.
-pub fn weighted_gradients(y: &Tensor, r: &Tensor, vars: &[&Var]) -> Vec<Tensor> {
-    let grads = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
-    vars.iter()
-        .map(|v| grads.get(v.as_tensor()).expect("no gradient").clone())
-        .collect()
-}
-
-/// The largest absolute elementwise difference of two f32 tensors of one shape.
-pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
-    diff.max(0).unwrap().to_scalar::<f32>().unwrap()
-}

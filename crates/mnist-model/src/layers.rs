@@ -206,7 +206,12 @@ impl Placed {
         match self.layer {
             Layer::Conv { out: o, kernel } => {
                 let c = self.input.channels();
-                out.push(spec("weight", vec![o, c, kernel, kernel], Init::GlorotUniform, true));
+                out.push(spec(
+                    "weight",
+                    vec![o, c, kernel, kernel],
+                    Init::GlorotUniform,
+                    true,
+                ));
                 if self.bias {
                     out.push(spec("bias", vec![o], Init::Zeros, true));
                 }
@@ -323,8 +328,8 @@ pub fn place(layers: &[Layer]) -> Result<Vec<Placed>, LayerError> {
             }
             (Layer::Conv { .. }, Shape::Flat(_)) => {
                 return Err(at(format!(
-                    "a convolution needs maps, but it gets the flat {shape} of a layer after flatten"
-                )))
+                "a convolution needs maps, but it gets the flat {shape} of a layer after flatten"
+            )))
             }
             (Layer::MaxPool2, Shape::Map { channels, side }) => {
                 if side < 2 {
@@ -356,8 +361,8 @@ pub fn place(layers: &[Layer]) -> Result<Vec<Placed>, LayerError> {
             }
             (Layer::Dense { .. }, Shape::Map { .. }) => {
                 return Err(at(format!(
-                    "a dense layer needs a flat input, but it gets maps {shape}; put flatten before it"
-                )))
+                "a dense layer needs a flat input, but it gets maps {shape}; put flatten before it"
+            )))
             }
             (Layer::BatchNorm, _) => {
                 let after = placed.last().map(|p| p.layer);
@@ -436,7 +441,10 @@ mod tests {
     use super::*;
 
     fn err(list: &str) -> String {
-        match parse_list(list).map_err(|e| e.0).and_then(|l| place(&l).map_err(|e| e.0)) {
+        match parse_list(list)
+            .map_err(|e| e.0)
+            .and_then(|l| place(&l).map_err(|e| e.0))
+        {
             Ok(_) => panic!("{list} was accepted"),
             Err(e) => e,
         }
@@ -503,33 +511,62 @@ mod tests {
         );
         // conv1: 2*8*9*676, conv2: 2*4*200*484, fc1: 2*484*20, fc2: 2*20*10.
         let flops: u64 = placed.iter().map(Placed::forward_flops).sum();
-        assert_eq!(flops, 2 * (8 * 9 * 676 + 4 * 200 * 484 + 484 * 20 + 20 * 10));
+        assert_eq!(
+            flops,
+            2 * (8 * 9 * 676 + 4 * 200 * 484 + 484 * 20 + 20 * 10)
+        );
     }
 
     #[test]
     fn bad_lists_get_one_line_naming_the_layer() {
         let e = err("conv32x3,relu,pool,flatten,dense10");
-        assert!(e.contains("layer 3") && e.contains("\"pool\"") && e.contains("pool2"), "{e}");
+        assert!(
+            e.contains("layer 3") && e.contains("\"pool\"") && e.contains("pool2"),
+            "{e}"
+        );
         let e = err("conv32x3,dense128,dense10");
-        assert!(e.contains("layer 2 (dense128)") && e.contains("[32, 26, 26]"), "{e}");
+        assert!(
+            e.contains("layer 2 (dense128)") && e.contains("[32, 26, 26]"),
+            "{e}"
+        );
         assert!(e.contains("flatten"), "{e}");
         let e = err("conv8x3,pool2,pool2,pool2,pool2,pool2,flatten,dense10");
         assert!(e.contains("layer 6 (pool2)") && e.contains("1x1"), "{e}");
         let e = err("conv8x3,relu,flatten,dense12");
-        assert!(e.contains("last layer must be dense10") && e.contains("dense12"), "{e}");
+        assert!(
+            e.contains("last layer must be dense10") && e.contains("dense12"),
+            "{e}"
+        );
         let e = err("conv8x3,relu,flatten");
         assert!(e.contains("last layer must be dense10"), "{e}");
         let e = err("relu,bn,flatten,dense10");
-        assert!(e.contains("layer 2 (bn)") && e.contains("conv or dense"), "{e}");
+        assert!(
+            e.contains("layer 2 (bn)") && e.contains("conv or dense"),
+            "{e}"
+        );
         let e = err("conv8x30,flatten,dense10");
-        assert!(e.contains("layer 1 (conv8x30)") && e.contains("28x28"), "{e}");
+        assert!(
+            e.contains("layer 1 (conv8x30)") && e.contains("28x28"),
+            "{e}"
+        );
         let e = err("flatten,conv8x3,flatten,dense10");
-        assert!(e.contains("layer 2 (conv8x3)") && e.contains("[784]"), "{e}");
+        assert!(
+            e.contains("layer 2 (conv8x3)") && e.contains("[784]"),
+            "{e}"
+        );
         let e = err("conv4096x3,relu,flatten,dense10");
-        assert!(e.contains("layer 2 (relu)") && e.contains("values per image"), "{e}");
+        assert!(
+            e.contains("layer 2 (relu)") && e.contains("values per image"),
+            "{e}"
+        );
         let e = err("conv2048x5,conv2048x5,flatten,dense10");
-        assert!(e.contains("layer 2 (conv2048x5)") && e.contains("parameters"), "{e}");
-        let e = err("flatten,dense4096,dense4096,dense4096,dense4096,dense4096,dense4096,dense4096,dense10");
+        assert!(
+            e.contains("layer 2 (conv2048x5)") && e.contains("parameters"),
+            "{e}"
+        );
+        let e = err(
+            "flatten,dense4096,dense4096,dense4096,dense4096,dense4096,dense4096,dense4096,dense10",
+        );
         assert!(e.contains("parameters") && e.contains("layer"), "{e}");
         let e = err("conv0x3,flatten,dense10");
         assert!(e.contains("0 channels"), "{e}");

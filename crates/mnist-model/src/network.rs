@@ -230,8 +230,11 @@ mod tests {
                 .into_iter()
                 .map(|(n, v)| (n, v.dims().to_vec()))
                 .collect();
-            let mut specs: Vec<(String, Vec<usize>)> =
-                arch.params().into_iter().map(|p| (p.name, p.dims)).collect();
+            let mut specs: Vec<(String, Vec<usize>)> = arch
+                .params()
+                .into_iter()
+                .map(|p| (p.name, p.dims))
+                .collect();
             specs.sort();
             assert_eq!(vars, specs, "{name}");
             let xs = Tensor::randn(0f32, 1., (3, 1, 28, 28), &Device::Cpu).unwrap();

@@ -1,61 +1,131 @@
-//! Inference on prepared 28x28 images (from MNIST or from people's pictures): the frozen model
-//! plus the normalization it was trained with, so a caller cannot pair them wrongly.
+//! Inference on prepared 28x28 images (MNIST's, or people's pictures): a trained network plus
+//! the normalization it was trained with, so a caller cannot pair them wrongly. On the CPU it
+//! runs through the CPU backend (`mnist-cpu`); on a GPU through candle.
+
+use std::sync::Mutex;
 
 use candle_core::{Device, ModuleT, Tensor};
+use mnist_cpu::{normalize_table, CpuNetwork, Level, Workspace};
 use mnist_data::{Normalization, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use mnist_model::{Architecture, Network, Sequential};
 
-use crate::{Architecture, Model, Network, Result};
+use crate::{Result, TrainError};
 
-/// Images per forward pass: the convnet's activations for 256 images take about 0.5 GB.
-pub const CLASSIFY_BATCH_SIZE: usize = 256;
+/// Images per forward pass of [`Classifier::probabilities`].
+pub const CLASSIFY_BATCH_SIZE: usize = 128;
 
-/// A trained model ready to answer: weights detached from any graph, input normalization fixed.
-#[derive(Debug, Clone)]
+/// Where the forward pass runs.
+enum Forward {
+    /// The CPU backend, with its buffers (one batch at a time).
+    Cpu {
+        network: Box<CpuNetwork>,
+        workspace: Mutex<Workspace>,
+        normalize: [f32; 256],
+    },
+    /// Candle's model over detached weights, on `device`.
+    Candle { model: Sequential, device: Device },
+}
+
+/// A trained model ready to answer: weights detached from any graph, normalization fixed.
 pub struct Classifier {
     pub architecture: Architecture,
     pub normalization: Normalization,
-    model: Model,
-    device: Device,
+    forward: Forward,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("architecture", &self.architecture)
+            .field("normalization", &self.normalization)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Classifier {
+    /// `network`'s current weights, answering on the network's device.
     pub fn new(network: &Network, normalization: Normalization) -> Result<Self> {
-        let device = network
-            .named_vars()
-            .first()
-            .map(|(_, v)| v.device().clone())
-            .unwrap_or(Device::Cpu);
+        let device = network.device();
+        let forward = if device.is_cpu() {
+            Forward::Cpu {
+                network: Box::new(cpu_network(
+                    network,
+                    Level::from_env().map_err(TrainError::Config)?,
+                )?),
+                workspace: Mutex::new(Workspace::new()),
+                normalize: normalize_table(&normalization),
+            }
+        } else {
+            Forward::Candle {
+                model: network.frozen()?,
+                device,
+            }
+        };
         Ok(Self {
-            architecture: network.architecture,
+            architecture: network.architecture.clone(),
             normalization,
-            model: network.frozen()?,
-            device,
+            forward,
         })
     }
 
-    /// Class probabilities for each image (28x28 `u8`, 0 = paper, as in MNIST's files), in
-    /// batches of [`CLASSIFY_BATCH_SIZE`].
+    /// The logits `[b, 10]` of `b` images given as `b * 784` pixels (0 = paper, as in MNIST's
+    /// files).
+    pub fn logits(&self, pixels: &[u8]) -> Result<Vec<f32>> {
+        let b = pixels.len() / IMAGE_PIXELS;
+        match &self.forward {
+            Forward::Cpu {
+                network,
+                workspace,
+                normalize,
+            } => {
+                let mut ws = workspace.lock().unwrap_or_else(|e| e.into_inner());
+                let input = ws.input(network.plan(), b);
+                for (x, &p) in input.iter_mut().zip(pixels) {
+                    *x = normalize[p as usize];
+                }
+                Ok(network.infer(&mut ws, b).to_vec())
+            }
+            Forward::Candle { model, device } => {
+                let xs = Tensor::from_slice(pixels, (b, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;
+                let logits = model.forward_t(&self.normalization.apply(&xs)?, false)?;
+                Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+            }
+        }
+    }
+
+    /// Class probabilities for each image (28x28 `u8`, 0 = paper), in batches of
+    /// [`CLASSIFY_BATCH_SIZE`].
     pub fn probabilities(&self, images: &[[u8; IMAGE_PIXELS]]) -> Result<Vec<[f32; NUM_CLASSES]>> {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(CLASSIFY_BATCH_SIZE) {
             let pixels: Vec<u8> = chunk.iter().flatten().copied().collect();
-            let xs = Tensor::from_vec(
-                pixels,
-                (chunk.len(), 1, IMAGE_SIDE, IMAGE_SIDE),
-                &self.device,
-            )?;
-            let logits = self
-                .model
-                .forward_t(&self.normalization.apply(&xs)?, false)?;
-            let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
-            out.extend(probs.into_iter().map(|row| {
-                let mut p = [0.0; NUM_CLASSES];
-                p.copy_from_slice(&row[..NUM_CLASSES]);
-                p
-            }));
+            let logits = self.logits(&pixels)?;
+            out.extend(logits.chunks_exact(NUM_CLASSES).map(softmax));
         }
         Ok(out)
     }
+}
+
+/// The CPU backend's copy of `network`'s weights.
+pub(crate) fn cpu_network(network: &Network, level: Level) -> Result<CpuNetwork> {
+    let mut cpu = CpuNetwork::new(&network.architecture, level);
+    for (name, var) in network.named_vars() {
+        let values = var.flatten_all()?.to_vec1::<f32>()?;
+        cpu.set(&name, &values).map_err(TrainError::Config)?;
+    }
+    Ok(cpu)
+}
+
+/// Softmax of one row of logits, as candle's `softmax_last_dim` computes it.
+fn softmax(logits: &[f32]) -> [f32; NUM_CLASSES] {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut p = [0f32; NUM_CLASSES];
+    for (p, &l) in p.iter_mut().zip(logits) {
+        *p = (l - max).exp();
+    }
+    let sum: f32 = p.iter().sum();
+    p.iter_mut().for_each(|p| *p /= sum);
+    p
 }
 
 /// The classes ordered from most to least probable.
@@ -71,22 +141,40 @@ mod tests {
 
     #[test]
     fn probabilities_sum_to_one_and_batches_do_not_change_answers() {
-        let network =
-            Network::seeded(Architecture::Seed(Default::default()), 3, &Device::Cpu).unwrap();
-        let classifier = Classifier::new(&network, Normalization::Unit).unwrap();
-        let images: Vec<[u8; IMAGE_PIXELS]> = (0..CLASSIFY_BATCH_SIZE + 3)
-            .map(|i| std::array::from_fn(|p| ((p * 7 + i * 13) % 256) as u8))
-            .collect();
-        let all = classifier.probabilities(&images).unwrap();
-        assert_eq!(all.len(), images.len());
-        let last = classifier
-            .probabilities(&images[images.len() - 1..])
+        for name in ["tutorial", "convnet"] {
+            let network = Network::seeded(name.parse().unwrap(), 3, &Device::Cpu).unwrap();
+            let classifier = Classifier::new(&network, Normalization::Unit).unwrap();
+            let images: Vec<[u8; IMAGE_PIXELS]> = (0..CLASSIFY_BATCH_SIZE + 3)
+                .map(|i| std::array::from_fn(|p| ((p * 7 + i * 13) % 256) as u8))
+                .collect();
+            let all = classifier.probabilities(&images).unwrap();
+            assert_eq!(all.len(), images.len());
+            let last = classifier
+                .probabilities(&images[images.len() - 1..])
+                .unwrap();
+            assert_eq!(all[images.len() - 1], last[0], "{name}");
+            for p in &all {
+                assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+            // The same answers as candle's model of the same weights.
+            let xs = Tensor::from_slice(
+                &images[..5].concat()[..],
+                (5, 1, IMAGE_SIDE, IMAGE_SIDE),
+                &Device::Cpu,
+            )
             .unwrap();
-        for (a, b) in all[images.len() - 1].iter().zip(&last[0]) {
-            assert!((a - b).abs() < 1e-6);
-        }
-        for p in &all {
-            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            let reference = network
+                .forward(&Normalization::Unit.apply(&xs).unwrap(), false)
+                .unwrap();
+            let reference = candle_nn::ops::softmax_last_dim(&reference)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for (ours, theirs) in all.iter().zip(&reference) {
+                for (a, b) in ours.iter().zip(theirs) {
+                    assert!((a - b).abs() < 1e-5, "{name}: {ours:?} vs {theirs:?}");
+                }
+            }
         }
     }
 

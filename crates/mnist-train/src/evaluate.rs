@@ -1,13 +1,13 @@
 //! Batched evaluation: accuracy, per-class accuracy and a confusion matrix. Never the whole test
 //! set in one forward pass (the tutorial CNN's first activation for 10,000 images is 0.87 GB).
 
-use candle_core::{DType, ModuleT, Tensor};
+use mnist_cpu::loss::softmax_cross_entropy;
 use mnist_data::batch::{batch_ranges, DeviceSplit};
-use mnist_data::{Normalization, NUM_CLASSES};
+use mnist_data::{Normalization, IMAGE_PIXELS, NUM_CLASSES};
 use mnist_model::Network;
 use serde::Serialize;
 
-use crate::Result;
+use crate::{Classifier, Result};
 
 /// Results over a labelled split.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,37 +55,56 @@ impl EvalReport {
     }
 }
 
-/// Evaluates `network` (in inference mode) on every image of `split`, `batch_size` at a time.
+/// Evaluates `network` (in inference mode) on every image of `split`, `batch_size` at a time:
+/// through the CPU backend on the CPU, through candle elsewhere. Results do not depend on the
+/// batch size.
 pub fn evaluate(
     network: &Network,
     split: &DeviceSplit,
     norm: &Normalization,
     batch_size: usize,
 ) -> Result<EvalReport> {
-    // Over detached weights: with the variables themselves every result carries its forward
-    // graph, and the ten batches' graphs kept alive through `predictions` took 3 GB (seed) and
-    // 21 GB (convnet).
-    let model = network.frozen()?;
-    let mut predictions: Vec<Tensor> = Vec::new();
-    let mut loss_sum = Tensor::zeros((), DType::F32, split.device())?;
-    for (start, len) in batch_ranges(split.len(), batch_size) {
-        let batch = split.slice(start, len, norm)?;
-        let logits = model.forward_t(&batch.images, false)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
-        loss_sum = (loss_sum + (loss * len as f64)?)?;
-        predictions.push(logits.argmax(1)?);
-    }
-    let predictions = if predictions.is_empty() {
-        Vec::new()
-    } else {
-        Tensor::cat(&predictions, 0)?.to_vec1::<u32>()?
-    };
+    let classifier = Classifier::new(network, *norm)?;
     let labels = split.labels().to_vec1::<u32>()?;
+    let targets: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
+    let mut predictions = Vec::with_capacity(labels.len());
+    let mut loss_sum = 0f64;
+    with_pixels(split, |pixels| -> Result<()> {
+        for (start, len) in batch_ranges(split.len(), batch_size) {
+            let logits =
+                classifier.logits(&pixels[start * IMAGE_PIXELS..][..len * IMAGE_PIXELS])?;
+            let score = softmax_cross_entropy(NUM_CLASSES, &logits, &targets[start..][..len], None);
+            loss_sum += score.loss_sum;
+            predictions.extend(logits.chunks_exact(NUM_CLASSES).map(first_max));
+        }
+        Ok(())
+    })??;
     Ok(EvalReport::from_predictions(
         &labels,
         &predictions,
-        loss_sum.to_scalar::<f32>()? as f64,
+        loss_sum,
     ))
+}
+
+/// The predicted class: the first largest logit (candle's and PyTorch's argmax).
+fn first_max(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (k, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = k;
+        }
+    }
+    best as u32
+}
+
+/// Runs `f` on the split's pixels: in place on the CPU, downloaded once from other devices.
+fn with_pixels<R>(split: &DeviceSplit, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+    let mut f = Some(f);
+    if let Some(r) = split.with_host_data(|pixels, _| (f.take().expect("called once"))(pixels)) {
+        return Ok(r);
+    }
+    let pixels = split.images().flatten_all()?.to_vec1::<u8>()?;
+    Ok((f.take().expect("not called yet"))(&pixels))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Optimizers with state we own. candle-nn's AdamW keeps its moments private and defaults to
+//! Optimizers with state we own, over candle tensors (the path on GPUs, and the reference the CPU
+//! backend is tested against). candle-nn's AdamW keeps its moments private and defaults to
 //! weight decay 0.01; here every moment is a named tensor that goes into the checkpoint, so
-//! `--resume` continues bit for bit.
+//! `--resume` continues bit for bit. The update rules' arithmetic is `mnist_cpu::optim`'s.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::fused_adam::{adam_step, AdamScalars};
+use mnist_cpu::{AdamScalars, Rule};
+
 use crate::{Result, TrainError};
 
 /// Which update rule. Adam follows Keras (the tutorial's optimizer: epsilon 1e-7 added to
@@ -49,26 +51,27 @@ impl OptimizerConfig {
         }
     }
 
-    fn slot_names(&self) -> &'static [&'static str] {
+    /// The rule as the CPU backend applies it (weight decay only for AdamW).
+    pub fn rule(&self) -> Rule {
         match self.kind {
-            OptimizerKind::Adam | OptimizerKind::Adamw => &["exp_avg", "exp_avg_sq"],
-            OptimizerKind::Sgd if self.momentum > 0.0 => &["momentum_buffer"],
-            OptimizerKind::Sgd => &[],
+            OptimizerKind::Adam | OptimizerKind::Adamw => Rule::Adam {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: match self.kind {
+                    OptimizerKind::Adamw => self.weight_decay,
+                    _ => 0.0,
+                },
+            },
+            OptimizerKind::Sgd => Rule::Sgd {
+                momentum: self.momentum,
+            },
         }
     }
-}
 
-/// Adam(W)'s scalars for step `step` (1-based) at learning rate `lr`, with Keras' bias
-/// correction: `alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)`.
-pub(crate) fn adam_scalars(c: &OptimizerConfig, lr: f64, step: u64) -> AdamScalars {
-    let t = step as i32;
-    let alpha = lr * (1.0 - c.beta2.powi(t)).sqrt() / (1.0 - c.beta1.powi(t));
-    let decay = if c.kind == OptimizerKind::Adamw {
-        1.0 - lr * c.weight_decay
-    } else {
-        1.0
-    };
-    AdamScalars::new(c.beta1, c.beta2, alpha, c.eps, decay)
+    fn slot_names(&self) -> &'static [&'static str] {
+        self.rule().slot_names()
+    }
 }
 
 pub struct Optimizer {
@@ -79,9 +82,6 @@ pub struct Optimizer {
     /// `slots[i][k]`: state `config.slot_names()[k]` of `vars[i]`.
     slots: Vec<Vec<Tensor>>,
     step: u64,
-    /// Adam(W) on the CPU runs as in-place passes ([`crate::fused_adam`]); tests turn this off
-    /// to compare against the tensor-op reference.
-    fused: bool,
 }
 
 impl Optimizer {
@@ -102,7 +102,6 @@ impl Optimizer {
             vars,
             slots,
             step: 0,
-            fused: true,
         })
     }
 
@@ -133,10 +132,6 @@ impl Optimizer {
             };
             match c.kind {
                 OptimizerKind::Adam | OptimizerKind::Adamw => {
-                    if self.fused && var.device().is_cpu() {
-                        adam_step(var.as_tensor(), g, &slots[0], &slots[1], adam)?;
-                        continue;
-                    }
                     let (alpha, decay) = (adam.alpha as f64, adam.decay as f64);
                     let m = ((&slots[0] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
                     let v = ((&slots[1] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
@@ -162,7 +157,12 @@ impl Optimizer {
 
     /// Adam(W)'s scalars for the step being taken (`self.step`, 1-based).
     fn adam_scalars(&self) -> AdamScalars {
-        adam_scalars(&self.config, self.lr, self.step)
+        let c = &self.config;
+        let decay = match c.kind {
+            OptimizerKind::Adamw => c.weight_decay,
+            _ => 0.0,
+        };
+        AdamScalars::for_step(c.beta1, c.beta2, c.eps, decay, self.lr, self.step)
     }
 
     /// The state as named tensors (`exp_avg.fc1.weight`, …), for a checkpoint. They share storage
@@ -198,7 +198,7 @@ impl Optimizer {
                         var.dims()
                     ));
                 }
-                // A copy, never a view: the fused update writes the moments in place.
+                // A copy, never a view of the checkpoint's tensors.
                 *tensor = saved
                     .to_dtype(candle_core::DType::F32)
                     .and_then(|t| t.to_device(var.device()))
@@ -316,51 +316,6 @@ mod tests {
         assert!(fresh.load_state(&wrong, 1).unwrap_err().contains("shape"));
         wrong.remove("exp_avg.w");
         assert!(fresh.load_state(&wrong, 1).unwrap_err().contains("missing"));
-    }
-
-    #[test]
-    fn fused_cpu_adam_matches_the_tensor_op_reference() {
-        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw] {
-            let dev = Device::Cpu;
-            let start = Tensor::randn(0f32, 1., (3, 40_000), &dev).unwrap();
-            let targets = Tensor::randn(0f32, 1., (3, 40_000), &dev).unwrap();
-            let run = |fused: bool| {
-                let w = Var::from_tensor(&start.copy().unwrap()).unwrap();
-                let config = OptimizerConfig::new(kind, 0.01);
-                let mut opt = Optimizer::new(config, vec![("w".into(), w.clone())]).unwrap();
-                opt.fused = fused;
-                for _ in 0..5 {
-                    let loss = (w.as_tensor() - &targets)
-                        .unwrap()
-                        .sqr()
-                        .unwrap()
-                        .sum_all()
-                        .unwrap();
-                    opt.step(&loss.backward().unwrap()).unwrap();
-                }
-                let mut out = vec![w.as_tensor().clone()];
-                out.extend(opt.state().into_iter().map(|(_, t)| t));
-                out
-            };
-            let (fused, reference) = (run(true), run(false));
-            for (i, (a, b)) in fused.iter().zip(&reference).enumerate() {
-                let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-                let scale = b
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let diff = diff.to_scalar::<f32>().unwrap();
-                assert!(
-                    diff <= 1e-6 * scale.max(1.0),
-                    "{kind:?} tensor {i}: differs by {diff} (scale {scale})"
-                );
-            }
-            // The update really happened in place.
-            assert!(fused[0].to_vec2::<f32>().unwrap() != start.to_vec2::<f32>().unwrap());
-        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The epoch loop. One `Trainer` owns the network, the optimizer and the device-resident data;
-//! the caller drives it epoch by epoch and decides where checkpoints and progress go.
+//! The epoch loop. One `Trainer` owns the network, the optimizer, the device-resident data and
+//! the [`TrainStep`] chosen once for the device; the caller drives it epoch by epoch and decides
+//! where checkpoints and progress go. Nothing here depends on which step trains.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Device;
 use mnist_data::augment::{augment, AugmentConfig};
 use mnist_data::batch::{batch_ranges, epoch_order, DeviceSplit};
 use mnist_data::rng::{seeded_rng, RngPurpose};
@@ -14,7 +15,8 @@ use mnist_model::checkpoint::{self, Checkpoint, CheckpointMeta};
 use mnist_model::{Architecture, Network};
 use serde::{Deserialize, Serialize};
 
-use crate::{evaluate, EvalReport, FusedStep, Optimizer, OptimizerConfig, Result, TrainError};
+use crate::step::{new_step, Backend, TrainStep};
+use crate::{evaluate, EvalReport, Optimizer, OptimizerConfig, Result, TrainError};
 
 /// Everything that determines a training run. Stored in every checkpoint, so `--resume`
 /// continues with exactly the same recipe.
@@ -115,8 +117,8 @@ pub struct Trainer {
     test: DeviceSplit,
     device: Device,
     completed_epochs: usize,
-    /// Whether the tutorial network trains through [`FusedStep`] on the CPU (the default).
-    fused_step: bool,
+    backend: Backend,
+    step: Box<dyn TrainStep>,
 }
 
 /// How often (in steps) the running loss is read back: every read is a device sync.
@@ -126,7 +128,7 @@ impl Trainer {
     /// A fresh run: seeded weights, zeroed optimizer state.
     pub fn new(config: TrainConfig, data: Mnist, device: &Device) -> Result<Self> {
         config.validate()?;
-        let network = Network::seeded(config.architecture, config.seed, device)?;
+        let network = Network::seeded(config.architecture.clone(), config.seed, device)?;
         let optimizer = Optimizer::new(config.optimizer, network.trainable_vars())?;
         Self::assemble(config, network, optimizer, data, device, 0)
     }
@@ -195,6 +197,8 @@ impl Trainer {
             )?)
         };
         let test = DeviceSplit::new(data.test.images, &data.test.labels, device)?;
+        let backend = Backend::for_device(device);
+        let step = new_step(backend, &network, &optimizer, config.normalization)?;
         Ok(Self {
             config,
             network,
@@ -203,15 +207,28 @@ impl Trainer {
             test,
             device: device.clone(),
             completed_epochs,
-            fused_step: true,
+            backend,
+            step,
         })
     }
 
-    /// Turns the fused CPU step for the tutorial network ([`FusedStep`]) on or off. Off, every
-    /// step goes through candle's autograd and the optimizer, as on other devices; the two agree
-    /// to rounding. For comparisons and tests.
-    pub fn set_fused_step(&mut self, enabled: bool) {
-        self.fused_step = enabled;
+    /// Which implementation takes the steps: the device's default ([`Backend::for_device`]),
+    /// or candle's autograd on the CPU too, for comparisons and tests (the two agree to
+    /// rounding).
+    pub fn set_backend(&mut self, backend: Backend) -> Result<()> {
+        self.step.sync(&self.network, &mut self.optimizer)?;
+        self.step = new_step(
+            backend,
+            &self.network,
+            &self.optimizer,
+            self.config.normalization,
+        )?;
+        self.backend = backend;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub fn completed_epochs(&self) -> usize {
@@ -257,64 +274,22 @@ impl Trainer {
             }
         };
         let order = epoch_order(train.len(), config.seed, epoch as u64);
-        // The fused step holds the weights and moments during the epoch; they go back into the
-        // network and optimizer before anything else reads them.
-        let mut fused = match self.fused_step {
-            true => FusedStep::load(&self.network, &self.optimizer, &config.normalization)?,
-            false => None,
-        };
-        let order_tensor = match fused {
-            Some(_) => None,
-            None => Some(Tensor::from_slice(&order, train.len(), device)?),
-        };
-
+        self.step.start_epoch(train, &order)?;
         let steps = train.len().div_ceil(config.batch_size);
-        // Device-side sums for the autograd path (read back every PROGRESS_EVERY steps), host
-        // sums for the fused one.
-        let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
-        let mut correct = Tensor::zeros((), DType::F32, device)?;
-        let (mut host_loss, mut host_correct) = (0f64, 0usize);
         let mut seen = 0usize;
         let mut running = (0.0, 0.0);
         for (step, (start, len)) in batch_ranges(train.len(), config.batch_size).enumerate() {
             if stop.load(Ordering::Relaxed) {
-                if let Some(fused) = &fused {
-                    fused.store(&self.network, &mut self.optimizer)?;
-                }
+                // The weights hold part of an epoch: the caller must not checkpoint them.
+                self.step.sync(&self.network, &mut self.optimizer)?;
                 return Ok(None);
             }
-            if let Some(fused) = fused.as_mut() {
-                let indices = &order[start..start + len];
-                let outcome = train
-                    .with_host_data(|pixels, labels| fused.train(pixels, labels, indices, lr))
-                    .ok_or_else(|| {
-                        TrainError::Config("the fused step needs the data on the CPU".into())
-                    })??;
-                host_loss += outcome.loss_sum;
-                host_correct += outcome.correct;
-            } else if let Some(order) = &order_tensor {
-                let batch = train.gather(&order.narrow(0, start, len)?, &config.normalization)?;
-                let logits = self.network.forward(&batch.images, true)?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
-                self.optimizer.step(&loss.backward()?)?;
-                loss_sum = (loss_sum + (loss.detach() * len as f64)?)?;
-                let hits = logits
-                    .detach()
-                    .argmax(1)?
-                    .eq(&batch.labels)?
-                    .to_dtype(DType::F32)?
-                    .sum_all()?;
-                correct = (correct + hits)?;
-            }
+            let optimizer = &mut self.optimizer;
+            self.step
+                .step(&self.network, optimizer, train, start..start + len, lr)?;
             seen += len;
             if (step + 1) % PROGRESS_EVERY == 0 || step + 1 == steps {
-                let (loss_total, correct_total) = match fused {
-                    Some(_) => (host_loss, host_correct as f64),
-                    None => (
-                        loss_sum.to_scalar::<f32>()? as f64,
-                        correct.to_scalar::<f32>()? as f64,
-                    ),
-                };
+                let (loss_total, correct_total) = self.step.running()?;
                 let loss_mean = (loss_total / seen as f64) as f32;
                 if !loss_mean.is_finite() {
                     return Err(TrainError::NonFiniteLoss {
@@ -333,9 +308,7 @@ impl Trainer {
                 });
             }
         }
-        if let Some(fused) = &fused {
-            fused.store(&self.network, &mut self.optimizer)?;
-        }
+        self.step.sync(&self.network, &mut self.optimizer)?;
         let test = evaluate(
             &self.network,
             &self.test,
@@ -356,7 +329,8 @@ impl Trainer {
 
     /// Writes weights, optimizer state and metadata atomically to `path`.
     pub fn save_checkpoint(&self, path: &Path, test_accuracy: Option<f64>) -> Result<()> {
-        let mut meta = CheckpointMeta::new(self.config.architecture, self.config.normalization);
+        let mut meta =
+            CheckpointMeta::new(self.config.architecture.clone(), self.config.normalization);
         meta.epoch = self.completed_epochs;
         meta.test_accuracy = test_accuracy;
         meta.training = Some(
@@ -407,16 +381,27 @@ mod tests {
         Split { images, labels }
     }
 
-    fn run(fused: bool, kind: OptimizerKind) -> (EpochReport, BTreeMap<String, Vec<f32>>, u64) {
+    fn run(
+        backend: Backend,
+        kind: OptimizerKind,
+    ) -> (EpochReport, BTreeMap<String, Vec<f32>>, u64) {
         let data = Mnist {
             train: synthetic(640, 1),
             test: synthetic(200, 2),
         };
         let config = TrainConfig {
-            architecture: Architecture::Seed(Default::default()),
+            architecture: Architecture::tutorial(),
             epochs: 2,
             batch_size: 32,
-            optimizer: OptimizerConfig::new(kind, 1e-3),
+            // Plain SGD needs a larger step to learn in two epochs.
+            optimizer: OptimizerConfig::new(
+                kind,
+                if kind == OptimizerKind::Sgd {
+                    0.05
+                } else {
+                    1e-3
+                },
+            ),
             lr_decay: 0.5,
             seed: 3,
             normalization: Normalization::Unit,
@@ -424,7 +409,7 @@ mod tests {
             eval_batch_size: 128,
         };
         let mut trainer = Trainer::new(config, data, &Device::Cpu).unwrap();
-        trainer.set_fused_step(fused);
+        trainer.set_backend(backend).unwrap();
         let stop = AtomicBool::new(false);
         let mut last = None;
         while !trainer.is_finished() {
@@ -439,13 +424,17 @@ mod tests {
         (last.unwrap(), weights, trainer.optimizer.step_count())
     }
 
-    /// Two epochs (with a learning-rate decay between them) through the fused CPU step and
+    /// Two epochs (with a learning-rate decay between them) through the CPU backend and
     /// through autograd end in the same place, to rounding.
     #[test]
-    fn the_fused_step_trains_like_autograd() {
-        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw] {
-            let (fused, fused_weights, fused_steps) = run(true, kind);
-            let (reference, ref_weights, ref_steps) = run(false, kind);
+    fn the_cpu_backend_trains_like_autograd() {
+        for kind in [
+            OptimizerKind::Adam,
+            OptimizerKind::Adamw,
+            OptimizerKind::Sgd,
+        ] {
+            let (fused, fused_weights, fused_steps) = run(Backend::Cpu, kind);
+            let (reference, ref_weights, ref_steps) = run(Backend::Autograd, kind);
             assert_eq!(fused_steps, ref_steps);
             assert!(
                 fused.test.accuracy > 0.9,

@@ -124,7 +124,10 @@ pub fn forward_infer(
     x: &[f32],
     y: &mut [f32],
 ) {
-    assert!(x.len().is_multiple_of(d.len()) && y.len() == x.len(), "batch norm: bad sizes");
+    assert!(
+        x.len().is_multiple_of(d.len()) && y.len() == x.len(),
+        "batch norm: bad sizes"
+    );
     let mut scale = vec![0f32; d.c];
     let mut shift = vec![0f32; d.c];
     for ch in 0..d.c {
@@ -148,7 +151,10 @@ pub fn backward(
     dx: Option<&mut [f32]>,
 ) {
     let b = x.len() / d.len();
-    assert!(x.len() == b * d.len() && dy.len() == x.len(), "batch norm backward: bad sizes");
+    assert!(
+        x.len() == b * d.len() && dy.len() == x.len(),
+        "batch norm backward: bad sizes"
+    );
     let (saved_mean, saved_invstd) = (&saved[..d.c], &saved[d.c..2 * d.c]);
     let n = (b * d.plane) as f64;
     let sums: Vec<(f64, f64)> = (0..d.c)

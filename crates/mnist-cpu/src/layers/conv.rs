@@ -83,7 +83,10 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]
 
 /// One chunk's share of the backward: its partial sums, inputs, output gradients and (when
 /// wanted) input gradients.
-type ChunkArgs<'a> = (((&'a mut [f32], &'a [f32]), &'a [f32]), Option<&'a mut [f32]>);
+type ChunkArgs<'a> = (
+    ((&'a mut [f32], &'a [f32]), &'a [f32]),
+    Option<&'a mut [f32]>,
+);
 
 /// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, k, k]) + bias`.
 pub fn forward(d: &ConvDims, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
@@ -97,8 +100,13 @@ pub fn forward(d: &ConvDims, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut
         .zip(x.par_chunks(n * d.in_len()))
         .for_each(|(y, x)| {
             let images = x.len() / d.in_len();
-            let width = images * area;
+            // Always a whole chunk's width, the missing images' patches zero: the GEMM's shape,
+            // and so each image's sums, do not depend on where the batch ends.
+            let width = n * area;
             with_scratch(rows.max(d.o) * n * area, |patches, out, _| {
+                if images < n {
+                    patches.fill(0.0);
+                }
                 im2col(d, x, patches, width);
                 // out [o, width] = w [o, rows] @ patches [rows, width]
                 // SAFETY: the strides describe the slices' own row-major shapes.

@@ -64,9 +64,7 @@ pub fn forward(
     );
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => {
-            super::dense_avx512::forward((b, d.out, d.inp), BLOCK, x, w, y, partials)
-        }
+        Level::Avx512 => super::dense_avx512::forward((b, d.out, d.inp), BLOCK, x, w, y, partials),
         _ => forward_gemm(d, b, x, w, y, partials),
     }
     if let Some(bias) = bias {
@@ -164,7 +162,10 @@ fn backward_gemm(
             (Shared(g.as_mut_ptr()), Shared::null(), Shared::null(), None)
         }
         Sink::Adam { m, v, scalars } => {
-            assert!(m.len() == h * f && v.len() == h * f, "dense backward: moment sizes");
+            assert!(
+                m.len() == h * f && v.len() == h * f,
+                "dense backward: moment sizes"
+            );
             (
                 Shared::null(),
                 Shared(m.as_mut_ptr()),
@@ -178,9 +179,9 @@ fn backward_gemm(
     }
     let weights = Shared(w.as_mut_ptr());
     let dx = dx.map_or(Shared::null(), |dx| Shared(dx.as_mut_ptr()));
-    (0..d.blocks()).into_par_iter().for_each_init(
-        Vec::new,
-        |tile: &mut Vec<f32>, index| {
+    (0..d.blocks())
+        .into_par_iter()
+        .for_each_init(Vec::new, |tile: &mut Vec<f32>, index| {
             let first = index * BLOCK;
             let width = BLOCK.min(f - first);
             // SAFETY: each task owns columns `first..first + width` of the row-major `[h, f]`
@@ -216,12 +217,13 @@ fn backward_gemm(
                     (x, f, 1),
                 );
                 for (row, g) in tile.chunks_exact(width).enumerate() {
-                    let span = |p: Shared| std::slice::from_raw_parts_mut(p.ptr().add(row * f + first), width);
+                    let span = |p: Shared| {
+                        std::slice::from_raw_parts_mut(p.ptr().add(row * f + first), width)
+                    };
                     adam.update(level, span(weights), g, span(m), span(v));
                 }
             }
-        },
-    );
+        });
 }
 
 /// A raw pointer handed to parallel tasks that write disjoint parts of one buffer.

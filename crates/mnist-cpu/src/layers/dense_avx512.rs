@@ -139,11 +139,21 @@ pub(super) fn backward(
     let (grad, m, v, adam) = match sink {
         Sink::Grad(g) => {
             assert_eq!(g.len(), h * f);
-            (g.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), None)
+            (
+                g.as_mut_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                None,
+            )
         }
         Sink::Adam { m, v, scalars } => {
             assert!(m.len() == h * f && v.len() == h * f);
-            (std::ptr::null_mut(), m.as_mut_ptr(), v.as_mut_ptr(), Some(scalars))
+            (
+                std::ptr::null_mut(),
+                m.as_mut_ptr(),
+                v.as_mut_ptr(),
+                Some(scalars),
+            )
         }
     };
     let ptrs = Ptrs {

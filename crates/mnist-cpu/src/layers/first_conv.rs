@@ -74,8 +74,9 @@ pub fn forward(
         "conv3x3-relu-max-pool: slice sizes do not match {d:?}"
     );
     #[cfg(target_arch = "x86_64")]
-    let avx512 =
-        level == Level::Avx512 && d.c == 1 && (2 * wp).next_multiple_of(2 * 16) + K - 1 <= d.padded_cols();
+    let avx512 = level == Level::Avx512
+        && d.c == 1
+        && (2 * wp).next_multiple_of(2 * 16) + K - 1 <= d.padded_cols();
     #[cfg(target_arch = "x86_64")]
     let avx2 = level >= Level::Avx2 && d.c == 1;
     let _ = level;
@@ -694,7 +695,6 @@ fn winner_position(py: usize, px: usize, winner: u8) -> (usize, usize) {
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,7 +726,15 @@ mod tests {
     /// winners included.
     #[test]
     fn every_level_gives_the_portable_forward() {
-        for d in [MNIST, ConvPoolDims { c: 1, h: 13, w: 11, o: 16 }] {
+        for d in [
+            MNIST,
+            ConvPoolDims {
+                c: 1,
+                h: 13,
+                w: 11,
+                o: 16,
+            },
+        ] {
             let (hp, wp) = d.pooled();
             let b = 3;
             let (images, weight, bias) = inputs(&d, b);
@@ -746,7 +754,10 @@ mod tests {
                     simd.push((out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), winners));
                 }
             }
-            assert!(simd.windows(2).all(|w| w[0] == w[1]), "AVX2 and AVX-512 differ on {d:?}");
+            assert!(
+                simd.windows(2).all(|w| w[0] == w[1]),
+                "AVX2 and AVX-512 differ on {d:?}"
+            );
         }
     }
 

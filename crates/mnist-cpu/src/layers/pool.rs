@@ -48,13 +48,20 @@ pub fn forward(d: &PoolDims, relu: bool, x: &[f32], y: &mut [f32], winners: &mut
                     let top = &plane[2 * py * s..][..s];
                     let bottom = &plane[(2 * py + 1) * s..][..s];
                     for px in 0..so {
-                        let window = [top[2 * px], top[2 * px + 1], bottom[2 * px], bottom[2 * px + 1]];
+                        let window = [
+                            top[2 * px],
+                            top[2 * px + 1],
+                            bottom[2 * px],
+                            bottom[2 * px + 1],
+                        ];
                         let max = window[0].max(window[1]).max(window[2].max(window[3]));
                         // The first position holding the maximum (PyTorch's rule), branch-free.
                         let (na, nb, nc) = (window[0] != max, window[1] != max, window[2] != max);
                         let best = na as u8 + (na & nb) as u8 + (na & nb & nc) as u8;
                         let at = ch * so * so + py * so + px;
-                        let off = relu && !(max > 0.0);
+                        // Not positive (or NaN): the ReLU is off.
+                        let off =
+                            relu && max.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater);
                         y[at] = if off { 0.0 } else { max };
                         winners[at] = if off { INACTIVE } else { best };
                     }

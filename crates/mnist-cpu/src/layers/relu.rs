@@ -18,7 +18,10 @@ pub fn forward(x: &[f32], y: &mut [f32]) {
 }
 
 pub fn backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert!(x.len() == dy.len() && dy.len() == dx.len(), "relu backward: slice sizes differ");
+    assert!(
+        x.len() == dy.len() && dy.len() == dx.len(),
+        "relu backward: slice sizes differ"
+    );
     dx.par_chunks_mut(CHUNK)
         .zip(dy.par_chunks(CHUNK).zip(x.par_chunks(CHUNK)))
         .for_each(|(dx, (dy, x))| {

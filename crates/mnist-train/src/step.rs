@@ -1,0 +1,246 @@
+//! The one interface the epoch loop trains through, and its two implementations: candle's
+//! autograd plus [`Optimizer`] (any device; the reference in tests), and the CPU backend
+//! (`mnist-cpu`), which holds the weights and optimizer state in its own buffers during training
+//! and writes them back on [`TrainStep::sync`].
+
+use std::ops::Range;
+
+use candle_core::{DType, Device, Tensor};
+use mnist_cpu::{CpuTrainer, Level};
+use mnist_data::batch::DeviceSplit;
+use mnist_data::Normalization;
+use mnist_model::Network;
+
+use crate::classifier::cpu_network;
+use crate::{Optimizer, Result, TrainError};
+
+/// Which implementation trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The CPU backend (CPU only).
+    Cpu,
+    /// Candle's autograd and the tensor optimizer (any device).
+    Autograd,
+}
+
+impl Backend {
+    /// The CPU backend on the CPU, candle's autograd on other devices.
+    pub fn for_device(device: &Device) -> Self {
+        if device.is_cpu() {
+            Backend::Cpu
+        } else {
+            Backend::Autograd
+        }
+    }
+}
+
+/// One way of taking training steps. The network and optimizer are the trainer's; a step may
+/// keep its own copy of their state during an epoch and writes it back in [`TrainStep::sync`].
+pub trait TrainStep {
+    /// Starts an epoch over `split` in the shuffled `order`, with the running sums at zero.
+    fn start_epoch(&mut self, split: &DeviceSplit, order: &[u32]) -> Result<()>;
+
+    /// One update on the images `order[range]` at learning rate `lr`.
+    fn step(
+        &mut self,
+        network: &Network,
+        optimizer: &mut Optimizer,
+        split: &DeviceSplit,
+        range: Range<usize>,
+        lr: f64,
+    ) -> Result<()>;
+
+    /// The summed loss and the correct predictions since the epoch started (a device sync).
+    fn running(&mut self) -> Result<(f64, f64)>;
+
+    /// Makes `network`'s variables and `optimizer`'s state current.
+    fn sync(&mut self, network: &Network, optimizer: &mut Optimizer) -> Result<()>;
+}
+
+/// Builds the step for `backend`.
+pub fn new_step(
+    backend: Backend,
+    network: &Network,
+    optimizer: &Optimizer,
+    normalization: Normalization,
+) -> Result<Box<dyn TrainStep>> {
+    Ok(match backend {
+        Backend::Cpu => Box::new(CpuStep::new(network, optimizer, normalization)?),
+        Backend::Autograd => Box::new(AutogradStep::new(network.device(), normalization)?),
+    })
+}
+
+/// Candle's forward, `cross_entropy`, `backward` and the optimizer, with the running sums kept on
+/// the device (read back only when asked: every read is a sync).
+pub struct AutogradStep {
+    normalization: Normalization,
+    device: Device,
+    order: Option<Tensor>,
+    loss_sum: Tensor,
+    correct: Tensor,
+}
+
+impl AutogradStep {
+    pub fn new(device: Device, normalization: Normalization) -> Result<Self> {
+        Ok(Self {
+            normalization,
+            loss_sum: Tensor::zeros((), DType::F32, &device)?,
+            correct: Tensor::zeros((), DType::F32, &device)?,
+            order: None,
+            device,
+        })
+    }
+}
+
+impl TrainStep for AutogradStep {
+    fn start_epoch(&mut self, _split: &DeviceSplit, order: &[u32]) -> Result<()> {
+        self.order = Some(Tensor::from_slice(order, order.len(), &self.device)?);
+        self.loss_sum = self.loss_sum.zeros_like()?;
+        self.correct = self.correct.zeros_like()?;
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        network: &Network,
+        optimizer: &mut Optimizer,
+        split: &DeviceSplit,
+        range: Range<usize>,
+        _lr: f64,
+    ) -> Result<()> {
+        let order = self
+            .order
+            .as_ref()
+            .ok_or_else(|| TrainError::Config("a step before the epoch started".into()))?;
+        let len = range.len();
+        let batch = split.gather(&order.narrow(0, range.start, len)?, &self.normalization)?;
+        let logits = network.forward(&batch.images, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &batch.labels)?;
+        optimizer.step(&loss.backward()?)?;
+        self.loss_sum = (&self.loss_sum + (loss.detach() * len as f64)?)?;
+        let hits = logits
+            .detach()
+            .argmax(1)?
+            .eq(&batch.labels)?
+            .to_dtype(DType::F32)?
+            .sum_all()?;
+        self.correct = (&self.correct + hits)?;
+        Ok(())
+    }
+
+    fn running(&mut self) -> Result<(f64, f64)> {
+        Ok((
+            self.loss_sum.to_scalar::<f32>()? as f64,
+            self.correct.to_scalar::<f32>()? as f64,
+        ))
+    }
+
+    fn sync(&mut self, _network: &Network, _optimizer: &mut Optimizer) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The CPU backend: weights, moments and buffers live in a [`CpuTrainer`] from the trainer's
+/// start; the network's variables and the optimizer's tensors are brought up to date on sync.
+pub struct CpuStep {
+    trainer: CpuTrainer,
+    order: Vec<u32>,
+    loss_sum: f64,
+    correct: usize,
+}
+
+impl CpuStep {
+    /// Loads `network`'s weights and `optimizer`'s state and step count.
+    pub fn new(
+        network: &Network,
+        optimizer: &Optimizer,
+        normalization: Normalization,
+    ) -> Result<Self> {
+        if !network.device().is_cpu() {
+            return Err(TrainError::Config(
+                "the CPU backend needs the network on the CPU".into(),
+            ));
+        }
+        let level = Level::from_env().map_err(TrainError::Config)?;
+        let mut trainer = CpuTrainer::new(
+            cpu_network(network, level)?,
+            optimizer.config().rule(),
+            &normalization,
+        );
+        let state: std::collections::BTreeMap<String, Tensor> =
+            optimizer.state().into_iter().collect();
+        let lookup = |name: &str| -> Option<Vec<f32>> {
+            state.get(name)?.flatten_all().ok()?.to_vec1::<f32>().ok()
+        };
+        trainer
+            .load_optimizer_state(&lookup, optimizer.step_count())
+            .map_err(TrainError::Config)?;
+        Ok(Self {
+            trainer,
+            order: Vec::new(),
+            loss_sum: 0.0,
+            correct: 0,
+        })
+    }
+}
+
+impl TrainStep for CpuStep {
+    fn start_epoch(&mut self, _split: &DeviceSplit, order: &[u32]) -> Result<()> {
+        self.order = order.to_vec();
+        self.loss_sum = 0.0;
+        self.correct = 0;
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        _network: &Network,
+        _optimizer: &mut Optimizer,
+        split: &DeviceSplit,
+        range: Range<usize>,
+        lr: f64,
+    ) -> Result<()> {
+        let indices = &self.order[range];
+        let trainer = &mut self.trainer;
+        let score = split
+            .with_host_data(|pixels, labels| trainer.train_batch(pixels, labels, indices, lr))
+            .ok_or_else(|| TrainError::Config("the CPU backend needs the data on the CPU".into()))?
+            .map_err(TrainError::Config)?;
+        self.loss_sum += score.loss_sum;
+        self.correct += score.correct;
+        Ok(())
+    }
+
+    fn running(&mut self) -> Result<(f64, f64)> {
+        Ok((self.loss_sum, self.correct as f64))
+    }
+
+    fn sync(&mut self, network: &Network, optimizer: &mut Optimizer) -> Result<()> {
+        let vars: std::collections::BTreeMap<String, candle_core::Var> =
+            network.named_vars().into_iter().collect();
+        for (spec, values) in self.trainer.network().tensors() {
+            let var = vars.get(&spec.name).ok_or_else(|| {
+                TrainError::Config(format!("the network has no variable {}", spec.name))
+            })?;
+            var.set(&Tensor::from_slice(values, var.dims(), &Device::Cpu)?)?;
+        }
+        let dims: std::collections::BTreeMap<String, Vec<usize>> = self
+            .trainer
+            .network()
+            .tensors()
+            .map(|(s, _)| (s.name.clone(), s.dims.clone()))
+            .collect();
+        let mut state = std::collections::BTreeMap::new();
+        for (name, values) in self.trainer.optimizer_state() {
+            let param = name.split_once('.').map_or("", |(_, p)| p);
+            let shape = dims
+                .get(param)
+                .cloned()
+                .unwrap_or_else(|| vec![values.len()]);
+            state.insert(name, Tensor::from_slice(values, shape, &Device::Cpu)?);
+        }
+        optimizer
+            .load_state(&state, self.trainer.step_count())
+            .map_err(TrainError::Config)
+    }
+}
