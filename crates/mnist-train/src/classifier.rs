@@ -17,13 +17,15 @@ pub const CLASSIFY_BATCH_SIZE: usize = 128;
 /// Where the forward pass runs.
 enum Forward {
     /// The CPU backend, with its buffers (one batch at a time).
-    Cpu {
-        network: Box<CpuNetwork>,
-        workspace: Mutex<Workspace>,
-        normalize: [f32; 256],
-    },
+    Cpu(Box<CpuForward>),
     /// Candle's model over detached weights, on `device`.
     Candle { model: Sequential, device: Device },
+}
+
+struct CpuForward {
+    network: CpuNetwork,
+    workspace: Mutex<Workspace>,
+    normalize: [f32; 256],
 }
 
 /// A trained model ready to answer: weights detached from any graph, normalization fixed.
@@ -47,14 +49,11 @@ impl Classifier {
     pub fn new(network: &Network, normalization: Normalization) -> Result<Self> {
         let device = network.device();
         let forward = if device.is_cpu() {
-            Forward::Cpu {
-                network: Box::new(cpu_network(
-                    network,
-                    Level::from_env().map_err(TrainError::Config)?,
-                )?),
+            Forward::Cpu(Box::new(CpuForward {
+                network: cpu_network(network, Level::from_env().map_err(TrainError::Config)?)?,
                 workspace: Mutex::new(Workspace::new()),
                 normalize: normalize_table(&normalization),
-            }
+            }))
         } else {
             Forward::Candle {
                 model: network.frozen()?,
@@ -73,17 +72,13 @@ impl Classifier {
     pub fn logits(&self, pixels: &[u8]) -> Result<Vec<f32>> {
         let b = pixels.len() / IMAGE_PIXELS;
         match &self.forward {
-            Forward::Cpu {
-                network,
-                workspace,
-                normalize,
-            } => {
-                let mut ws = workspace.lock().unwrap_or_else(|e| e.into_inner());
-                let input = ws.input(network.plan(), b);
+            Forward::Cpu(cpu) => {
+                let mut ws = cpu.workspace.lock().unwrap_or_else(|e| e.into_inner());
+                let input = ws.input(cpu.network.plan(), b);
                 for (x, &p) in input.iter_mut().zip(pixels) {
-                    *x = normalize[p as usize];
+                    *x = cpu.normalize[p as usize];
                 }
-                Ok(network.infer(&mut ws, b).to_vec())
+                Ok(cpu.network.infer(&mut ws, b).to_vec())
             }
             Forward::Candle { model, device } => {
                 let xs = Tensor::from_slice(pixels, (b, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;
