@@ -4,6 +4,8 @@
 //! * `conv<N>x3,relu,pool2` at the start of a list → [`Op::FirstConvReluPool`], one direct kernel
 //!   over the image (see `layers::first_conv`);
 //! * `relu,pool2` → [`Op::Pool`] with `relu`, one pass that keeps only the pooled values;
+//! * `bn,relu` → [`Op::BatchNorm`] with `relu`: the ReLU applied in the normalizing pass, its
+//!   mask in the backward's;
 //! * `flatten` → nothing: activations are `[b, c, h, w]` row-major, already flat per image.
 //!
 //! Dense weights trained with Adam get their update inside their backward (see
@@ -24,7 +26,11 @@ pub enum Op {
     /// 3x3 convolution of the one-channel image, bias, ReLU and 2x2 max-pool.
     FirstConvReluPool(ConvPoolDims),
     Conv(ConvDims),
-    BatchNorm(NormDims),
+    /// Batch norm, with the ReLU after it when `relu` is set.
+    BatchNorm {
+        dims: NormDims,
+        relu: bool,
+    },
     Relu,
     /// 2x2 max-pool, with the ReLU before it when `relu` is set.
     Pool {
@@ -99,7 +105,10 @@ impl Plan {
                         eps: BATCH_NORM_EPS,
                         momentum: BATCH_NORM_MOMENTUM,
                     };
-                    (Op::BatchNorm(dims), 1)
+                    // A ReLU right after is fused in, unless a pool follows it (relu,pool2
+                    // fuse better: the pool keeps only a quarter of the values).
+                    let relu = next(1) == Some(Layer::Relu) && next(2) != Some(Layer::MaxPool2);
+                    (Op::BatchNorm { dims, relu }, if relu { 2 } else { 1 })
                 }
                 (Layer::Relu, Shape::Map { channels, side })
                     if next(1) == Some(Layer::MaxPool2) =>
@@ -177,7 +186,8 @@ mod tests {
                 let name = match n.op {
                     Op::FirstConvReluPool(_) => "first-conv-relu-pool",
                     Op::Conv(_) => "conv",
-                    Op::BatchNorm(_) => "bn",
+                    Op::BatchNorm { relu: true, .. } => "bn-relu",
+                    Op::BatchNorm { relu: false, .. } => "bn",
                     Op::Relu => "relu",
                     Op::Pool { relu: true, .. } => "relu-pool",
                     Op::Pool { relu: false, .. } => "pool",
@@ -203,14 +213,12 @@ mod tests {
             ops("conv8x3,bn,relu,conv8x5,relu,pool2,pool2,flatten,dense16,bn,relu,dense10"),
             [
                 "conv[0]",
-                "bn[1, 2, 3, 4]",
-                "relu[]",
+                "bn-relu[1, 2, 3, 4]",
                 "conv[5, 6]",
                 "relu-pool[]",
                 "pool[]",
                 "dense[7]",
-                "bn[8, 9, 10, 11]",
-                "relu[]",
+                "bn-relu[8, 9, 10, 11]",
                 "dense[12, 13]"
             ]
         );

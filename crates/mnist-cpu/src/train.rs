@@ -174,9 +174,9 @@ impl CpuTrainer {
         let (plan, tensors) = net.parts_mut();
         forward(level, plan, tensors, ws, b, true);
         for (i, node) in plan.nodes.iter().enumerate() {
-            if let Op::BatchNorm(d) = node.op {
+            if let Op::BatchNorm { dims, .. } = node.op {
                 let (mean, var) = two_mut(tensors, node.params[2], node.params[3]);
-                batchnorm::update_running(&d, &ws.saved[i], b, mean, var);
+                batchnorm::update_running(&dims, &ws.saved[i], b, mean, var);
             }
         }
 
@@ -241,12 +241,12 @@ impl CpuTrainer {
                         false => (grads[node.params[0]].as_mut_slice(), None),
                     };
                     let w = &tensors[node.params[0]];
-                    conv::backward(&d, x, dy, w, dw, db, dx, conv_partials);
+                    conv::backward(level, &d, x, dy, w, dw, db, dx, conv_partials);
                 }
-                Op::BatchNorm(d) => {
+                Op::BatchNorm { dims, relu } => {
                     let (dgamma, dbeta) = two_mut(grads, node.params[0], node.params[1]);
-                    let gamma = &tensors[node.params[0]];
-                    batchnorm::backward(&d, gamma, &saved[i], x, dy, dgamma, dbeta, dx);
+                    let (gamma, y) = (&tensors[node.params[0]], &acts[i + 1][..b * node.out_len]);
+                    batchnorm::backward(&dims, relu, gamma, &saved[i], x, y, dy, dgamma, dbeta, dx);
                 }
                 Op::Relu => {
                     if let Some(dx) = dx {

@@ -1,10 +1,12 @@
 //! Batch normalization over `x [b, c, plane]` (`plane` = a map's pixels after a convolution, 1
 //! after a dense layer), PyTorch's: in training each channel is normalized with its batch mean
 //! and biased variance, and the running averages move by `momentum` towards them (the variance's
-//! unbiased, `n / (n - 1)`); in inference the running averages are used.
+//! unbiased, `n / (n - 1)`); in inference the running averages are used. With `relu`, the ReLU
+//! that follows is fused in: one pass forward, and its mask applied inside the backward's passes.
 //!
-//! Channel sums are accumulated in f64, one channel per task and in a fixed order, so results do
-//! not depend on the thread count.
+//! Each image's planes are summed in f32 sixteen lanes at a time (vectorized), one task per
+//! image; the planes' sums are then added per channel in f64, in image order, so results do not
+//! depend on the thread count.
 
 use rayon::prelude::*;
 
@@ -27,15 +29,52 @@ impl NormDims {
     }
 }
 
-/// Channel `ch`'s values across the batch, in a fixed order.
-fn channel<'a>(d: &NormDims, x: &'a [f32], ch: usize) -> impl Iterator<Item = &'a [f32]> {
-    let (len, plane) = (d.len(), d.plane);
-    x.chunks_exact(len)
-        .map(move |image| &image[ch * plane..][..plane])
+/// Floats [`forward_train`] saves per channel for the backward and the running averages: the
+/// batch mean, inverse standard deviation and biased variance.
+pub const SAVED: usize = 3;
+
+/// Lanes of the f32 partial sums: wide enough for the compiler to fill AVX-512 registers.
+const LANES: usize = 16;
+
+/// `Σ f(i)` over a plane of `n` values, in [`LANES`] f32 partial sums added at the end.
+#[inline(always)]
+fn plane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let whole = n / LANES * LANES;
+    for base in (0..whole).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    for i in whole..n {
+        acc[i - whole] += f(i);
+    }
+    acc.iter().sum()
 }
 
-/// `y = x * scale[ch] + shift[ch]`, image by image in parallel.
-fn affine(d: &NormDims, x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
+/// Per image and channel, `[Σ f(x), …]` over the plane, then per channel the sum over images in
+/// f64, in order.
+fn channel_sums(
+    d: &NormDims,
+    b: usize,
+    per_plane: impl Fn(usize, usize) -> f32 + Sync,
+) -> Vec<f64> {
+    let planes: Vec<f32> = (0..b)
+        .into_par_iter()
+        .flat_map_iter(|i| (0..d.c).map(move |ch| (i, ch)))
+        .map(|(i, ch)| per_plane(i, ch))
+        .collect();
+    let mut sums = vec![0f64; d.c];
+    for image in planes.chunks_exact(d.c) {
+        for (s, &p) in sums.iter_mut().zip(image) {
+            *s += p as f64;
+        }
+    }
+    sums
+}
+
+/// `y = x * scale[ch] + shift[ch]` (then `max(_, 0)` with `relu`), image by image in parallel.
+fn affine(d: &NormDims, relu: bool, x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
     y.par_chunks_mut(d.len())
         .zip(x.par_chunks(d.len()))
         .for_each(|(y, x)| {
@@ -44,21 +83,26 @@ fn affine(d: &NormDims, x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) 
                 .zip(x.chunks_exact(d.plane))
                 .zip(scale.iter().zip(shift))
             {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = x * a + b;
+                if relu {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = (x * a + b).max(0.0);
+                    }
+                } else {
+                    for (y, &x) in y.iter_mut().zip(x) {
+                        *y = x * a + b;
+                    }
                 }
             }
         });
 }
 
-/// Floats [`forward_train`] saves per channel for the backward and the running averages: the
-/// batch mean, inverse standard deviation and biased variance.
-pub const SAVED: usize = 3;
-
-/// The training forward: normalizes with the batch's statistics, and saves them in `saved`
-/// (`[mean; c]`, `[invstd; c]`, `[var; c]`) for [`backward`] and [`update_running`].
+/// The training forward: normalizes with the batch's statistics (then the ReLU, with `relu`),
+/// and saves them in `saved` (`[mean; c]`, `[invstd; c]`, `[var; c]`) for [`backward`] and
+/// [`update_running`]. Two passes over `x` for the statistics (mean, then squared deviations),
+/// one to normalize.
 pub fn forward_train(
     d: &NormDims,
+    relu: bool,
     (gamma, beta): (&[f32], &[f32]),
     x: &[f32],
     y: &mut [f32],
@@ -70,29 +114,35 @@ pub fn forward_train(
         "batch norm: bad sizes"
     );
     let n = (b * d.plane) as f64;
-    let stats: Vec<(f64, f64)> = (0..d.c)
-        .into_par_iter()
-        .map(|ch| {
-            let sum: f64 = channel(d, x, ch).flatten().map(|&v| v as f64).sum();
-            let mean = sum / n;
-            let sq: f64 = channel(d, x, ch)
-                .flatten()
-                .map(|&v| (v as f64 - mean) * (v as f64 - mean))
-                .sum();
-            (mean, sq / n)
-        })
-        .collect();
+    let plane = |i: usize, ch: usize| &x[i * d.len() + ch * d.plane..][..d.plane];
+    let means: Vec<f64> = channel_sums(d, b, |i, ch| {
+        let p = plane(i, ch);
+        plane_sum(d.plane, |k| p[k])
+    })
+    .into_iter()
+    .map(|s| s / n)
+    .collect();
+    let means32: Vec<f32> = means.iter().map(|&m| m as f32).collect();
+    let vars: Vec<f64> = channel_sums(d, b, |i, ch| {
+        let (p, m) = (plane(i, ch), means32[ch]);
+        plane_sum(d.plane, |k| (p[k] - m) * (p[k] - m))
+    })
+    .into_iter()
+    .map(|s| s / n)
+    .collect();
     let mut scale = vec![0f32; d.c];
     let mut shift = vec![0f32; d.c];
-    let (means, rest) = saved.split_at_mut(d.c);
-    let (invstds, vars) = rest.split_at_mut(d.c);
-    for (ch, &(mean, var)) in stats.iter().enumerate() {
-        let invstd = 1.0 / (var + d.eps).sqrt();
-        (means[ch], invstds[ch], vars[ch]) = (mean as f32, invstd as f32, var as f32);
+    let (saved_mean, rest) = saved.split_at_mut(d.c);
+    let (saved_invstd, saved_var) = rest.split_at_mut(d.c);
+    for ch in 0..d.c {
+        let invstd = 1.0 / (vars[ch] + d.eps).sqrt();
+        saved_mean[ch] = means32[ch];
+        saved_invstd[ch] = invstd as f32;
+        saved_var[ch] = vars[ch] as f32;
         scale[ch] = (gamma[ch] as f64 * invstd) as f32;
-        shift[ch] = (beta[ch] as f64 - mean * gamma[ch] as f64 * invstd) as f32;
+        shift[ch] = (beta[ch] as f64 - means32[ch] as f64 * gamma[ch] as f64 * invstd) as f32;
     }
-    affine(d, x, &scale, &shift, y);
+    affine(d, relu, x, &scale, &shift, y);
 }
 
 /// Moves the running averages `momentum` of the way towards a batch's statistics (`saved` by
@@ -115,9 +165,10 @@ pub fn update_running(
     }
 }
 
-/// The inference forward, with the running averages.
+/// The inference forward, with the running averages (then the ReLU, with `relu`).
 pub fn forward_infer(
     d: &NormDims,
+    relu: bool,
     (gamma, beta): (&[f32], &[f32]),
     running_mean: &[f32],
     running_var: &[f32],
@@ -135,16 +186,20 @@ pub fn forward_infer(
         scale[ch] = (gamma[ch] as f64 * invstd) as f32;
         shift[ch] = (beta[ch] as f64 - running_mean[ch] as f64 * gamma[ch] as f64 * invstd) as f32;
     }
-    affine(d, x, &scale, &shift, y);
+    affine(d, relu, x, &scale, &shift, y);
 }
 
-/// The backward of [`forward_train`]: `dgamma`, `dbeta` (overwritten) and `dx` when given.
+/// The backward of [`forward_train`] from `dy`, the gradient of its output `y`: `dgamma`,
+/// `dbeta` (overwritten) and `dx` when given. With `relu`, the gradient passes only where
+/// `y > 0`.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     d: &NormDims,
+    relu: bool,
     gamma: &[f32],
     saved: &[f32],
     x: &[f32],
+    y: &[f32],
     dy: &[f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
@@ -152,59 +207,103 @@ pub fn backward(
 ) {
     let b = x.len() / d.len();
     assert!(
-        x.len() == b * d.len() && dy.len() == x.len(),
+        x.len() == b * d.len() && dy.len() == x.len() && y.len() == x.len(),
         "batch norm backward: bad sizes"
     );
     let (saved_mean, saved_invstd) = (&saved[..d.c], &saved[d.c..2 * d.c]);
     let n = (b * d.plane) as f64;
-    let sums: Vec<(f64, f64)> = (0..d.c)
+    // Per plane, Σ dz and Σ dz (x - mean), with dz the gradient reaching the normalization:
+    // dy, masked by the ReLU's output when fused. One pass, sixteen lanes.
+    let planes: Vec<(f32, f32)> = (0..b)
         .into_par_iter()
-        .map(|ch| {
-            let (mean, invstd) = (saved_mean[ch] as f64, saved_invstd[ch] as f64);
-            let mut sum_dy = 0f64;
-            let mut sum_dy_xhat = 0f64;
-            for (x, dy) in channel(d, x, ch).zip(channel(d, dy, ch)) {
-                for (&x, &dy) in x.iter().zip(dy) {
-                    sum_dy += dy as f64;
-                    sum_dy_xhat += dy as f64 * (x as f64 - mean) * invstd;
-                }
-            }
-            (sum_dy, sum_dy_xhat)
+        .flat_map_iter(|i| (0..d.c).map(move |ch| (i, ch)))
+        .map(|(i, ch)| {
+            let base = i * d.len() + ch * d.plane;
+            let plane = base..base + d.plane;
+            dz_sums(
+                relu,
+                &x[plane.clone()],
+                &y[plane.clone()],
+                &dy[plane],
+                saved_mean[ch],
+            )
         })
         .collect();
-    for (ch, &(sum_dy, sum_dy_xhat)) in sums.iter().enumerate() {
-        dbeta[ch] = sum_dy as f32;
-        dgamma[ch] = sum_dy_xhat as f32;
+    let mut sum_dz = vec![0f64; d.c];
+    let mut sum_dz_xc = vec![0f64; d.c];
+    for image in planes.chunks_exact(d.c) {
+        for (ch, &(a, b)) in image.iter().enumerate() {
+            sum_dz[ch] += a as f64;
+            sum_dz_xc[ch] += b as f64;
+        }
+    }
+    for ch in 0..d.c {
+        dbeta[ch] = sum_dz[ch] as f32;
+        dgamma[ch] = (sum_dz_xc[ch] * saved_invstd[ch] as f64) as f32;
     }
     let Some(dx) = dx else { return };
-    // dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+    // dx = gamma * invstd * (dz - mean(dz) - (x - mean) * invstd² * mean(dz * (x - mean)))
     let coef: Vec<[f32; 4]> = (0..d.c)
         .map(|ch| {
-            let (sum_dy, sum_dy_xhat) = sums[ch];
             let invstd = saved_invstd[ch] as f64;
             [
                 (gamma[ch] as f64 * invstd) as f32,
-                (sum_dy / n) as f32,
-                (sum_dy_xhat / n) as f32,
+                (sum_dz[ch] / n) as f32,
+                (sum_dz_xc[ch] / n * invstd * invstd) as f32,
                 saved_mean[ch],
             ]
         })
         .collect();
-    dx.par_chunks_mut(d.len())
-        .zip(dy.par_chunks(d.len()).zip(x.par_chunks(d.len())))
-        .for_each(|(dx, (dy, x))| {
-            for (ch, ((dx, dy), x)) in dx
-                .chunks_exact_mut(d.plane)
-                .zip(dy.chunks_exact(d.plane))
-                .zip(x.chunks_exact(d.plane))
-                .enumerate()
-            {
-                let [scale, mean_dy, mean_dy_xhat, mean] = coef[ch];
-                let invstd = saved_invstd[ch];
-                for ((dx, &dy), &x) in dx.iter_mut().zip(dy).zip(x) {
-                    let xhat = (x - mean) * invstd;
-                    *dx = scale * (dy - mean_dy - xhat * mean_dy_xhat);
+    dx.par_chunks_mut(d.len()).enumerate().for_each(|(i, dx)| {
+        for (ch, dx) in dx.chunks_exact_mut(d.plane).enumerate() {
+            let [scale, mean_dz, slope, mean] = coef[ch];
+            let base = i * d.len() + ch * d.plane;
+            let (x, y, dy) = (
+                &x[base..][..d.plane],
+                &y[base..][..d.plane],
+                &dy[base..][..d.plane],
+            );
+            if relu {
+                for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                    let dz = if y > 0.0 { dy } else { 0.0 };
+                    *dx = scale * (dz - mean_dz - (x - mean) * slope);
+                }
+            } else {
+                for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                    *dx = scale * (dy - mean_dz - (x - mean) * slope);
                 }
             }
-        });
+        }
+    });
+}
+
+/// `(Σ dz, Σ dz (x - mean))` over one plane, `dz = dy` where `y > 0` (all of it without
+/// `relu`), in sixteen f32 lanes.
+#[inline(always)]
+fn dz_sums(relu: bool, x: &[f32], y: &[f32], dy: &[f32], mean: f32) -> (f32, f32) {
+    let (mut s1, mut s2) = ([0f32; LANES], [0f32; LANES]);
+    let mut add = |l: usize, x: f32, y: f32, dy: f32| {
+        let dz = if relu && y <= 0.0 { 0.0 } else { dy };
+        s1[l] += dz;
+        s2[l] += dz * (x - mean);
+    };
+    let whole = x.len() / LANES * LANES;
+    for ((x, y), dy) in x[..whole]
+        .chunks_exact(LANES)
+        .zip(y[..whole].chunks_exact(LANES))
+        .zip(dy[..whole].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            add(l, x[l], y[l], dy[l]);
+        }
+    }
+    for (l, ((&x, &y), &dy)) in x[whole..]
+        .iter()
+        .zip(&y[whole..])
+        .zip(&dy[whole..])
+        .enumerate()
+    {
+        add(l, x, y, dy);
+    }
+    (s1.iter().sum(), s2.iter().sum())
 }
