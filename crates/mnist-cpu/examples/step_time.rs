@@ -49,16 +49,13 @@ fn main() -> Result<(), String> {
     for list in &lists {
         let arch = Architecture::built_in(list)
             .map_or_else(|| Architecture::from_text(list).map_err(|e| e.0), Ok)?;
+        // Keras' initialization, as `mnist train` draws it.
+        let seeded = mnist_model::Network::seeded(arch.clone(), 1, &candle_core::Device::Cpu)
+            .map_err(|e| e.to_string())?;
         let mut net = CpuNetwork::new(&arch, level);
-        let specs: Vec<_> = net.tensors().map(|(s, _)| s.clone()).collect();
-        for spec in specs {
-            let values: Vec<f32> = (0..spec.len())
-                .map(|i| match spec.dims.len() {
-                    1 => 1.0,
-                    _ => ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.1,
-                })
-                .collect();
-            net.set(&spec.name, &values)?;
+        for (name, var) in seeded.named_vars() {
+            let values = var.flatten_all().and_then(|t| t.to_vec1::<f32>());
+            net.set(&name, &values.map_err(|e| e.to_string())?)?;
         }
         let rule = Rule::Adam {
             beta1: 0.9,

@@ -136,7 +136,7 @@ impl Workspace {
                         self.winners[i].resize(b * node.out_len, 0);
                     }
                 }
-                Op::BatchNorm(d) => grow(&mut self.saved[i], batchnorm::SAVED * d.c),
+                Op::BatchNorm { dims, .. } => grow(&mut self.saved[i], batchnorm::SAVED * dims.c),
                 Op::Conv(d) => grow(
                     &mut self.conv_partials,
                     d.chunks(b) * (d.o * d.patch_rows() + d.o),
@@ -194,11 +194,13 @@ pub(crate) fn forward(
                 let winners = &mut winners[i][..b * node.out_len];
                 first_conv::forward(level, &d, x, t(0), t(1), y, winners)
             }
-            Op::Conv(d) => conv::forward(&d, x, t(0), bias(), y),
-            Op::BatchNorm(d) if train => {
-                batchnorm::forward_train(&d, (t(0), t(1)), x, y, &mut saved[i])
+            Op::Conv(d) => conv::forward(level, &d, x, t(0), bias(), y),
+            Op::BatchNorm { dims, relu } if train => {
+                batchnorm::forward_train(&dims, relu, (t(0), t(1)), x, y, &mut saved[i])
             }
-            Op::BatchNorm(d) => batchnorm::forward_infer(&d, (t(0), t(1)), t(2), t(3), x, y),
+            Op::BatchNorm { dims, relu } => {
+                batchnorm::forward_infer(&dims, relu, (t(0), t(1)), t(2), t(3), x, y)
+            }
             Op::Relu => relu::forward(x, y),
             Op::Pool { dims, relu } => {
                 pool::forward(&dims, relu, x, y, &mut winners[i][..b * node.out_len])
