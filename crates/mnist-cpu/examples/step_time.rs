@@ -3,8 +3,9 @@
 //!
 //! For each network (a shipped name or a layer list; default: the three shipped ones) it prints
 //! the median milliseconds per step (forward, backward, Adam), the implied seconds per
-//! 60,000-image epoch and the GFLOP/s of the arithmetic (the layer list's count). Run it on a
-//! quiet machine; `RAYON_NUM_THREADS` sets the threads.
+//! 60,000-image epoch and the GFLOP/s of the arithmetic (the layer list's count), and with
+//! `--features profile` the time of each node. Run it on a quiet machine; `RAYON_NUM_THREADS`
+//! sets the threads.
 
 use std::time::Instant;
 
@@ -91,6 +92,8 @@ fn main() -> Result<(), String> {
             flops / median / 1e9,
             arch.layers_text()
         );
+        #[cfg(feature = "profile")]
+        print!("{}", mnist_cpu::profile::report());
     }
     Ok(())
 }

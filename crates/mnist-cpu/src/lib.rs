@@ -18,6 +18,8 @@ pub mod loss;
 mod network;
 pub mod optim;
 pub mod plan;
+#[cfg(feature = "profile")]
+pub mod profile;
 mod simd;
 #[cfg(test)]
 mod testing;

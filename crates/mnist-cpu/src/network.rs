@@ -184,6 +184,8 @@ pub(crate) fn forward(
         ..
     } = ws;
     for (i, node) in plan.nodes.iter().enumerate() {
+        #[cfg(feature = "profile")]
+        let _timer = crate::profile::Timer::new(format!("forward {i:2} {}", node.op.name()));
         let (before, after) = acts.split_at_mut(i + 1);
         let x = &before[i][..b * node.in_len];
         let y = &mut after[0][..b * node.out_len];

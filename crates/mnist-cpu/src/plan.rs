@@ -40,6 +40,22 @@ pub enum Op {
     Dense(DenseDims),
 }
 
+impl Op {
+    /// A short name for logs and profiles.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::FirstConvReluPool(_) => "first-conv-relu-pool",
+            Op::Conv(_) => "conv",
+            Op::BatchNorm { relu: true, .. } => "bn-relu",
+            Op::BatchNorm { relu: false, .. } => "bn",
+            Op::Relu => "relu",
+            Op::Pool { relu: true, .. } => "relu-pool",
+            Op::Pool { relu: false, .. } => "pool",
+            Op::Dense(_) => "dense",
+        }
+    }
+}
+
 /// One step of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -182,19 +198,7 @@ mod tests {
         Plan::new(&arch)
             .nodes
             .iter()
-            .map(|n| {
-                let name = match n.op {
-                    Op::FirstConvReluPool(_) => "first-conv-relu-pool",
-                    Op::Conv(_) => "conv",
-                    Op::BatchNorm { relu: true, .. } => "bn-relu",
-                    Op::BatchNorm { relu: false, .. } => "bn",
-                    Op::Relu => "relu",
-                    Op::Pool { relu: true, .. } => "relu-pool",
-                    Op::Pool { relu: false, .. } => "pool",
-                    Op::Dense(_) => "dense",
-                };
-                format!("{name}{:?}", n.params)
-            })
+            .map(|n| format!("{}{:?}", n.op.name(), n.params))
             .collect()
     }
 

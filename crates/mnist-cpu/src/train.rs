@@ -223,6 +223,8 @@ impl CpuTrainer {
         let [mut dy_buf, mut dx_buf] = std::mem::take(gbufs);
         for i in (first..plan.nodes.len()).rev() {
             let node = &plan.nodes[i];
+            #[cfg(feature = "profile")]
+            let _timer = crate::profile::Timer::new(format!("backward {i:2} {}", node.op.name()));
             let x = &acts[i][..b * node.in_len];
             let dy = &dy_buf[..b * node.out_len];
             let dx = (i > first).then(|| &mut dx_buf[..b * node.in_len]);
@@ -286,6 +288,8 @@ impl CpuTrainer {
         *gbufs = [dy_buf, dx_buf];
 
         // Every parameter not updated in its backward.
+        #[cfg(feature = "profile")]
+        let _timer = crate::profile::Timer::new("update".into());
         for (k, g) in grads.iter().enumerate() {
             if g.is_empty() {
                 continue;
