@@ -137,10 +137,7 @@ impl Workspace {
                     }
                 }
                 Op::BatchNorm { dims, .. } => grow(&mut self.saved[i], batchnorm::SAVED * dims.c),
-                Op::Conv(d) => grow(
-                    &mut self.conv_partials,
-                    d.chunks(b) * (d.o * d.patch_rows() + d.o),
-                ),
+                Op::Conv(d) => grow(&mut self.conv_partials, conv::partials_len(&d, b)),
                 Op::Dense(d) => grow(&mut self.dense_partials, d.partials_len(b)),
                 Op::Relu => {}
             }

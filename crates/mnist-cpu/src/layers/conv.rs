@@ -1,6 +1,9 @@
 //! Convolution, `k`x`k`, stride 1, no padding, any number of channels: `x [b, c, s, s]` →
 //! `y [b, o, s-k+1, s-k+1]`, as im2col plus one GEMM per chunk of images.
 //!
+//! Where Winograd's algorithm applies (3x3 kernels over several channels), [`forward`] and
+//! [`backward`] go through [`super::winograd`] instead; im2col serves every other shape.
+//!
 //! A chunk's patches `[c*k*k, n*area]` (one column per output pixel of its `n` images, rows
 //! ordered (channel, kernel row, kernel column) to match the PyTorch-layout weight flattened to
 //! `[o, c*k*k]`) are built in a per-thread buffer that stays in cache, and one GEMM multiplies
@@ -18,6 +21,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::winograd;
 use crate::gemm::matmul_rows;
 use crate::Level;
 
@@ -90,8 +94,57 @@ type ChunkArgs<'a> = (
     Option<&'a mut [f32]>,
 );
 
-/// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, k, k]) + bias`.
+/// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, k, k]) + bias`: by Winograd's algorithm
+/// where it applies ([`super::winograd`]), else through im2col.
 pub fn forward(
+    level: Level,
+    d: &ConvDims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    if winograd::applies(d) {
+        winograd::forward(level, d, x, w, bias, y)
+    } else {
+        im2col_forward(level, d, x, w, bias, y)
+    }
+}
+
+/// The backward of [`forward`], by the same algorithm: `dw [o, c, k, k]` and `db [o]`
+/// (overwritten) from `dy [b, o, area]`, and `dx` when given (overwritten); `partials` holds
+/// [`partials_len`] floats.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    level: Level,
+    d: &ConvDims,
+    x: &[f32],
+    dy: &[f32],
+    w: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    partials: &mut [f32],
+) {
+    if winograd::applies(d) {
+        winograd::backward(level, d, x, dy, w, dw, db, dx, partials)
+    } else {
+        im2col_backward(level, d, x, dy, w, dw, db, dx, partials)
+    }
+}
+
+/// Floats of per-chunk gradient sums the backward of a batch of `b` needs.
+pub fn partials_len(d: &ConvDims, b: usize) -> usize {
+    if winograd::applies(d) {
+        winograd::chunks(d, b) * winograd::partial_len(d)
+    } else {
+        d.chunks(b) * (d.o * d.patch_rows() + d.o)
+    }
+}
+
+/// [`forward`] through im2col, for any kernel size (and the reference Winograd's is tested
+/// against).
+pub fn im2col_forward(
     level: Level,
     d: &ConvDims,
     x: &[f32],
@@ -143,11 +196,10 @@ pub fn forward(
         });
 }
 
-/// The backward: `dw [o, c, k, k]` and `db [o]` (overwritten) from `dy [b, o, area]`, and `dx`
-/// when given (overwritten). `partials` holds the per-chunk weight and bias gradients
+/// [`backward`] through im2col. `partials` holds the per-chunk weight and bias gradients
 /// (`d.chunks(b) * (o * rows + o)` floats; the weight's transposed, `[rows, o]`).
 #[allow(clippy::too_many_arguments)]
-pub fn backward(
+pub fn im2col_backward(
     level: Level,
     d: &ConvDims,
     x: &[f32],
@@ -273,7 +325,7 @@ fn im2col(d: &ConvDims, x: &[f32], patches: &mut [f32], width: usize) {
 /// `dst.copy_from_slice(src)` for the short rows of a map, without a call into `memcpy` per row
 /// (which cost more than the copying: 8% of a convnet step).
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(super) fn copy_short(dst: &mut [f32], src: &[f32]) {
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);
     for (d, s) in (&mut d).zip(&mut s) {

@@ -10,3 +10,4 @@ mod dense_avx512;
 pub mod first_conv;
 pub mod pool;
 pub mod relu;
+pub mod winograd;
