@@ -1,81 +1,96 @@
-"""This project's architectures as PyTorch modules, and a loader for its safetensors files.
+"""This project's networks as PyTorch modules, built from the layer list a checkpoint records,
+and a loader for its safetensors files.
 
-The files already use PyTorch's names and layouts (conv weights [out, in, k, k], linear weights
-[out, in], batch-norm buffers with num_batches_tracked), so loading is a strict
-load_state_dict; the architecture, its config and the input normalization come from the file's
-metadata. Needs torch and safetensors.
+A network is a list of layers (`conv32x3,relu,pool2,flatten,dense128,relu,dense10`; see
+docs/layers.md): `conv<N>x<K>` is nn.Conv2d(in, N, K), `bn` a BatchNorm2d or BatchNorm1d of the
+layer before, `relu`, `pool2` nn.MaxPool2d(2), `flatten`, `dense<N>` nn.Linear(in, N). Conv and
+dense layers carry a bias unless `bn` follows them; parameters are named conv1, conv2, ..., bn1,
+..., fc1, ... in order, so a file's tensors load with a strict load_state_dict. Needs torch and
+safetensors.
 
     import pytorch_model
     model, normalize = pytorch_model.load("weights/convnet.safetensors")
     logits = model(normalize(pixels))   # pixels: uint8 or float 0-255, [n, 1, 28, 28]
 
 Command line: evaluate a file on the MNIST test set, and optionally save the plain state_dict
-(the way a model trained in PyTorch would be saved) for `mnist eval --model NAME`:
+(the way a model trained in PyTorch would be saved) for `mnist eval --layers LIST`:
 
     python scripts/pytorch_model.py WEIGHTS.safetensors MNIST_DIR [--save-state-dict OUT]
 """
 
 import argparse
 import json
+import re
 
 import torch
 from torch import nn
 
+IMAGE_SIDE = 28
 
-class SeedNet(nn.Module):
-    """The Keras tutorial's CNN (mnist's `seed`): conv 3x3, ReLU, max-pool 2, dense, ReLU, dense."""
 
-    def __init__(self, conv_channels=32, hidden=128):
+def parse_layers(text):
+    """The layers of a list given as text (commas, spaces or newlines between them)."""
+    return [token for token in re.split(r"[,\s]+", text.strip()) if token]
+
+
+class Network(nn.Module):
+    """The network a layer list describes, with the project's parameter names."""
+
+    def __init__(self, layers):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, conv_channels, 3)
-        self.fc1 = nn.Linear(conv_channels * 13 * 13, hidden)
-        self.fc2 = nn.Linear(hidden, 10)
+        self.layers = list(layers)
+        self.steps = []
+        channels, side, flat = 1, IMAGE_SIDE, None
+        counts = {"conv": 0, "bn": 0, "fc": 0}
+        for i, layer in enumerate(self.layers):
+            bias = not (i + 1 < len(self.layers) and self.layers[i + 1] == "bn")
+            if m := re.fullmatch(r"conv(\d+)x(\d+)", layer):
+                out, kernel = int(m[1]), int(m[2])
+                counts["conv"] += 1
+                name = f"conv{counts['conv']}"
+                setattr(self, name, nn.Conv2d(channels, out, kernel, bias=bias))
+                self.steps.append(name)
+                channels, side = out, side - kernel + 1
+            elif m := re.fullmatch(r"dense(\d+)", layer):
+                out = int(m[1])
+                counts["fc"] += 1
+                name = f"fc{counts['fc']}"
+                setattr(self, name, nn.Linear(flat, out, bias=bias))
+                self.steps.append(name)
+                flat = out
+            elif layer == "bn":
+                counts["bn"] += 1
+                name = f"bn{counts['bn']}"
+                norm = nn.BatchNorm1d(flat) if flat is not None else nn.BatchNorm2d(channels)
+                setattr(self, name, norm)
+                self.steps.append(name)
+            elif layer == "relu":
+                self.steps.append(torch.relu)
+            elif layer == "pool2":
+                self.steps.append(lambda x: torch.max_pool2d(x, 2))
+                side //= 2
+            elif layer == "flatten":
+                self.steps.append(lambda x: x.flatten(1))
+                flat = channels * side * side
+            else:
+                raise ValueError(f"layer {i + 1}: unknown layer {layer!r}")
 
     def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+        for step in self.steps:
+            x = getattr(self, step)(x) if isinstance(step, str) else step(x)
+        return x
 
 
-class FastNet(nn.Module):
-    """mnist's `fast`: two conv 3x3 layers, each with ReLU and max-pool 2, then dense, ReLU, dense."""
-
-    def __init__(self, conv1_channels=16, conv2_channels=32, hidden=128):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, conv1_channels, 3)
-        self.conv2 = nn.Conv2d(conv1_channels, conv2_channels, 3)
-        self.fc1 = nn.Linear(conv2_channels * 5 * 5, hidden)
-        self.fc2 = nn.Linear(hidden, 10)
-
-    def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
-
-
-class ConvNet(nn.Module):
-    """mnist's `convnet`: two blocks of two bias-free 3x3 convolutions with batch norm, then a
-    dense layer with batch norm."""
-
-    def __init__(self, block1_channels=32, block2_channels=64, hidden=256):
-        super().__init__()
-        c1, c2 = block1_channels, block2_channels
-        self.conv1, self.bn1 = nn.Conv2d(1, c1, 3, bias=False), nn.BatchNorm2d(c1)
-        self.conv2, self.bn2 = nn.Conv2d(c1, c1, 3, bias=False), nn.BatchNorm2d(c1)
-        self.conv3, self.bn3 = nn.Conv2d(c1, c2, 3, bias=False), nn.BatchNorm2d(c2)
-        self.conv4, self.bn4 = nn.Conv2d(c2, c2, 3, bias=False), nn.BatchNorm2d(c2)
-        self.fc1, self.bn5 = nn.Linear(c2 * 4 * 4, hidden, bias=False), nn.BatchNorm1d(hidden)
-        self.fc2 = nn.Linear(hidden, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.max_pool2d(torch.relu(self.bn2(self.conv2(x))), 2)
-        x = torch.relu(self.bn3(self.conv3(x)))
-        x = torch.max_pool2d(torch.relu(self.bn4(self.conv4(x))), 2)
-        x = torch.relu(self.bn5(self.fc1(x.flatten(1))))
-        return self.fc2(x)
-
-
-ARCHITECTURES = {"seed": SeedNet, "convnet": ConvNet, "fast": FastNet}
+def legacy_layers(spec):
+    """The layer list of a file written before networks were layer lists (mnist format 1), which
+    recorded a named network and its widths; the same mapping as mnist-model's."""
+    c = spec["config"]
+    return parse_layers({
+        "seed": "conv{conv_channels}x3,relu,pool2,flatten,dense{hidden},relu,dense10",
+        "fast": "conv{conv1_channels}x3,relu,pool2,conv{conv2_channels}x3,relu,pool2,flatten,dense{hidden},relu,dense10",
+        "convnet": "conv{block1_channels}x3,bn,relu,conv{block1_channels}x3,bn,relu,pool2,conv{block2_channels}x3,bn,relu,"
+        "conv{block2_channels}x3,bn,relu,pool2,flatten,dense{hidden},bn,relu,dense10",
+    }[spec["name"]].format(**c))
 
 
 def normalizer(normalization):
@@ -86,23 +101,26 @@ def normalizer(normalization):
     return lambda pixels: (pixels.float() / 255 - mean) / std
 
 
-def load(path, architecture=None):
-    """(module in eval mode, normalize) for a file written by `mnist train`. `architecture`
-    ("seed", "convnet" or "fast", default config) is needed only for files without mnist metadata."""
-    from safetensors import safe_open  # here, so the modules above need only torch
+def load(path, layers=None):
+    """(module in eval mode, normalize) for a file written by `mnist train`. `layers` (a list or
+    its text) is needed only for files without mnist metadata; their input is then normalized as
+    `mnist train` does by default (mean/std for networks with batch norm, x/255 otherwise)."""
+    from safetensors import safe_open  # here, so the module above needs only torch
     from safetensors.torch import load_file
 
     with safe_open(path, "pt") as f:
         meta = f.metadata() or {}
     if "mnist.model_config" in meta:
         spec = json.loads(meta["mnist.model_config"])
-        model = ARCHITECTURES[spec["name"]](**spec["config"])
+        model = Network(spec["layers"] if "layers" in spec else legacy_layers(spec))
         normalize = normalizer(json.loads(meta["mnist.normalization"]))
-    elif architecture is not None:
-        model = ARCHITECTURES[architecture]()
-        normalize = normalizer({"kind": "unit"} if architecture in ("seed", "fast") else {"kind": "mean_std", "mean": 0.1307, "std": 0.3081})
+    elif layers is not None:
+        layers = parse_layers(layers) if isinstance(layers, str) else layers
+        model = Network(layers)
+        default = {"kind": "mean_std", "mean": 0.1307, "std": 0.3081} if "bn" in layers else {"kind": "unit"}
+        normalize = normalizer(default)
     else:
-        raise SystemExit(f"{path}: no mnist metadata; say which architecture it holds")
+        raise SystemExit(f"{path}: no mnist metadata; say which layers it holds")
     state = {k: v for k, v in load_file(path).items() if not k.startswith("optim.")}
     model.load_state_dict(state, strict=True)
     return model.eval(), normalize

@@ -33,6 +33,19 @@ pub enum Command {
     Report(ReportArgs),
     /// Run a local web page to draw or upload digits and watch them being read.
     Serve(ServeArgs),
+    /// Show a network layer by layer: output shapes, parameters, arithmetic (like Keras'
+    /// model.summary()); checks a --layers list without training it.
+    Summary(SummaryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// The network to show (the tutorial's unless --model or --layers says otherwise).
+    #[command(flatten)]
+    pub network: NetworkArgs,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where to find (or download) the four MNIST IDX files.

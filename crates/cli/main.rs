@@ -19,6 +19,7 @@ mod read;
 mod report;
 mod runtime;
 mod serve;
+mod summary;
 mod train;
 mod weights;
 
@@ -37,6 +38,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(args),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Summary(args) => summary::run(args),
     }
 }
 

@@ -20,7 +20,7 @@ pub use checkpoint::{Checkpoint, CheckpointMeta, FORMAT_VERSION};
 pub use error::ModelError;
 pub use init::glorot_bound;
 pub use layers::{Layer, LayerError, ParamSpec, Placed, Shape};
-pub use network::{max_pool2, Network, Sequential, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
+pub use network::{max_pool2, relu, Network, Sequential, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM};
 
 /// The model crate's result type.
 pub type Result<T> = std::result::Result<T, ModelError>;

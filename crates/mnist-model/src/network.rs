@@ -87,7 +87,7 @@ impl ModuleT for Sequential {
             x = match layer {
                 Built::Conv(conv) => conv.forward(&x)?,
                 Built::BatchNorm(bn) => bn.forward_t(&x, train)?,
-                Built::Relu => x.relu()?,
+                Built::Relu => relu(&x)?,
                 Built::MaxPool2 => max_pool2(&x)?,
                 Built::Flatten => x.flatten_from(1)?,
                 Built::Dense(dense) => dense.forward(&x)?,
@@ -95,6 +95,13 @@ impl ModuleT for Sequential {
         }
         Ok(x)
     }
+}
+
+/// ReLU with PyTorch's (and TensorFlow's) gradient: none where the input is exactly 0. Candle's
+/// `relu` passes it there, which matters more than it sounds: under x/255 normalization a
+/// zero-initialized conv layer sees exact zeros over all of the blank paper.
+pub fn relu(xs: &Tensor) -> candle_core::Result<Tensor> {
+    xs * xs.gt(0.0)?.to_dtype(xs.dtype())?
 }
 
 /// 2x2 max-pool with stride 2, an odd last row or column dropped, PyTorch's in value and
@@ -255,6 +262,17 @@ mod tests {
         };
         assert_eq!(flat(1), flat(1));
         assert_ne!(flat(1), flat(2));
+    }
+
+    /// ReLU's gradient is zero at exactly zero, as in PyTorch.
+    #[test]
+    fn relu_passes_no_gradient_at_zero() {
+        let x = Var::new(&[-1f32, 0.0, 2.0], &Device::Cpu).unwrap();
+        let y = relu(x.as_tensor()).unwrap();
+        assert_eq!(y.to_vec1::<f32>().unwrap(), [0.0, 0.0, 2.0]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g = g.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(g, [0.0, 0.0, 1.0]);
     }
 
     /// Ties go to the first maximum, in value and gradient, as in PyTorch.

@@ -1,5 +1,5 @@
 //! ReLU on its own (where no pooling follows it to fuse with): `y = max(x, 0)`, and a gradient
-//! that passes where `x >= 0`, as candle's does.
+//! that passes where `x > 0`, as PyTorch's and TensorFlow's does.
 
 use rayon::prelude::*;
 
@@ -26,7 +26,7 @@ pub fn backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
         .zip(dy.par_chunks(CHUNK).zip(x.par_chunks(CHUNK)))
         .for_each(|(dx, (dy, x))| {
             for ((dx, &dy), &x) in dx.iter_mut().zip(dy).zip(x) {
-                *dx = if x >= 0.0 { dy } else { 0.0 };
+                *dx = if x > 0.0 { dy } else { 0.0 };
             }
         });
 }
