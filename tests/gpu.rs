@@ -1,13 +1,14 @@
 //! Checks that need an NVIDIA GPU, run by hand on one (CI has none, so they are ignored there):
 //! `cargo test --release --features cuda --test gpu -- --ignored`.
 //!
-//! The CPU path runs this project's custom ops (`mnist_model::ops`), the GPU path candle's CUDA
-//! kernels plus the reshape/max max-pool; both are checked against candle's CPU ops elsewhere,
-//! and here against each other: the same seeded network and batch must give the same logits,
-//! loss and gradients on both devices.
+//! The candle model (mnist-model's `Sequential`, built from the layer list) runs candle's CPU
+//! kernels on one side and its CUDA kernels (cuDNN where enabled) on the other; the CPU backend
+//! that trains on CPUs is checked against candle's CPU path in mnist-cpu's tests. Here the same
+//! seeded network and batch must give the same logits, loss and gradients on both devices, for
+//! the shipped networks and a list of one's own.
 
 use candle_core::{DType, Device, Tensor};
-use mnist_model::Network;
+use mnist_model::{Architecture, Network};
 
 /// A fixed batch: 16 images of smooth stroke-like patterns (values 0-1) and labels 0-9.
 fn batch(device: &Device) -> (Tensor, Tensor) {
@@ -32,7 +33,8 @@ fn batch(device: &Device) -> (Tensor, Tensor) {
 
 /// Logits, loss and every trainable variable's gradient, as host vectors by name.
 fn step(arch: &str, device: &Device) -> Vec<(String, Vec<f32>)> {
-    let net = Network::seeded(arch.parse().unwrap(), 7, device).unwrap();
+    let arch = Architecture::from_text(arch).unwrap();
+    let net = Network::seeded(arch.clone(), 7, device).unwrap();
     let (xs, ys) = batch(device);
     let logits = net.forward(&xs, true).unwrap();
     let loss = candle_nn::loss::cross_entropy(&logits, &ys).unwrap();
@@ -63,8 +65,20 @@ fn step(arch: &str, device: &Device) -> Vec<(String, Vec<f32>)> {
 fn cuda_logits_loss_and_gradients_match_the_cpu() {
     let gpu = Device::new_cuda(0)
         .expect("no CUDA device (build with --features cuda, run on a GPU machine)");
-    for arch in ["seed", "convnet", "fast"] {
+    let lists = mnist_model::BUILT_IN
+        .map(|(_, list)| list)
+        .into_iter()
+        .chain([
+            "conv8x4,bn,relu,pool2,conv12x3,relu,conv6x2,pool2,flatten,dense32,bn,relu,dense10",
+        ]);
+    for arch in lists {
         let (cpu, cuda) = (step(arch, &Device::Cpu), step(arch, &gpu));
+        let names = |v: &[(String, Vec<f32>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&cpu),
+            names(&cuda),
+            "{arch}: the two devices list other tensors"
+        );
         for ((name, a), (_, b)) in cpu.iter().zip(&cuda) {
             let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
             let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));

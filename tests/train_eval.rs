@@ -121,17 +121,20 @@ fn trains_on_small_synthetic_data_gzipped_or_raw() {
 }
 
 /// A run stopped after epoch 2 and resumed to 4 ends with exactly the weights, batch-norm
-/// statistics and optimizer state of an uninterrupted 4-epoch run (CPU, same seed).
+/// statistics and optimizer state of an uninterrupted 4-epoch run (CPU, same seed), for every
+/// shipped network and a list of one's own, with each optimizer.
 #[test]
 fn resume_after_two_of_four_epochs_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     write_synthetic_mnist(&data, 200, 50, true);
     for (model, extra) in [
-        ("seed", vec![]),
+        ("tutorial", vec!["--model", "tutorial"]),
         (
             "convnet",
             vec![
+                "--model",
+                "convnet",
                 "--augment",
                 "--optimizer",
                 "sgd",
@@ -143,13 +146,19 @@ fn resume_after_two_of_four_epochs_is_bit_identical() {
                 "0.7",
             ],
         ),
+        ("fast", vec!["--model", "fast", "--optimizer", "adamw"]),
+        (
+            "custom",
+            vec![
+                "--layers",
+                "conv8x5,bn,relu,pool2,conv6x3,relu,pool2,flatten,dense24,relu,dense10",
+            ],
+        ),
     ] {
         let base = |epochs: &str, out: &std::path::Path| {
             let mut cmd = mnist();
             cmd.args([
                 "train",
-                "--model",
-                model,
                 "--epochs",
                 epochs,
                 "--batch-size",

@@ -51,6 +51,11 @@ pub fn onnx_bytes(network: &Network, meta: &CheckpointMeta) -> Result<Vec<u8>, E
     Ok(onnx_model(network, meta)?.encode_to_vec())
 }
 
+/// Decodes an ONNX file's bytes (for checks of what [`onnx_bytes`] wrote).
+pub fn decode(bytes: &[u8]) -> Result<ModelProto, prost::DecodeError> {
+    ModelProto::decode(bytes)
+}
+
 /// The ONNX model of `network`, as a protobuf message.
 pub fn onnx_model(network: &Network, meta: &CheckpointMeta) -> Result<ModelProto, ExportError> {
     let weights: BTreeMap<String, Tensor> = network
