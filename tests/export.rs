@@ -108,7 +108,7 @@ fn onnx_runtime_and_candle_onnx_give_our_logits_for_every_architecture() {
             .env("PROTOC", &protoc)
             .env("CARGO_TARGET_DIR", &target),
     );
-    for name in ["seed", "convnet", "fast"] {
+    for name in ["tutorial", "convnet", "fast"] {
         let dir = tempfile::tempdir().unwrap();
         let weights = repo().join(format!("weights/{name}.safetensors"));
         let reference = reference(dir.path(), &weights);
@@ -134,7 +134,7 @@ fn numpy_alone_runs_the_tutorial_model_from_the_safetensors_file() {
 #[test]
 fn a_state_dict_saved_on_the_python_side_evaluates_to_the_same_accuracy() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["seed", "convnet", "fast"] {
+    for name in ["tutorial", "convnet", "fast"] {
         let weights = repo().join(format!("weights/{name}.safetensors"));
         let state_dict = dir.path().join(format!("{name}-state-dict.safetensors"));
         python(&[Path::new("state-dict"), &weights, &state_dict]);
