@@ -4,17 +4,18 @@
 # Installs torch and tensorflow-cpu into a throwaway venv ($BENCH_VENV, default
 # /tmp/mnist-bench-venv, kept so a second run does not download them again; PyPI's torch wheel
 # pulls its CUDA libraries too, about 5 GB in all).
-# Usage: MNIST_DIR=... scripts/bench-tutorial.sh [--epochs N] [--threads N] [--frameworks ...]
-#        MNIST_DIR=... scripts/bench-tutorial.sh --recipe fast   # time to 99%: this project and PyTorch
+# Usage: scripts/bench-tutorial.sh [--epochs N] [--threads N] [--frameworks ...]
+#        scripts/bench-tutorial.sh --recipe fast   # time to 99%: this project and PyTorch
+# MNIST comes from the clone's data/mnist, or from MNIST_DIR when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${MNIST_DIR:?set MNIST_DIR to the folder holding the MNIST IDX files}"
+mnist_dir="${MNIST_DIR:-data/mnist}"
 venv="${BENCH_VENV:-/tmp/mnist-bench-venv}"
 if ! "$venv/bin/python" -c 'import torch, tensorflow' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check numpy torch tensorflow-cpu
 fi
-cargo build --release --quiet
+cargo build --release --locked --quiet
 # Let the build's processes wind down before timing starts.
 sleep 20
-exec python3 scripts/bench_tutorial.py --mnist-dir "$MNIST_DIR" --binary target/release/mnist --python "$venv/bin/python" "$@"
+exec python3 scripts/bench_tutorial.py --mnist-dir "$mnist_dir" --binary target/release/mnist --python "$venv/bin/python" "$@"

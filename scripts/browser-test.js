@@ -1,14 +1,18 @@
 // Drives the drawing page of `mnist serve` in headless Chromium (see browser-test.sh): draws a
-// 7 with mouse strokes and expects "7", then 1 and 7 for "17", clears, uploads a picture of a number and expects its
-// digits, and saves screenshots of both. Arguments: URL UPLOAD_IMAGE EXPECTED_NUMBER OUT_DIR.
+// 7 with mouse strokes and expects "7", then 1 and 7 for "17", clears, uploads a picture of a
+// number and expects its digits, and saves screenshots of both.
+// Arguments: CHROMIUM URL UPLOAD_IMAGE EXPECTED_NUMBER OUT_DIR.
 'use strict';
 const path = require('path');
 const { chromium } = require('playwright-core');
 
-const [url, upload, expected, outDir] = process.argv.slice(2);
+const [executablePath, url, upload, expected, outDir] = process.argv.slice(2);
 
 async function readNumber(page) {
-  // The page marks each answer with data-state; wait for one, then read what it shows.
+  // The page marks what it shows with data-state: busy from the first change to the canvas (set
+  // in the pointer handlers, which have run when a Playwright mouse call returns) until the
+  // answer to the latest drawing arrives; answers to older drawings are dropped. So once the
+  // strokes are drawn, done or error belongs to the final drawing.
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 20000 });
   const state = await page.evaluate(() => document.body.dataset.state);
   const number = (await page.textContent('#number')).trim();
@@ -25,7 +29,7 @@ function check(what, got, want) {
 
 (async () => {
   const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath,
     headless: true,
     // Containers often run as root without a user namespace for Chromium's sandbox.
     args: ['--no-sandbox', '--disable-dev-shm-usage'],

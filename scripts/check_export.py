@@ -4,7 +4,7 @@ and `logits`, float32 [n, 10]). Run by tests/export.rs in the environment that
 scripts/python-venv.sh makes; each check prints one line and exits 1 when the files disagree.
 
   check_export.py ort MODEL.onnx REFERENCE.safetensors
-      ONNX Runtime runs the model; logits must match to 1e-4 and every digit must agree.
+      ONNX Runtime runs the model; logits must match to 1e-4 (NaN fails) and every digit must agree.
   check_export.py numpy WEIGHTS.safetensors REFERENCE.safetensors
       The tutorial (seed) model's forward pass in NumPy alone, from the safetensors file:
       proves tensor names, layouts and the flatten order without PyTorch.
@@ -22,11 +22,15 @@ TOLERANCE = 1e-4
 
 def compare(name, logits, reference):
     expected = reference["logits"]
+    if logits.shape != expected.shape:
+        print(f"{name}: logits of shape {logits.shape}, expected {expected.shape}")
+        sys.exit(1)
+    # np.max propagates NaN, and `not diff <= TOLERANCE` holds for it (`diff > TOLERANCE` would not).
     diff = float(np.max(np.abs(logits - expected)))
     same = int(np.sum(logits.argmax(1) == expected.argmax(1)))
     n = len(expected)
     print(f"{name}: max |logit difference| {diff:.2e} over {n} images, {same}/{n} same digits")
-    if diff > TOLERANCE or same != n:
+    if not diff <= TOLERANCE or same != n:
         sys.exit(1)
 
 

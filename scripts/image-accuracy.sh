@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Measures `mnist predict` and `mnist read` on user-style pictures made from MNIST test digits
 # (crates/mnist-image/src/synth.rs: 30-400 px, off-centre, inverted or not, grey/RGB/RGBA,
-# JPEG 70-95, noise; numbers of 2-7 separated digits) and prints the README's table.
-# Usage: MNIST_DIR=../shared/data/mnist scripts/image-accuracy.sh [DIGITS] [NUMBERS] [SEED] [--weights FILE]
+# JPEG 70-95, noise; numbers of 2-7 separated digits) and prints the table of docs/performance.md.
+# Usage: scripts/image-accuracy.sh [DIGITS] [NUMBERS] [SEED] [--weights FILE]
+# (MNIST's test digits from the clone's data/mnist, or from MNIST_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 digits=${1:-2000}; numbers=${2:-1000}; seed=${3:-5}; shift $(( $# < 3 ? $# : 3 ))
-cargo build --release --quiet --bin mnist --example user_images -p mnist -p mnist-image
+cargo build --release --locked --quiet --bin mnist --example user_images -p mnist -p mnist-image
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 target/release/examples/user_images "$digits" "$numbers" "$dir" "$seed"
 # mnist exits 1 when a picture could not be read; the scorer counts those as wrong.

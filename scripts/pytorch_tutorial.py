@@ -11,7 +11,7 @@ like `mnist train --lr-decay`) and `--batch-size` give the rest of a recipe: the
 benchmark runs `--model fast --epochs 3 --lr 3e-3 --lr-decay 0.2`.
 
 Usage: python scripts/pytorch_tutorial.py MNIST_DIR [--epochs 5] [--threads 2] [--seed 42]
-           [--device cpu|cuda] [--model seed|fast] [--lr 1e-3] [--lr-decay 1] [--batch-size 32]
+           [--device cpu|cuda] [--model tutorial|fast] [--lr 1e-3] [--lr-decay 1] [--batch-size 32]
 """
 
 import argparse

@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# The README's training-report figures (docs/report/*.png): trains the tutorial recipe with the
-# command behind weights/tutorial.safetensors (seed model, seed 42, 5 epochs on the CPU: about two
+# The training-report figures of docs/commands.md (docs/report/*.png): trains the tutorial recipe with
+# the command behind weights/tutorial.safetensors (tutorial model, seed 42, 5 epochs on the CPU: about two
 # minutes on 2 cores) with --metrics and --report, checks that it reached the shipped file's test
 # accuracy (CPU runs are deterministic), and copies the PNGs. The whole report, with its SVGs
 # and index.html, stays in target/report-figures/report/.
-#   MNIST_DIR=../shared/data/mnist scripts/report-figures.sh
+#   scripts/report-figures.sh      (MNIST from the clone's data/mnist, or MNIST_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${MNIST_DIR:?set MNIST_DIR to the folder holding the four MNIST files}"
 OUT=target/report-figures
 rm -rf "$OUT"
 mkdir -p "$OUT" docs/report
-cargo build --release --quiet
+cargo build --release --locked --quiet
 target/release/mnist train --device cpu --seed 42 --out "$OUT/seed.safetensors" \
     --metrics "$OUT/metrics.jsonl" --report "$OUT/report" | tee "$OUT/train.txt"
 ours=$(grep '^epoch 5/5' "$OUT/train.txt" | awk '{for (i = 1; i < NF; i++) if ($i == "test_accuracy") print $(i + 1)}')

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Reproduces the README's accuracy table: trains the tutorial recipe, the time-to-99% recipe and
+# Reproduces the accuracy table of docs/performance.md: trains the tutorial recipe, the time-to-99% recipe and
 # the convnet recipe on the CPU with seed 42, and prints one markdown row per model.
 # Takes under a minute (seed and fast) plus 40 minutes (convnet) on a quiet 2-core machine.
-# Usage: MNIST_DIR=../shared/data/mnist scripts/reproduce-results.sh [OUT_DIR]   (default runs/)
+# Usage: scripts/reproduce-results.sh [OUT_DIR]   (default runs/; the data: --data-dir's default,
+# the clone's data/mnist unless MNIST_DIR names another folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs}"
 mkdir -p "$out"
-cargo build --release --quiet
+cargo build --release --locked --quiet
 mnist=target/release/mnist
 
 train() { # name, then train flags

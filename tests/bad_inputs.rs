@@ -72,14 +72,57 @@ fn corpus() -> Vec<(PathBuf, String, String)> {
         .collect()
 }
 
+/// How many cases tests/corpus/cases.tsv lists (scripts/make-bad-corpus.py writes them): a case
+/// lost from the list must fail here, not pass unnoticed.
+const CORPUS_CASES: usize = 43;
+
 #[test]
 fn every_corpus_file_gets_one_line_naming_it_and_the_problem() {
     let cases = corpus();
-    assert!(cases.len() >= 30, "{} cases", cases.len());
+    assert_eq!(cases.len(), CORPUS_CASES, "cases in tests/corpus/cases.tsv");
     for (file, role, words) in &cases {
         check(file, role, words);
     }
     assert_peak_memory_is_modest();
+}
+
+/// Every file under tests/corpus/ is a case in cases.tsv, and every case's file exists: a file
+/// added without a line is never tested, a line without its file is a broken case.
+#[test]
+fn cases_tsv_lists_exactly_the_corpus_files() {
+    fn files(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, root, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let root = repo().join("tests/corpus");
+    let mut on_disk = Vec::new();
+    files(&root, &root, &mut on_disk);
+    on_disk.retain(|p| p != Path::new("cases.tsv"));
+    on_disk.sort();
+    let mut listed: Vec<PathBuf> = corpus()
+        .into_iter()
+        .map(|(file, _, _)| file.strip_prefix(&root).unwrap().to_path_buf())
+        .collect();
+    listed.sort();
+    let unlisted: Vec<_> = on_disk.iter().filter(|f| !listed.contains(f)).collect();
+    let missing: Vec<_> = listed.iter().filter(|f| !on_disk.contains(f)).collect();
+    assert!(
+        unlisted.is_empty() && missing.is_empty(),
+        "files not in cases.tsv: {unlisted:?}; cases without a file: {missing:?}"
+    );
+    let mut unique = listed.clone();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "a file listed twice in cases.tsv"
+    );
 }
 
 /// The largest resident set of any child this test process has waited for (every case above).

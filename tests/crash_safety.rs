@@ -149,9 +149,8 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_finishes() {
 
 /// A disk that fills up during a checkpoint write: a clear error naming the file, and the
 /// previous epoch's checkpoint intact. A 12 MB tmpfs holds one tutorial checkpoint (8.3 MB with
-/// Adam's state) but not a second beside it. Without the right to mount (or with
-/// MNIST_TEST_NO_MOUNT set), a 4 MB file-size limit (RLIMIT_FSIZE, "File too large") on the
-/// resumed run makes the same write fail the same way.
+/// Adam's state) but not a second beside it. Without the right to mount, a 4 MB file-size limit
+/// (RLIMIT_FSIZE, "File too large") on the resumed run makes the same write fail the same way.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_keeps_the_previous_checkpoint_and_says_so() {
@@ -161,13 +160,12 @@ fn a_full_disk_keeps_the_previous_checkpoint_and_says_so() {
     let small = dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
     let out = small.join("m.safetensors");
-    let mounted = std::env::var_os("MNIST_TEST_NO_MOUNT").is_none()
-        && Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=12m", "tmpfs"])
-            .arg(&small)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=12m", "tmpfs"])
+        .arg(&small)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     struct Unmount<'a>(&'a Path, bool);
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {

@@ -152,3 +152,71 @@ fn report_refuses_a_bad_metrics_file_in_one_line() {
         "{line}"
     );
 }
+
+/// `--report` on a resumed run: with the `--metrics` file both runs appended to, the curves and
+/// the table hold every epoch, the two before the resume included; without it, only the epoch
+/// this run trained. Either way the final model is what is evaluated.
+#[test]
+fn report_after_resume_draws_every_epoch_from_the_metrics_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_synthetic_mnist(&data, 300, 100, true);
+    let out = dir.path().join("m.safetensors");
+    let metrics = dir.path().join("m.jsonl");
+    run(mnist()
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .arg("--metrics")
+        .arg(&metrics))
+    .ok();
+    let resume = |epochs: &str, report: &Path, with_metrics: bool| {
+        let mut cmd = mnist();
+        cmd.args(["train", "--epochs", epochs, "--device", "cpu", "--data-dir"])
+            .arg(&data)
+            .arg("--resume")
+            .arg(&out)
+            .arg("--report")
+            .arg(report);
+        if with_metrics {
+            cmd.arg("--metrics").arg(&metrics);
+        }
+        run(&mut cmd).ok()
+    };
+    let with = dir.path().join("with-metrics");
+    let stdout = resume("3", &with, true);
+    assert!(stdout.starts_with("epoch 3/3"), "{stdout}");
+    check_report(&with, &stdout);
+    let index = std::fs::read_to_string(with.join("index.html")).unwrap();
+    assert_eq!(
+        index.matches("<tr><td>").count(),
+        3,
+        "epochs 1 and 2 (before the resume) and 3: {index}"
+    );
+
+    let without = dir.path().join("without-metrics");
+    let stdout = resume("4", &without, false);
+    assert!(stdout.starts_with("epoch 4/4"), "{stdout}");
+    let index = std::fs::read_to_string(without.join("index.html")).unwrap();
+    assert_eq!(index.matches("<tr><td>").count(), 1, "{index}");
+
+    let eval = run(mnist()
+        .args(["eval", "--json", "--device", "cpu", "--data-dir"])
+        .arg(&data)
+        .arg("--weights")
+        .arg(&out))
+    .ok();
+    let eval: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+    let right = (eval["accuracy"].as_f64().unwrap() * 100.0).round() as u64;
+    assert_eq!(right_of(&index), (right, 100));
+}

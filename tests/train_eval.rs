@@ -4,8 +4,10 @@ mod common;
 
 use common::*;
 
-/// The tutorial recipe for one epoch on the real MNIST must already beat 97.5% (Keras reaches
-/// ~98% after one epoch); `eval` must then report exactly what training reported.
+/// One epoch of the tutorial recipe on the real MNIST reaches 98.04% (9,804 of 10,000) on this
+/// project's CPUs, deterministically (Keras gets about 98%). The gate sits 4 images below that,
+/// room for another CPU's kernels to round differently, not for a worse trainer. `eval` must then
+/// report exactly what training reported.
 #[test]
 fn one_epoch_on_real_mnist_reaches_the_floor_and_eval_agrees() {
     let data = real_mnist_dir();
@@ -26,8 +28,8 @@ fn one_epoch_on_real_mnist_reaches_the_floor_and_eval_agrees() {
         .expect("no epoch line");
     let accuracy: f64 = field(line, "test_accuracy").parse().unwrap();
     assert!(
-        accuracy >= 0.975,
-        "one epoch of the tutorial recipe reached only {accuracy}: {line}"
+        accuracy >= 0.9800,
+        "one epoch of the tutorial recipe reached only {accuracy} (98.04% expected): {line}"
     );
 
     let meta = metadata(&out);
@@ -306,6 +308,197 @@ fn the_shipped_weights_score_what_the_readme_says() {
             (accuracy * 10_000.0).round() as u64,
             correct,
             "{file}: {report}"
+        );
+    }
+}
+
+/// The fast recipe as the README gives it, run where a user would (no `--out`: the checkpoint goes
+/// to runs/fast.safetensors under the working directory), reproduces weights/fast.safetensors
+/// exactly: every tensor, the optimizer's moments included, bit for bit (the shipped file says
+/// seed 42, the default). CPU training is deterministic, so any difference is a change in what
+/// training computes.
+#[test]
+fn the_fast_recipe_reproduces_the_shipped_weights_bit_for_bit() {
+    let work = tempfile::tempdir().unwrap();
+    let stdout = run(mnist()
+        .current_dir(work.path())
+        .args([
+            "train",
+            "--model",
+            "fast",
+            "--epochs",
+            "3",
+            "--lr",
+            "3e-3",
+            "--lr-decay",
+            "0.2",
+            "--device",
+            "cpu",
+            "--data-dir",
+        ])
+        .arg(real_mnist_dir()))
+    .ok();
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("epoch 3/3"), "{stdout}");
+    assert_eq!(field(last, "test_accuracy"), "0.9921", "{stdout}");
+    let ours = work.path().join("runs/fast.safetensors");
+    let shipped = repo().join("weights/fast.safetensors");
+    assert_eq!(metadata(&ours)["mnist.epoch"], "3");
+    let (a, b) = (tensor_bytes(&ours), tensor_bytes(&shipped));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let differing: Vec<&String> = a.keys().filter(|name| a[*name] != b[*name]).collect();
+    assert!(
+        differing.is_empty(),
+        "the fast recipe no longer reproduces weights/fast.safetensors; tensors that differ: {differing:?}"
+    );
+}
+
+/// Trains `--epochs 2` on small synthetic data with extra flags and returns the checkpoint's
+/// tensors and metadata, and the last epoch line.
+fn train_synthetic(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (
+    std::collections::BTreeMap<String, Vec<u8>>,
+    std::collections::HashMap<String, String>,
+    String,
+) {
+    let stdout = run(mnist()
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+        ])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--out")
+        .arg(out))
+    .ok();
+    let last = stdout.lines().last().unwrap().to_string();
+    assert!(last.starts_with("epoch 2/2"), "{stdout}");
+    (tensor_bytes(out), metadata(out), last)
+}
+
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// `--optimizer adamw` with `--weight-decay`: the recipe is recorded; with a decay of 0 AdamW is
+/// Adam exactly (the decoupled decay multiplies by 1 - lr x 0); with a decay of 5 every weight
+/// matrix ends smaller than Adam's (the decay alone scales by (1 - 1e-3 x 5)^50 = 0.78 over the
+/// 50 steps; measured 0.80-0.81 of Adam's norm), and the run still learns.
+#[test]
+fn adamw_and_weight_decay_train_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_synthetic_mnist(&data, 400, 100, true);
+    let (adam, _, _) = train_synthetic(&data, &dir.path().join("adam.safetensors"), &[]);
+    let (no_decay, meta, _) = train_synthetic(
+        &data,
+        &dir.path().join("adamw0.safetensors"),
+        &["--optimizer", "adamw", "--weight-decay", "0"],
+    );
+    let training: serde_json::Value = serde_json::from_str(&meta["mnist.training"]).unwrap();
+    assert_eq!(training["optimizer"]["kind"], "adamw", "{training}");
+    assert_eq!(training["optimizer"]["weight_decay"], 0.0, "{training}");
+    for name in ["conv1.weight", "fc1.weight", "fc2.weight"] {
+        assert!(
+            adam[name] == no_decay[name],
+            "{name}: AdamW with no decay differs from Adam"
+        );
+    }
+    let (decayed, meta, last) = train_synthetic(
+        &data,
+        &dir.path().join("adamw.safetensors"),
+        &["--optimizer", "adamw", "--weight-decay", "5"],
+    );
+    let training: serde_json::Value = serde_json::from_str(&meta["mnist.training"]).unwrap();
+    assert_eq!(training["optimizer"]["weight_decay"], 5.0, "{training}");
+    let norm = |bytes: &[u8]| floats(bytes).iter().map(|v| v * v).sum::<f32>().sqrt();
+    for name in ["conv1.weight", "fc1.weight", "fc2.weight"] {
+        let (with, without) = (norm(&decayed[name]), norm(&adam[name]));
+        assert!(
+            with < 0.85 * without,
+            "{name}: norm {with} with weight decay 5, {without} without"
+        );
+    }
+    let accuracy: f64 = field(&last, "test_accuracy").parse().unwrap();
+    assert!(accuracy > 0.9, "{last}");
+}
+
+/// `--normalization mean-std` on the tutorial network: recorded in the checkpoint with its
+/// constants, different weights from the default x/255, and used again by `eval`, which must
+/// then report exactly the accuracy and loss training reported.
+#[test]
+fn the_normalization_flag_is_recorded_and_used_by_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_synthetic_mnist(&data, 400, 100, true);
+    let (unit, meta, _) = train_synthetic(&data, &dir.path().join("unit.safetensors"), &[]);
+    assert_eq!(meta["mnist.normalization"], r#"{"kind":"unit"}"#);
+    let out = dir.path().join("mean-std.safetensors");
+    let (mean_std, meta, last) = train_synthetic(&data, &out, &["--normalization", "mean-std"]);
+    assert_eq!(
+        meta["mnist.normalization"],
+        r#"{"kind":"mean_std","mean":0.1307,"std":0.3081}"#
+    );
+    assert!(unit["fc1.weight"] != mean_std["fc1.weight"]);
+    let eval = run(mnist()
+        .args(["eval", "--device", "cpu", "--data-dir"])
+        .arg(&data)
+        .arg("--weights")
+        .arg(&out))
+    .ok();
+    let first = eval.lines().next().unwrap();
+    let expected = format!("accuracy {} (", field(&last, "test_accuracy"));
+    assert!(first.starts_with(&expected), "{first} / {last}");
+    assert!(
+        first.ends_with(&format!("loss {}", field(&last, "test_loss"))),
+        "{first} / {last}"
+    );
+}
+
+/// `--batch-size` changes only how many images go through each forward pass: the same counts
+/// for any size (one image at a time, an odd size that leaves a remainder, all 10,000 at once),
+/// and the same loss but for the rounding of its sum, kept in f32 batch by batch: measured
+/// 1.6e-5 of the loss apart at batch 1 (10,000 additions), 4e-7 at 7 and 1.3e-6 at 10,000.
+#[test]
+fn eval_batch_size_does_not_change_the_results() {
+    let eval = |batch: Option<&str>| {
+        let mut cmd = mnist();
+        cmd.args(["eval", "--json", "--device", "cpu", "--weights"])
+            .arg(repo().join("weights/tutorial.safetensors"))
+            .arg("--data-dir")
+            .arg(real_mnist_dir());
+        if let Some(batch) = batch {
+            cmd.args(["--batch-size", batch]);
+        }
+        let json: serde_json::Value = serde_json::from_str(&run(&mut cmd).ok()).unwrap();
+        json
+    };
+    let default = eval(None);
+    assert_eq!(default["accuracy"], 0.9847);
+    for batch in ["1", "7", "10000"] {
+        let other = eval(Some(batch));
+        for key in ["n", "accuracy", "per_class", "confusion"] {
+            assert_eq!(other[key], default[key], "--batch-size {batch}: {key}");
+        }
+        let (a, b) = (
+            other["loss"].as_f64().unwrap(),
+            default["loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 2e-5 * b,
+            "--batch-size {batch}: loss {a}, default {b}"
         );
     }
 }

@@ -341,6 +341,17 @@ mod tests {
     }
 
     #[test]
+    fn min_confidence_is_a_probability() {
+        for ok in [0.0, 0.5, 1.0] {
+            assert_eq!(min_confidence(ok).unwrap(), ok);
+        }
+        for bad in [-0.1, 1.5, f32::NAN, f32::INFINITY] {
+            let message = min_confidence(bad).unwrap_err().to_string();
+            assert!(message.starts_with("--min-confidence "), "{message}");
+        }
+    }
+
+    #[test]
     fn serve_listens_on_loopback_by_default() {
         let cli = Cli::try_parse_from(["mnist", "serve"]).unwrap();
         let Command::Serve(s) = cli.command else {
@@ -402,7 +413,7 @@ pub struct ReadArgs {
     #[arg(long)]
     pub json: bool,
     /// Flag digits the model gives less than this probability (0-1) as uncertain.
-    #[arg(long, default_value_t = DEFAULT_MIN_CONFIDENCE, value_parser = probability)]
+    #[arg(long, default_value_t = DEFAULT_MIN_CONFIDENCE)]
     pub min_confidence: f32,
     /// Write the 28x28 image of each digit the model saw to DIR/<name>-<k>.png.
     #[arg(long, value_name = "DIR")]
@@ -418,7 +429,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Flag digits the model gives less than this probability (0-1) as uncertain.
-    #[arg(long, default_value_t = DEFAULT_MIN_CONFIDENCE, value_parser = probability)]
+    #[arg(long, default_value_t = DEFAULT_MIN_CONFIDENCE)]
     pub min_confidence: f32,
 }
 
@@ -444,9 +455,13 @@ pub struct ExportArgs {
 /// Below this, `read` flags a digit as uncertain.
 pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.8;
 
-fn probability(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
+/// `--min-confidence` checked before any work, like the other values a number can hold but the
+/// flag cannot take (a one-line error, exit 1; clap's own errors are about the command line's
+/// shape).
+pub fn min_confidence(value: f32) -> anyhow::Result<f32> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        anyhow::bail!("--min-confidence {value}: not a probability; give a value from 0 to 1")
     }
 }

@@ -9,6 +9,7 @@ use crate::cli::ReadArgs;
 use crate::images::{self, percent, DigitAnswer};
 
 pub fn run(args: ReadArgs) -> Result<ExitCode> {
+    let min_confidence = crate::cli::min_confidence(args.min_confidence)?;
     let classifier = images::classifier(&args.model)?;
     let prepared = images::prepare_all(&args.images, mnist_image::read_number);
     // Every digit of every picture in one batched pass.
@@ -40,7 +41,7 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
                 let name = format!("{}-{}.png", images::stem(path), k + 1);
                 images::dump(dir, &name, &found.pixels)?;
             }
-            let answer = DigitAnswer::new(&probabilities, args.min_confidence);
+            let answer = DigitAnswer::new(&probabilities, min_confidence);
             let (digit, probability) = (answer.digit(), answer.probability());
             number.push(char::from(b'0' + digit as u8));
             if answer.uncertain {

@@ -48,6 +48,7 @@ struct AppState {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let min_confidence = crate::cli::min_confidence(args.min_confidence)?;
     let classifier = images::classifier(&args.model)?;
     if !args.addr.ip().is_loopback() {
         eprintln!(
@@ -58,7 +59,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let state = Arc::new(AppState {
         classifier,
-        min_confidence: args.min_confidence,
+        min_confidence,
         workers: Semaphore::new(workers),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -325,3 +325,16 @@ pub fn post_read(addr: &str, content_type: Option<&str>, body: &[u8]) -> Option<
     }
     http_exchange(addr, &head, body)
 }
+
+/// Writes the model tensors of `from` to `to` as PyTorch's
+/// `safetensors.torch.save_file(model.state_dict(), to)` would: no metadata, no optimizer state.
+pub fn write_state_dict(from: &Path, to: &Path) {
+    let bytes = std::fs::read(from).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("optim."))
+        .collect();
+    safetensors::serialize_to_file(tensors, None, to).unwrap();
+}

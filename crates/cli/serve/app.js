@@ -19,7 +19,10 @@ let drawing = false;
 let last = null;
 let hasInk = false;
 let timer = null;
-let sent = 0; // numbers requests, so a slow answer to an older drawing never replaces a newer one
+// Counts the changes to what the page shows (ink, clear, upload). A request remembers the count it
+// was made at, and its answer is shown only if nothing changed since: an answer to an older
+// drawing never replaces a newer one, and `busy` lasts until the latest drawing is answered.
+let version = 0;
 
 function clearPad() {
   ctx.fillStyle = '#fff';
@@ -84,6 +87,7 @@ pad.addEventListener('pointercancel', endStroke);
 
 // data-state on <body>: idle, busy (ink not yet answered), done or error; tests wait on it.
 function schedule() {
+  version += 1;
   document.body.dataset.state = 'busy';
   clearTimeout(timer);
   timer = setTimeout(sendCanvas, DEBOUNCE_MS);
@@ -91,13 +95,16 @@ function schedule() {
 
 function sendCanvas() {
   if (!hasInk) { return; }
+  // Counted now, not in toBlob's callback: until then an answer to the previous drawing would
+  // still look current.
+  const mine = version;
   document.body.dataset.state = 'busy';
-  pad.toBlob((blob) => { if (blob) { send(blob, 'image/png'); } }, 'image/png');
+  pad.toBlob((blob) => { if (blob) { send(blob, 'image/png', mine); } }, 'image/png');
 }
 
 document.getElementById('clear').addEventListener('click', () => {
   clearTimeout(timer);
-  sent += 1; // answers still on their way are now stale
+  version += 1; // answers still on their way are now stale
   clearPad();
   preview.hidden = true;
   showNothing();
@@ -110,12 +117,12 @@ document.getElementById('upload').addEventListener('change', (event) => {
   clearPad();
   preview.src = URL.createObjectURL(file);
   preview.hidden = false;
-  send(file, file.type || 'application/octet-stream');
+  version += 1;
+  send(file, file.type || 'application/octet-stream', version);
   event.target.value = '';
 });
 
-async function send(blob, type) {
-  const mine = ++sent;
+async function send(blob, type, mine) {
   document.body.dataset.state = 'busy';
   let answer;
   let ok = false;
@@ -126,7 +133,7 @@ async function send(blob, type) {
   } catch (error) {
     answer = { error: 'no answer from the server (' + error.message + ')' };
   }
-  if (mine !== sent) { return; }
+  if (mine !== version) { return; }
   if (!ok) {
     numberOut.textContent = '';
     digitsOut.replaceChildren();

@@ -157,7 +157,7 @@ pub fn mistakes(
 /// Everything a report shows.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// What was trained or evaluated, e.g. `seed from runs/seed.safetensors`.
+    /// What was trained or evaluated, e.g. `tutorial from runs/tutorial.safetensors`.
     pub title: String,
     pub history: Vec<EpochMetrics>,
     /// `confusion[true][predicted]` over the test set.
