@@ -15,6 +15,7 @@ mod error;
 pub mod ink;
 pub mod mnist_style;
 pub mod segment;
+pub mod stroke;
 pub mod synth;
 
 use std::path::Path;
