@@ -13,6 +13,7 @@
 pub mod decode;
 mod error;
 pub mod ink;
+pub mod lines;
 pub mod mnist_style;
 pub mod segment;
 pub mod stroke;
@@ -76,19 +77,29 @@ pub fn digits_in_image(image: &DynamicImage) -> Vec<FoundDigit> {
         .collect()
 }
 
-/// The ink map of `image`, shrunk if needed, and the factor from its pixels to the original's.
+/// The ink map segmentation works on: what the pipeline takes for writing in `image`, at the
+/// analysis size (for looking at, as `examples/see.rs` does).
+pub fn ink_map(image: &DynamicImage) -> InkMap {
+    analysable(image).0
+}
+
+/// The ink map of `image`, shrunk if needed, without the page's printed lines, and the factor
+/// from its pixels to the original's.
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
-    if side <= ANALYSIS_MAX_SIDE {
-        return (InkMap::from_image(image), 1.0);
-    }
-    let small = image.resize(
-        ANALYSIS_MAX_SIDE,
-        ANALYSIS_MAX_SIDE,
-        image::imageops::FilterType::Triangle,
-    );
-    let scale = image.width() as f64 / small.width() as f64;
-    (InkMap::from_image(&small), scale)
+    let (mut map, scale) = if side <= ANALYSIS_MAX_SIDE {
+        (InkMap::from_image(image), 1.0)
+    } else {
+        let small = image.resize(
+            ANALYSIS_MAX_SIDE,
+            ANALYSIS_MAX_SIDE,
+            image::imageops::FilterType::Triangle,
+        );
+        let scale = image.width() as f64 / small.width() as f64;
+        (InkMap::from_image(&small), scale)
+    };
+    lines::remove_page_lines(&mut map);
+    (map, scale)
 }
 
 fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
