@@ -138,9 +138,7 @@ fn contrast_against_paper(
     height: usize,
 ) -> Option<(Vec<f32>, f32)> {
     let luma = luminance(planes);
-    let median_luma = median(luma.iter().copied())?;
-    let (low, high) = (percentile(&luma, 0.01), percentile(&luma, 0.99));
-    let dark_ink = median_luma - low >= high - median_luma;
+    let dark_ink = dark_ink(&luma, width, height)?;
     let mut candidates: Vec<Vec<f32>> = vec![luma];
     if planes.len() == 3 {
         candidates.extend(planes.iter().cloned());
@@ -170,6 +168,21 @@ fn contrast_against_paper(
     best.map(|(_, darker, noise)| (darker.into_iter().map(|d| d.max(0.0)).collect(), noise))
 }
 
+/// Whether the ink is darker than the paper: whether the luminance reaches further below its
+/// surroundings than above them. Measured against the mean of the surrounding eighth of the
+/// picture, so that a shadow over half the page (which would put the median in the shadow and
+/// the lit paper at the top) does not decide. `None` for an empty picture.
+fn dark_ink(luma: &[f32], width: usize, height: usize) -> Option<bool> {
+    if luma.is_empty() {
+        return None;
+    }
+    let (grid, gw, gh, cell) = grid_means(luma, width, height, 8);
+    let around = upsample(&grid, gw, gh, cell, width, height);
+    let residual: Vec<f32> = luma.iter().zip(&around).map(|(l, m)| l - m).collect();
+    let (low, high) = (percentile(&residual, 0.001), percentile(&residual, 0.999));
+    Some(-low >= high)
+}
+
 /// Paper darker than this (0-1) is not divided by its own brightness any further: black
 /// regions would turn their noise into ink.
 const MIN_PAPER: f32 = 0.08;
@@ -183,20 +196,7 @@ const SIGNAL_QUANTILE: f64 = 0.998;
 /// removes every stroke narrower than that and keeps the edge of a shadow or a light gradient
 /// where it is), and interpolated bilinearly back.
 fn paper_level(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
-    let cell = width.max(height).div_ceil(128).max(1);
-    let (gw, gh) = (width.div_ceil(cell), height.div_ceil(cell));
-    let mut grid = vec![0.0f32; gw * gh];
-    let mut count = vec![0u32; gw * gh];
-    for y in 0..height {
-        let row = (y / cell) * gw;
-        for (x, &v) in plane[y * width..(y + 1) * width].iter().enumerate() {
-            grid[row + x / cell] += v;
-            count[row + x / cell] += 1;
-        }
-    }
-    for (g, &n) in grid.iter_mut().zip(&count) {
-        *g /= n as f32;
-    }
+    let (grid, gw, gh, cell) = grid_means(plane, width, height, 128);
     // The grid is extended by copies of its border cells before closing: clipped windows
     // would let lit paper leak into a shadow, or the centre's light into a dark corner, wherever
     // the edge of the picture cuts the window short.
@@ -219,8 +219,46 @@ fn paper_level(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
     let grid: Vec<f32> = (0..gw * gh)
         .map(|i| closed[(i / gw + reach) * pw + i % gw + reach])
         .collect();
+    upsample(&grid, gw, gh, cell, width, height)
+}
+
+/// `plane` averaged over square cells, about `cells` of them along the longer side: the grid,
+/// its width and height, and the cell's side in pixels.
+fn grid_means(
+    plane: &[f32],
+    width: usize,
+    height: usize,
+    cells: usize,
+) -> (Vec<f32>, usize, usize, usize) {
+    let cell = width.max(height).div_ceil(cells).max(1);
+    let (gw, gh) = (width.div_ceil(cell), height.div_ceil(cell));
+    let mut grid = vec![0.0f32; gw * gh];
+    let mut count = vec![0u32; gw * gh];
+    for y in 0..height {
+        let row = (y / cell) * gw;
+        for (x, &v) in plane[y * width..(y + 1) * width].iter().enumerate() {
+            grid[row + x / cell] += v;
+            count[row + x / cell] += 1;
+        }
+    }
+    for (g, &n) in grid.iter_mut().zip(&count) {
+        *g /= n as f32;
+    }
+    (grid, gw, gh, cell)
+}
+
+/// A grid of cells `cell` pixels across interpolated bilinearly between cell centres (clamped
+/// at the borders) to `width` x `height` pixels.
+fn upsample(
+    grid: &[f32],
+    gw: usize,
+    gh: usize,
+    cell: usize,
+    width: usize,
+    height: usize,
+) -> Vec<f32> {
     let at = |gx: usize, gy: usize| grid[gy.min(gh - 1) * gw + gx.min(gw - 1)];
-    let mut paper = Vec::with_capacity(width * height);
+    let mut out = Vec::with_capacity(width * height);
     for y in 0..height {
         let fy = ((y as f32 + 0.5) / cell as f32 - 0.5).max(0.0);
         let (y0, ty) = (fy as usize, fy.fract());
@@ -229,10 +267,10 @@ fn paper_level(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
             let (x0, tx) = (fx as usize, fx.fract());
             let top = at(x0, y0) * (1.0 - tx) + at(x0 + 1, y0) * tx;
             let bottom = at(x0, y0 + 1) * (1.0 - tx) + at(x0 + 1, y0 + 1) * tx;
-            paper.push(top * (1.0 - ty) + bottom * ty);
+            out.push(top * (1.0 - ty) + bottom * ty);
         }
     }
-    paper
+    out
 }
 
 /// `pick` (max or min) of `grid` over squares `2 * reach + 1` cells across, clipped at the
@@ -322,11 +360,6 @@ fn otsu_threshold(values: &[f32], max: f32) -> f32 {
         }
     }
     (best_bin as f32 + 0.5) / scale
-}
-
-fn median(values: impl Iterator<Item = f32>) -> Option<f32> {
-    let values: Vec<f32> = values.collect();
-    (!values.is_empty()).then(|| percentile(&values, 0.5))
 }
 
 /// The `q` quantile (0-1) by selection, without sorting everything; 0 for no values.

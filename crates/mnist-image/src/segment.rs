@@ -77,6 +77,11 @@ struct Component {
 /// Specks lighter than this fraction of the heaviest stroke are noise (a "1" weighs about a
 /// quarter of an "8"; salt noise and JPEG halos weigh under 1%).
 const SPECK_MASS: f32 = 0.04;
+/// Specks shorter than this fraction of the picture's longer side are not strokes, however
+/// heavy the others are: on a blank page the leftovers of a rule, a fibre or a JPEG ringing dot
+/// are all there is, and must not be read as a digit. (A digit is at least a few percent of a
+/// photo across, and at least half of a cropped picture.)
+const SPECK_EXTENT: f32 = 0.02;
 /// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
 /// at most 1.0 wide, two joined ones 1.3 and more); a lone group needs more, since the line
 /// height is then its own.
@@ -128,14 +133,22 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
     (labels, components)
 }
 
-/// Labels and keeps the components heavy enough to be strokes.
+/// Labels and keeps the components heavy enough to be strokes and large enough to be part of
+/// a digit.
 fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
     let (labels, components) = label_components(map);
-    let heaviest = components.iter().map(|c| c.mass).fold(0.0, f32::max);
+    let min_extent = SPECK_EXTENT * map.width.max(map.height) as f32;
+    let heaviest = components
+        .iter()
+        .filter(|c| c.bbox.w.max(c.bbox.h) as f32 >= min_extent)
+        .map(|c| c.mass)
+        .fold(0.0, f32::max);
     let kept = components
         .into_iter()
         .enumerate()
-        .filter(|(_, c)| c.mass >= SPECK_MASS * heaviest)
+        .filter(|(_, c)| {
+            c.mass >= SPECK_MASS * heaviest && c.bbox.w.max(c.bbox.h) as f32 >= min_extent
+        })
         .map(|(i, c)| (i as u32 + 1, c))
         .collect();
     (labels, kept)
