@@ -138,7 +138,7 @@ fn contrast_against_paper(
     height: usize,
 ) -> Option<(Vec<f32>, f32)> {
     let luma = luminance(planes);
-    let dark_ink = dark_ink(&luma, width, height)?;
+    let dark_ink = dark_ink(&luma)?;
     let mut candidates: Vec<Vec<f32>> = vec![luma];
     if planes.len() == 3 {
         candidates.extend(planes.iter().cloned());
@@ -168,19 +168,46 @@ fn contrast_against_paper(
     best.map(|(_, darker, noise)| (darker.into_iter().map(|d| d.max(0.0)).collect(), noise))
 }
 
-/// Whether the ink is darker than the paper: whether the luminance reaches further below its
-/// surroundings than above them. Measured against the mean of the surrounding eighth of the
-/// picture, so that a shadow over half the page (which would put the median in the shadow and
-/// the lit paper at the top) does not decide. `None` for an empty picture.
-fn dark_ink(luma: &[f32], width: usize, height: usize) -> Option<bool> {
+/// Whether the ink is darker than the paper. First by the tails beyond the paper's levels:
+/// the darkest and the brightest of the luminance histogram's peaks (each holding at least 5%
+/// of the picture) are paper, or paper in a shadow, and thin ink is a tail reaching well below
+/// the darkest or above the brightest. When neither tail clearly wins (bold ink is a peak of
+/// its own), whether the luminance reaches further below its median than above it. The median
+/// alone is fooled by a shadow over half the page, where the lit paper reaches up furthest.
+/// `None` for an empty picture.
+fn dark_ink(luma: &[f32]) -> Option<bool> {
     if luma.is_empty() {
         return None;
     }
-    let (grid, gw, gh, cell) = grid_means(luma, width, height, 8);
-    let around = upsample(&grid, gw, gh, cell, width, height);
-    let residual: Vec<f32> = luma.iter().zip(&around).map(|(l, m)| l - m).collect();
-    let (low, high) = (percentile(&residual, 0.001), percentile(&residual, 0.999));
-    Some(-low >= high)
+    const BINS: usize = 64;
+    let mut hist = [0usize; BINS];
+    for &l in luma {
+        hist[((l.clamp(0.0, 1.0) * (BINS - 1) as f32).round()) as usize] += 1;
+    }
+    let smooth: Vec<usize> = (0..BINS)
+        .map(|i| hist[i.saturating_sub(1)..(i + 2).min(BINS)].iter().sum())
+        .collect();
+    let peaks: Vec<usize> = (0..BINS)
+        .filter(|&i| {
+            smooth[i] * 20 >= luma.len()
+                && (i == 0 || smooth[i] >= smooth[i - 1])
+                && (i + 1 == BINS || smooth[i] > smooth[i + 1])
+        })
+        .collect();
+    if let (Some(&lowest), Some(&highest)) = (peaks.first(), peaks.last()) {
+        let level = |i: usize| i as f32 / (BINS - 1) as f32;
+        let below = level(lowest) - percentile(luma, 0.002);
+        let above = percentile(luma, 0.998) - level(highest);
+        if below > 0.1 && below > 2.0 * above {
+            return Some(true);
+        }
+        if above > 0.1 && above > 2.0 * below {
+            return Some(false);
+        }
+    }
+    let median = percentile(luma, 0.5);
+    let (low, high) = (percentile(luma, 0.01), percentile(luma, 0.99));
+    Some(median - low >= high - median)
 }
 
 /// Paper darker than this (0-1) is not divided by its own brightness any further: black
@@ -192,7 +219,7 @@ const SIGNAL_QUANTILE: f64 = 0.998;
 
 /// The paper's brightness at every pixel of `plane` (dark ink on light paper), as a smooth
 /// surface: the picture is averaged into a grid of cells at most 128 to the long side, the
-/// grid is closed (a maximum then a minimum over squares one sixth of the picture across, which
+/// grid is closed (a maximum then a minimum over squares two thirds of the picture across, which
 /// removes every stroke narrower than that and keeps the edge of a shadow or a light gradient
 /// where it is), and interpolated bilinearly back.
 fn paper_level(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
@@ -200,7 +227,7 @@ fn paper_level(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
     // The grid is extended by copies of its border cells before closing: clipped windows
     // would let lit paper leak into a shadow, or the centre's light into a dark corner, wherever
     // the edge of the picture cuts the window short.
-    let reach = gw.max(gh).div_ceil(12);
+    let reach = gw.max(gh).div_ceil(3);
     let (pw, ph) = (gw + 2 * reach, gh + 2 * reach);
     let padded: Vec<f32> = (0..pw * ph)
         .map(|i| {
