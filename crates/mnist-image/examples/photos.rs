@@ -8,24 +8,33 @@
 //! about such pictures and prints the accuracy per condition as a Markdown table: a digit or a
 //! number counts when it is exactly the one in the file name, a blank picture when it was
 //! refused. `scripts/photo-accuracy.sh` runs both.
+//!
+//! `photos big CONDITION OUT.jpg [SEED]` writes one 12-megapixel (4000x3000) JPEG: a
+//! single-digit picture of CONDITION enlarged the way a phone's camera would have taken it, for
+//! `scripts/photo-speed.sh`. It prints the digit written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use image::imageops::FilterType;
+use mnist_data::IMAGE_PIXELS;
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
-use mnist_image::synth::photo::{write_photos, Blank, Condition, Counts};
+use mnist_image::synth::photo::{digit_photo, write_photos, Blank, Condition, Counts};
+use mnist_image::synth::{encode, Encoding};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 type Error = Box<dyn std::error::Error>;
+
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED]";
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("write") => write(&args[1..]),
         Some("score") => score(&args[1..]),
-        _ => Err(
-            "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl..."
-                .into(),
-        ),
+        Some("big") => big(&args[1..]),
+        _ => Err(USAGE.into()),
     }
 }
 
@@ -34,6 +43,21 @@ fn write(args: &[String]) -> Result<(), Error> {
         return Err("usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED]".into());
     };
     let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let (images, labels) = test_set()?;
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out)?;
+    let counts = Counts {
+        digits: digits.parse()?,
+        numbers: numbers.parse()?,
+        blanks: blanks.parse()?,
+    };
+    let samples = write_photos(&out, &images, &labels, counts, seed)?;
+    eprintln!("wrote {} pictures to {}", samples.len(), out.display());
+    Ok(())
+}
+
+/// MNIST's test images and labels, from $MNIST_DIR or ./data/mnist.
+fn test_set() -> Result<(Vec<u8>, Vec<u8>), Error> {
     let dir = data_dir(None);
     let find = |file| {
         mnist_data::find_file(&dir, file).ok_or(format!(
@@ -43,15 +67,28 @@ fn write(args: &[String]) -> Result<(), Error> {
     };
     let images = read_images(&find(MnistFile::TestImages)?)?;
     let labels = read_labels(&find(MnistFile::TestLabels)?)?;
-    let out = PathBuf::from(out);
-    std::fs::create_dir_all(&out)?;
-    let counts = Counts {
-        digits: digits.parse()?,
-        numbers: numbers.parse()?,
-        blanks: blanks.parse()?,
+    Ok((images.pixels, labels.0))
+}
+
+/// One single-digit picture of a condition, enlarged to 4000x3000 (CatmullRom: the soft edges
+/// of a camera's optics rather than blocks) and saved as JPEG quality 90.
+fn big(args: &[String]) -> Result<(), Error> {
+    let [condition, out, rest @ ..] = args else {
+        return Err(USAGE.into());
     };
-    let samples = write_photos(&out, &images.pixels, &labels.0, counts, seed)?;
-    eprintln!("wrote {} pictures to {}", samples.len(), out.display());
+    let condition = Condition::ALL
+        .into_iter()
+        .find(|c| c.name() == condition)
+        .ok_or(format!("{condition}: not a condition"))?;
+    let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let (images, labels) = test_set()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = rng.random_range(0..labels.len());
+    let pixels = &images[k * IMAGE_PIXELS..][..IMAGE_PIXELS];
+    let small = digit_photo(pixels, condition, &mut rng);
+    let big = small.resize_exact(4000, 3000, FilterType::CatmullRom);
+    std::fs::write(out, encode(&big, Encoding::Jpeg(90)))?;
+    println!("{}", labels[k]);
     Ok(())
 }
 
