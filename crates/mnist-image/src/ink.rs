@@ -23,6 +23,121 @@ const MIN_CONTRAST: f32 = 0.12;
 /// Pixels this many noise standard deviations from the paper can still be noise.
 const NOISE_SIGMAS: f32 = 3.5;
 
+/// A picture as floating-point planes (0-1): one grey plane or red, green and blue, and the
+/// alpha when it has one. [`Planes::from_image`] also shrinks a large picture, in the same pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planes {
+    pub width: usize,
+    pub height: usize,
+    pub colour: Vec<Vec<f32>>,
+    pub alpha: Option<Vec<f32>>,
+}
+
+impl Planes {
+    /// `image` averaged over blocks of `factor` x `factor` pixels (1 keeps every pixel; blocks
+    /// cut by the right and bottom edges average what they hold). A box average is the area
+    /// filter: a thin pen line keeps its mass, and one pass over the samples, straight from the
+    /// decoded buffer, costs less than any resampling filter on a 12-megapixel photo.
+    pub fn from_image(image: &DynamicImage, factor: usize) -> Self {
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let k = factor.max(1);
+        match image {
+            DynamicImage::ImageLuma8(b) => shrink::<_, 1>(b.as_raw(), w, h, false, k, 255.0),
+            DynamicImage::ImageLumaA8(b) => shrink::<_, 2>(b.as_raw(), w, h, true, k, 255.0),
+            DynamicImage::ImageRgb8(b) => shrink::<_, 3>(b.as_raw(), w, h, false, k, 255.0),
+            DynamicImage::ImageRgba8(b) => shrink::<_, 4>(b.as_raw(), w, h, true, k, 255.0),
+            DynamicImage::ImageLuma16(b) => shrink::<_, 1>(b.as_raw(), w, h, false, k, 65535.0),
+            DynamicImage::ImageLumaA16(b) => shrink::<_, 2>(b.as_raw(), w, h, true, k, 65535.0),
+            DynamicImage::ImageRgb16(b) => shrink::<_, 3>(b.as_raw(), w, h, false, k, 65535.0),
+            DynamicImage::ImageRgba16(b) => shrink::<_, 4>(b.as_raw(), w, h, true, k, 65535.0),
+            DynamicImage::ImageRgb32F(b) => shrink::<_, 3>(b.as_raw(), w, h, false, k, 1.0),
+            DynamicImage::ImageRgba32F(b) => shrink::<_, 4>(b.as_raw(), w, h, true, k, 1.0),
+            other => shrink::<_, 4>(other.to_rgba32f().as_raw(), w, h, true, k, 1.0),
+        }
+    }
+}
+
+/// Samples that can be summed exactly: 8-bit in `u32` (a block would need 16 million pixels
+/// to overflow it, a picture 27 billion), 16-bit in `u64`, floats in `f64`.
+trait Sample: Copy {
+    type Sum: Copy + Default + std::ops::AddAssign;
+    fn widen(self) -> Self::Sum;
+    fn total(sum: Self::Sum) -> f64;
+}
+impl Sample for u8 {
+    type Sum = u32;
+    fn widen(self) -> u32 {
+        self.into()
+    }
+    fn total(sum: u32) -> f64 {
+        sum.into()
+    }
+}
+impl Sample for u16 {
+    type Sum = u64;
+    fn widen(self) -> u64 {
+        self.into()
+    }
+    fn total(sum: u64) -> f64 {
+        sum as f64
+    }
+}
+impl Sample for f32 {
+    type Sum = f64;
+    fn widen(self) -> f64 {
+        self.into()
+    }
+    fn total(sum: f64) -> f64 {
+        sum
+    }
+}
+
+/// Interleaved samples, `N` a pixel (the colour channels, then the alpha if `has_alpha`),
+/// averaged over `k` x `k` blocks into planes, scaled by `1 / max`.
+fn shrink<T: Sample, const N: usize>(
+    raw: &[T],
+    w: usize,
+    h: usize,
+    has_alpha: bool,
+    k: usize,
+    max: f32,
+) -> Planes {
+    let (sw, sh) = (w.div_ceil(k), h.div_ceil(k));
+    let mut planes = vec![vec![0.0f32; sw * sh]; N];
+    // Each band of k rows is summed column by column first (one long loop the compiler turns
+    // into vector adds), then across each block's k columns.
+    let mut columns = vec![T::Sum::default(); w * N];
+    for sy in 0..sh {
+        columns.fill(T::Sum::default());
+        let rows = sy * k..((sy + 1) * k).min(h);
+        let block_rows = rows.len();
+        for y in rows {
+            for (sum, v) in columns.iter_mut().zip(&raw[y * w * N..(y + 1) * w * N]) {
+                *sum += v.widen();
+            }
+        }
+        for (sx, block) in columns.chunks(k * N).enumerate() {
+            let mut total = [T::Sum::default(); N];
+            for px in block.chunks_exact(N) {
+                for (t, &v) in total.iter_mut().zip(px) {
+                    *t += v;
+                }
+            }
+            let scale = 1.0 / (max as f64 * (block_rows * block.len() / N) as f64);
+            for (plane, &t) in planes.iter_mut().zip(&total) {
+                plane[sy * sw + sx] = (T::total(t) * scale) as f32;
+            }
+        }
+    }
+    let alpha = has_alpha.then(|| planes.pop().unwrap_or_default());
+    Planes {
+        width: sw,
+        height: sh,
+        colour: planes,
+        alpha,
+    }
+}
+
 impl InkMap {
     pub fn new(width: usize, height: usize) -> Self {
         Self {
@@ -41,43 +156,41 @@ impl InkMap {
         self.ink.iter().all(|&v| v == 0.0)
     }
 
-    /// Detects paper and ink in `image` (any colour type, any bit depth).
+    /// Detects paper and ink in `image` (any colour type, any bit depth), pixel for pixel.
     pub fn from_image(image: &DynamicImage) -> Self {
-        let (width, height) = (image.width() as usize, image.height() as usize);
-        let pixels = image.to_rgba32f();
-        let alpha: Vec<f32> = pixels.pixels().map(|p| p.0[3]).collect();
-        let mut planes: Vec<Vec<f32>> = if image.color().has_color() {
-            (0..3)
-                .map(|c| pixels.pixels().map(|p| p.0[c]).collect())
-                .collect()
-        } else {
-            vec![pixels.pixels().map(|p| p.0[0]).collect()]
-        };
-        let contrast = if image.color().has_alpha() {
-            contrast_with_alpha(&mut planes, &alpha, width, height)
-        } else {
-            contrast_against_paper(&planes, width, height)
+        Self::from_planes(Planes::from_image(image, 1))
+    }
+
+    /// Detects paper and ink in a picture's planes.
+    pub fn from_planes(planes: Planes) -> Self {
+        let Planes {
+            width,
+            height,
+            mut colour,
+            alpha,
+        } = planes;
+        let ink = match alpha {
+            Some(alpha) => ink_with_alpha(&mut colour, &alpha, width, height),
+            None => ink_against_paper(&colour, width, height),
         };
         Self {
             width,
             height,
-            ink: contrast
-                .map(|c| scale_to_strokes(&c.0, c.1))
-                .unwrap_or_else(|| vec![0.0; width * height]),
+            ink: ink.unwrap_or_else(|| vec![0.0; width * height]),
         }
     }
 }
 
-/// Contrast for images with an alpha channel. Transparent pixels are paper. When the opaque
+/// Ink for images with an alpha channel. Transparent pixels are paper. When the opaque
 /// pixels are all about one colour they are the strokes themselves (a drawing exported on a
 /// transparent canvas) and the alpha is the ink; otherwise the opaque part holds paper and ink
 /// of its own, and transparent pixels take that paper's colour.
-fn contrast_with_alpha(
+fn ink_with_alpha(
     planes: &mut [Vec<f32>],
     alpha: &[f32],
     width: usize,
     height: usize,
-) -> Option<(Vec<f32>, f32)> {
+) -> Option<Vec<f32>> {
     let luma = luminance(planes);
     let opaque: Vec<f32> = luma
         .iter()
@@ -92,7 +205,7 @@ fn contrast_with_alpha(
     let spread = percentile(&opaque, 0.95) - percentile(&opaque, 0.05);
     if transparent * 100 >= alpha.len() && spread < 0.25 {
         // Strokes on a transparent canvas: coverage is ink, and nothing else is noise.
-        return Some((alpha.to_vec(), 0.0));
+        return Some(scale_to_strokes(alpha, 0.0));
     }
     for plane in planes.iter_mut() {
         let paper_values: Vec<f32> = plane
@@ -106,7 +219,7 @@ fn contrast_with_alpha(
             *v = a * *v + (1.0 - a) * paper;
         }
     }
-    contrast_against_paper(planes, width, height)
+    ink_against_paper(planes, width, height)
 }
 
 /// Rec. 601 luminance of one (grey) or three (RGB) planes.
@@ -123,66 +236,151 @@ fn luminance(planes: &[Vec<f32>]) -> Vec<f32> {
     }
 }
 
-/// Ink is on whichever side of the median luminance reaches further (dark ink on light paper
-/// reaches down, light ink on dark paper up); light ink is turned into dark so one rule serves
-/// both. The paper's brightness is then estimated locally ([`paper_level`]), so a photo's uneven
-/// lighting and shadows are not taken for ink, and each pixel's contrast is how much darker than
-/// its paper it is, as a fraction of the paper's brightness: a stroke in a shadow keeps its
-/// contrast. That is done for each colour channel and for the luminance, and the one where ink
-/// stands out furthest above the paper's noise is used (blue ballpoint ink is darkest in red,
-/// red ink in green, pencil in all alike, where luminance averages the noise down). Returns each
-/// pixel's contrast and the paper's noise level (a robust standard deviation).
-fn contrast_against_paper(
-    planes: &[Vec<f32>],
-    width: usize,
-    height: usize,
-) -> Option<(Vec<f32>, f32)> {
+/// Ink is dark on light paper or light on dark ([`dark_ink`]); light ink is turned into dark so
+/// one rule serves both. The paper's brightness is then estimated locally ([`PaperGrid`]), so a
+/// photo's uneven lighting and shadows are not taken for ink, and each pixel's contrast is how
+/// much darker than its paper it is, as a fraction of the paper's brightness: a stroke in a
+/// shadow keeps its contrast. Each colour channel and the luminance are candidates, and the one
+/// where ink stands out furthest above the paper's noise is used (blue ballpoint ink is darkest
+/// in red, red ink in green, pencil in all alike, where luminance averages the noise down).
+/// Candidates are compared on a sample of the pixels; only the chosen one is computed for every
+/// pixel.
+///
+/// The paper is first estimated over windows wide enough for the boldest stroke (two thirds
+/// of the picture). When the strokes found that way are thin, it is estimated again over
+/// windows [`STROKE_WINDOWS`] stroke widths across, which follow the edge of a shadow much more
+/// closely: a wide window cut by the picture's edge bends a slanted shadow's edge into a band
+/// of false ink along it. Returns each pixel's ink, 0-1 ([`scale_to_strokes`]).
+fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option<Vec<f32>> {
     let luma = luminance(planes);
     let dark_ink = dark_ink(&luma)?;
-    let mut candidates: Vec<Vec<f32>> = vec![luma];
+    let mut candidates: Vec<&[f32]> = vec![&luma];
     if planes.len() == 3 {
-        candidates.extend(planes.iter().cloned());
+        candidates.extend(planes.iter().map(Vec::as_slice));
     }
-    let mut best: Option<(f32, Vec<f32>, f32)> = None;
-    for mut plane in candidates {
-        if !dark_ink {
-            plane.iter_mut().for_each(|v| *v = 1.0 - *v);
+    // Every `step`-th pixel of every `step`-th row: some 100,000 pixels, of which the 0.2% that
+    // a thin pen line covers are still a couple of hundred. The candidates are compared against
+    // a coarser paper estimate than the chosen one gets.
+    let step = ((width * height) as f64 / 100_000.0).sqrt().max(1.0) as usize;
+    let coarse = Columns::new(width, PaperGrid::cell(width, height, CHOOSING_CELLS));
+    let mut best: Option<(f32, usize)> = None;
+    let mut row = Vec::new();
+    for (index, plane) in candidates.iter().enumerate() {
+        let paper = PaperGrid::new(plane, width, height, dark_ink, CHOOSING_CELLS, None);
+        let mut darker = Vec::with_capacity((width / step + 1) * (height / step + 1));
+        for y in (0..height).step_by(step) {
+            paper.row(y, &coarse, &mut row);
+            for x in (0..width).step_by(step) {
+                darker.push(paper.darker(plane[y * width + x], row[x]));
+            }
         }
-        let paper = paper_level(&plane, width, height);
-        let mut darker: Vec<f32> = plane
-            .iter()
-            .zip(&paper)
-            .map(|(v, p)| (p - v) / p.max(MIN_PAPER))
-            .collect();
-        // The paper estimate sits on the bright side of the paper's noise; centre it.
-        let centre = percentile(&darker, 0.5);
-        darker.iter_mut().for_each(|d| *d -= centre);
-        let deviations: Vec<f32> = darker.iter().map(|d| d.abs()).collect();
-        let noise = 1.4826 * percentile(&deviations, 0.5);
-        let signal = percentile(&darker, SIGNAL_QUANTILE);
+        let (centre, noise) = centre_and_noise(&darker);
+        let signal = percentile(&darker, SIGNAL_QUANTILE) - centre;
         let separation = signal / noise.max(1e-4);
-        if best.as_ref().is_none_or(|b| separation > b.0) {
-            best = Some((separation, darker, noise));
+        if best.is_none_or(|b| separation > b.0) {
+            best = Some((separation, index));
         }
     }
-    best.map(|(_, darker, noise)| (darker.into_iter().map(|d| d.max(0.0)).collect(), noise))
+    let plane = candidates[best?.1];
+    let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
+    let ink = ink_over(&wide, plane, width, height, step * step);
+    let Some(stroke) = outline_width(&ink, width, height) else {
+        return Some(ink);
+    };
+    let window = (STROKE_WINDOWS * stroke).max(MIN_WINDOW * width.max(height) as f32);
+    if window >= 0.5 * wide.window() {
+        return Some(ink);
+    }
+    let narrow = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(window));
+    Some(ink_over(&narrow, plane, width, height, step * step))
+}
+
+/// The paper is estimated over windows this many stroke widths across when the strokes are
+/// thin: far wider than where strokes cross and bunch, far narrower than a shadow.
+const STROKE_WINDOWS: f32 = 12.0;
+/// ... and at least this fraction of the picture's longer side.
+const MIN_WINDOW: f32 = 0.03;
+
+/// The ink of `plane` over `paper`: each pixel's contrast, centred on the paper's median and
+/// scaled by [`scale_to_strokes`] against the paper's noise, both measured on every
+/// `sample`-th pixel.
+fn ink_over(
+    paper: &PaperGrid,
+    plane: &[f32],
+    width: usize,
+    height: usize,
+    sample: usize,
+) -> Vec<f32> {
+    let columns = Columns::new(width, paper.cell);
+    let mut row = Vec::new();
+    let mut darker = Vec::with_capacity(width * height);
+    for y in 0..height {
+        paper.row(y, &columns, &mut row);
+        darker.extend(
+            plane[y * width..(y + 1) * width]
+                .iter()
+                .zip(&row)
+                .map(|(&v, &p)| paper.darker(v, p)),
+        );
+    }
+    let sampled: Vec<f32> = darker.iter().step_by(sample.max(1)).copied().collect();
+    let (centre, noise) = centre_and_noise(&sampled);
+    for d in darker.iter_mut() {
+        *d = (*d - centre).max(0.0);
+    }
+    scale_to_strokes(&darker, noise)
+}
+
+/// The typical width in pixels of the strokes in `ink` (pixels at least half a stroke's
+/// strength): twice their area over their outline, which is a band's width for a band and 2 for
+/// a line one pixel wide. `None` when there are none.
+fn outline_width(ink: &[f32], width: usize, height: usize) -> Option<f32> {
+    let on = |x: usize, y: usize| ink[y * width + x] >= 0.5;
+    let (mut area, mut outline) = (0usize, 0usize);
+    for y in 0..height {
+        for x in 0..width {
+            if !on(x, y) {
+                continue;
+            }
+            area += 1;
+            let inside = x > 0
+                && y > 0
+                && x + 1 < width
+                && y + 1 < height
+                && on(x - 1, y)
+                && on(x + 1, y)
+                && on(x, y - 1)
+                && on(x, y + 1);
+            outline += usize::from(!inside);
+        }
+    }
+    (outline > 0).then(|| 2.0 * area as f32 / outline as f32)
+}
+
+/// The median of `darker` (the paper estimate sits on the bright side of the paper's noise;
+/// this centres it) and the noise's robust standard deviation around it.
+fn centre_and_noise(darker: &[f32]) -> (f32, f32) {
+    let centre = percentile(darker, 0.5);
+    let deviations: Vec<f32> = darker.iter().map(|d| (d - centre).abs()).collect();
+    (centre, 1.4826 * percentile(&deviations, 0.5))
 }
 
 /// Whether the ink is darker than the paper. First by the tails beyond the paper's levels:
 /// the darkest and the brightest of the luminance histogram's peaks (each holding at least 5%
 /// of the picture) are paper, or paper in a shadow, and thin ink is a tail reaching well below
-/// the darkest or above the brightest. When neither tail clearly wins (bold ink is a peak of
-/// its own), whether the luminance reaches further below its median than above it. The median
-/// alone is fooled by a shadow over half the page, where the lit paper reaches up furthest.
-/// `None` for an empty picture.
+/// the darkest or above the brightest. When neither tail clearly wins (bold ink is a peak of its
+/// own), a picture that is mostly light ([`LIGHT_PAPER`]) is paper: in a page half in a
+/// shadow, the lit half would otherwise pass for a light stroke. Otherwise, whether the
+/// luminance reaches further below its median than above it. `None` for an empty picture.
 fn dark_ink(luma: &[f32]) -> Option<bool> {
     if luma.is_empty() {
         return None;
     }
     const BINS: usize = 64;
+    let fine = Histogram::new(luma);
     let mut hist = [0usize; BINS];
-    for &l in luma {
-        hist[((l.clamp(0.0, 1.0) * (BINS - 1) as f32).round()) as usize] += 1;
+    for (i, &n) in fine.counts.iter().enumerate() {
+        hist[i * BINS / Histogram::BINS] += n;
     }
     let smooth: Vec<usize> = (0..BINS)
         .map(|i| hist[i.saturating_sub(1)..(i + 2).min(BINS)].iter().sum())
@@ -195,9 +393,9 @@ fn dark_ink(luma: &[f32]) -> Option<bool> {
         })
         .collect();
     if let (Some(&lowest), Some(&highest)) = (peaks.first(), peaks.last()) {
-        let level = |i: usize| i as f32 / (BINS - 1) as f32;
-        let below = level(lowest) - percentile(luma, 0.002);
-        let above = percentile(luma, 0.998) - level(highest);
+        let level = |i: usize| (i as f32 + 0.5) / BINS as f32;
+        let below = level(lowest) - fine.quantile(0.002);
+        let above = fine.quantile(0.998) - level(highest);
         if below > 0.1 && below > 2.0 * above {
             return Some(true);
         }
@@ -205,9 +403,50 @@ fn dark_ink(luma: &[f32]) -> Option<bool> {
             return Some(false);
         }
     }
-    let median = percentile(luma, 0.5);
-    let (low, high) = (percentile(luma, 0.01), percentile(luma, 0.99));
+    let median = fine.quantile(0.5);
+    if median >= LIGHT_PAPER {
+        return Some(true);
+    }
+    let (low, high) = (fine.quantile(0.01), fine.quantile(0.99));
     Some(median - low >= high - median)
+}
+
+/// A picture whose median luminance is at least this is light paper, even in a shadow: light
+/// ink comes on black, a blackboard, a dark-mode canvas.
+const LIGHT_PAPER: f32 = 0.35;
+
+/// A fine histogram of values in 0-1, for quantiles of a whole picture in one pass.
+struct Histogram {
+    counts: Vec<usize>,
+    total: usize,
+}
+
+impl Histogram {
+    const BINS: usize = 1024;
+
+    fn new(values: &[f32]) -> Self {
+        let mut counts = vec![0usize; Self::BINS];
+        for &v in values {
+            counts[((v.clamp(0.0, 1.0) * Self::BINS as f32) as usize).min(Self::BINS - 1)] += 1;
+        }
+        Self {
+            counts,
+            total: values.len(),
+        }
+    }
+
+    /// The `q` quantile, to the bin's centre.
+    fn quantile(&self, q: f64) -> f32 {
+        let k = ((self.total.saturating_sub(1)) as f64 * q).round() as usize;
+        let mut seen = 0;
+        for (i, &n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen > k {
+                return (i as f32 + 0.5) / Self::BINS as f32;
+            }
+        }
+        1.0
+    }
 }
 
 /// Paper darker than this (0-1) is not divided by its own brightness any further: black
@@ -216,18 +455,130 @@ const MIN_PAPER: f32 = 0.08;
 /// How far up the contrast distribution the ink's level is read when choosing a channel: ink
 /// covers at least this much of a picture (a thin pen line on a large page, 0.2%).
 const SIGNAL_QUANTILE: f64 = 0.998;
+/// The paper estimate's grid has about this many cells along the picture's longer side: cells
+/// of a few pixels, so that the estimate follows the sharp edge of a shadow instead of
+/// leaving a line of false ink along it.
+const PAPER_CELLS: usize = 400;
+/// Channels are compared against a paper estimate this coarse (a sixteenth of the work).
+const CHOOSING_CELLS: usize = 100;
 
-/// The paper's brightness at every pixel of `plane` (dark ink on light paper), as a smooth
-/// surface: the picture is averaged into a grid of cells at most 128 to the long side, the
-/// grid is closed (a maximum then a minimum over squares two thirds of the picture across, which
-/// removes every stroke narrower than that and keeps the edge of a shadow or a light gradient
-/// where it is), and interpolated bilinearly back.
-fn paper_level(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
-    let (grid, gw, gh, cell) = grid_means(plane, width, height, 128);
-    // The grid is extended by copies of its border cells before closing: clipped windows
-    // would let lit paper leak into a shadow, or the centre's light into a dark corner, wherever
-    // the edge of the picture cuts the window short.
-    let reach = gw.max(gh).div_ceil(3);
+/// The paper's brightness under a plane (made dark ink on light paper), as a smooth surface:
+/// the plane is averaged into a grid of cells ([`PAPER_CELLS`] to the long side) and the
+/// grid is closed (a maximum then a minimum over squares two thirds of the picture across,
+/// which removes every stroke narrower than that and keeps the edge of a shadow or a light
+/// gradient where it is). [`PaperGrid::row`] interpolates it bilinearly back to pixels.
+struct PaperGrid {
+    grid: Vec<f32>,
+    gw: usize,
+    gh: usize,
+    cell: usize,
+    /// The closing's reach, in cells either side.
+    reach: usize,
+    /// Light ink: the plane's values are read as `1 - v`.
+    flip: bool,
+}
+
+impl PaperGrid {
+    /// The side of the grid's cells, in pixels, for a `width` x `height` picture.
+    fn cell(width: usize, height: usize, cells: usize) -> usize {
+        width.max(height).div_ceil(cells).max(1)
+    }
+
+    /// The estimate for `plane`, on a grid of about `cells` along the longer side, closed over
+    /// squares `window` pixels across (by default two thirds of the longer side).
+    fn new(
+        plane: &[f32],
+        width: usize,
+        height: usize,
+        dark_ink: bool,
+        cells: usize,
+        window: Option<f32>,
+    ) -> Self {
+        let cell = Self::cell(width, height, cells);
+        let (gw, gh) = (width.div_ceil(cell), height.div_ceil(cell));
+        let mut grid = vec![0.0f32; gw * gh];
+        for (y, pixels) in plane.chunks_exact(width).enumerate() {
+            let sums = &mut grid[(y / cell) * gw..(y / cell + 1) * gw];
+            for (sum, block) in sums.iter_mut().zip(pixels.chunks(cell)) {
+                *sum += block.iter().sum::<f32>();
+            }
+        }
+        for (i, g) in grid.iter_mut().enumerate() {
+            let (gx, gy) = (i % gw, i / gw);
+            let cols = ((gx + 1) * cell).min(width) - gx * cell;
+            let rows = ((gy + 1) * cell).min(height) - gy * cell;
+            *g /= (cols * rows) as f32;
+            if !dark_ink {
+                *g = 1.0 - *g;
+            }
+        }
+        let reach = match window {
+            Some(w) => ((w / 2.0) / cell as f32).ceil().max(1.0) as usize,
+            None => gw.max(gh).div_ceil(3),
+        };
+        Self {
+            grid: close(&grid, gw, gh, reach),
+            gw,
+            gh,
+            cell,
+            reach,
+            flip: !dark_ink,
+        }
+    }
+
+    /// The closing's window, in pixels.
+    fn window(&self) -> f32 {
+        ((2 * self.reach + 1) * self.cell) as f32
+    }
+
+    /// The paper's level under every pixel of row `y`, into `out`.
+    fn row(&self, y: usize, columns: &Columns, out: &mut Vec<f32>) {
+        let (gw, gh) = (self.gw, self.gh);
+        let (y0, y1, ty) = between_centres(y, self.cell, gh);
+        let top = &self.grid[y0 * gw..(y0 + 1) * gw];
+        let bottom = &self.grid[y1 * gw..(y1 + 1) * gw];
+        out.clear();
+        out.extend(columns.0.iter().map(|&(x0, x1, tx)| {
+            let left = top[x0] + (bottom[x0] - top[x0]) * ty;
+            let right = top[x1] + (bottom[x1] - top[x1]) * ty;
+            left + (right - left) * tx
+        }));
+    }
+
+    /// How much darker than `paper` the plane's value `v` is, as a fraction of the paper.
+    fn darker(&self, v: f32, paper: f32) -> f32 {
+        let v = if self.flip { 1.0 - v } else { v };
+        (paper - v) / paper.max(MIN_PAPER)
+    }
+}
+
+/// For each pixel column, the grid columns either side of it and the weight of the right one.
+struct Columns(Vec<(usize, usize, f32)>);
+
+impl Columns {
+    fn new(width: usize, cell: usize) -> Self {
+        let cells = width.div_ceil(cell);
+        Self(
+            (0..width)
+                .map(|x| between_centres(x, cell, cells))
+                .collect(),
+        )
+    }
+}
+
+/// The cells (of `cell` pixels, `cells` of them) whose centres pixel `p` lies between, and the
+/// weight of the second; clamped at the borders.
+fn between_centres(p: usize, cell: usize, cells: usize) -> (usize, usize, f32) {
+    let f = ((p as f32 + 0.5) / cell as f32 - 0.5).max(0.0);
+    let first = (f as usize).min(cells - 1);
+    (first, (first + 1).min(cells - 1), f.fract())
+}
+
+/// Morphological closing of a `gw` x `gh` grid over squares `2 * reach + 1` cells across. The
+/// grid is extended by copies of its border cells first: clipped windows would let lit paper
+/// leak into a shadow, or the centre's light into a dark corner, wherever the edge of the
+/// picture cuts the window short.
+fn close(grid: &[f32], gw: usize, gh: usize, reach: usize) -> Vec<f32> {
     let (pw, ph) = (gw + 2 * reach, gh + 2 * reach);
     let padded: Vec<f32> = (0..pw * ph)
         .map(|i| {
@@ -236,90 +587,92 @@ fn paper_level(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
             grid[gy * gw + gx]
         })
         .collect();
-    let closed = running(
-        &running(&padded, pw, ph, reach, f32::max),
-        pw,
-        ph,
-        reach,
-        f32::min,
-    );
-    let grid: Vec<f32> = (0..gw * gh)
+    let dilated = running(&padded, pw, ph, reach, f32::max);
+    let closed = running(&dilated, pw, ph, reach, f32::min);
+    (0..gw * gh)
         .map(|i| closed[(i / gw + reach) * pw + i % gw + reach])
-        .collect();
-    upsample(&grid, gw, gh, cell, width, height)
-}
-
-/// `plane` averaged over square cells, about `cells` of them along the longer side: the grid,
-/// its width and height, and the cell's side in pixels.
-fn grid_means(
-    plane: &[f32],
-    width: usize,
-    height: usize,
-    cells: usize,
-) -> (Vec<f32>, usize, usize, usize) {
-    let cell = width.max(height).div_ceil(cells).max(1);
-    let (gw, gh) = (width.div_ceil(cell), height.div_ceil(cell));
-    let mut grid = vec![0.0f32; gw * gh];
-    let mut count = vec![0u32; gw * gh];
-    for y in 0..height {
-        let row = (y / cell) * gw;
-        for (x, &v) in plane[y * width..(y + 1) * width].iter().enumerate() {
-            grid[row + x / cell] += v;
-            count[row + x / cell] += 1;
-        }
-    }
-    for (g, &n) in grid.iter_mut().zip(&count) {
-        *g /= n as f32;
-    }
-    (grid, gw, gh, cell)
-}
-
-/// A grid of cells `cell` pixels across interpolated bilinearly between cell centres (clamped
-/// at the borders) to `width` x `height` pixels.
-fn upsample(
-    grid: &[f32],
-    gw: usize,
-    gh: usize,
-    cell: usize,
-    width: usize,
-    height: usize,
-) -> Vec<f32> {
-    let at = |gx: usize, gy: usize| grid[gy.min(gh - 1) * gw + gx.min(gw - 1)];
-    let mut out = Vec::with_capacity(width * height);
-    for y in 0..height {
-        let fy = ((y as f32 + 0.5) / cell as f32 - 0.5).max(0.0);
-        let (y0, ty) = (fy as usize, fy.fract());
-        for x in 0..width {
-            let fx = ((x as f32 + 0.5) / cell as f32 - 0.5).max(0.0);
-            let (x0, tx) = (fx as usize, fx.fract());
-            let top = at(x0, y0) * (1.0 - tx) + at(x0 + 1, y0) * tx;
-            let bottom = at(x0, y0 + 1) * (1.0 - tx) + at(x0 + 1, y0 + 1) * tx;
-            out.push(top * (1.0 - ty) + bottom * ty);
-        }
-    }
-    out
+        .collect()
 }
 
 /// `pick` (max or min) of `grid` over squares `2 * reach + 1` cells across, clipped at the
 /// borders; separable, rows then columns.
-fn running(grid: &[f32], w: usize, h: usize, reach: usize, pick: fn(f32, f32) -> f32) -> Vec<f32> {
+fn running(
+    grid: &[f32],
+    w: usize,
+    h: usize,
+    reach: usize,
+    pick: impl Fn(f32, f32) -> f32 + Copy,
+) -> Vec<f32> {
+    let mut scratch = Scratch::default();
     let mut rows = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let row = &grid[y * w + x.saturating_sub(reach)..y * w + (x + reach + 1).min(w)];
-            rows[y * w + x] = row.iter().copied().reduce(pick).unwrap_or(0.0);
-        }
+    for (out, line) in rows.chunks_exact_mut(w).zip(grid.chunks_exact(w)) {
+        running_line(line, reach, pick, &mut scratch);
+        out.copy_from_slice(&scratch.out);
     }
     let mut out = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = (y.saturating_sub(reach)..(y + reach + 1).min(h))
-                .map(|yy| rows[yy * w + x])
-                .reduce(pick)
-                .unwrap_or(0.0);
+    let mut column = Vec::with_capacity(h);
+    for x in 0..w {
+        column.clear();
+        column.extend((0..h).map(|y| rows[y * w + x]));
+        running_line(&column, reach, pick, &mut scratch);
+        for (y, &v) in scratch.out.iter().enumerate() {
+            out[y * w + x] = v;
         }
     }
     out
+}
+
+/// Buffers [`running_line`] reuses from one line to the next.
+#[derive(Default)]
+struct Scratch {
+    forward: Vec<f32>,
+    backward: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// `pick` of `values` over windows `2 * reach + 1` long, clipped at the ends, into
+/// `scratch.out`: van Herk and Gil-Werman's three comparisons a value whatever the window's
+/// length, from running extremes within blocks of the window's length, forwards and backwards.
+fn running_line(
+    values: &[f32],
+    reach: usize,
+    pick: impl Fn(f32, f32) -> f32,
+    scratch: &mut Scratch,
+) {
+    let n = values.len();
+    let len = 2 * reach + 1;
+    let Scratch {
+        forward,
+        backward,
+        out,
+    } = scratch;
+    forward.clear();
+    forward.extend_from_slice(values);
+    backward.clear();
+    backward.extend_from_slice(values);
+    for start in (0..n).step_by(len) {
+        let end = (start + len).min(n);
+        for i in start + 1..end {
+            forward[i] = pick(forward[i - 1], values[i]);
+        }
+        for i in (start..end - 1).rev() {
+            backward[i] = pick(backward[i + 1], values[i]);
+        }
+    }
+    // A window a..=b spans the end of a's block and the start of b's; one only where the ends
+    // of the values clip it inside the first or the last block.
+    let last_block = n.saturating_sub(1) / len * len;
+    out.clear();
+    out.extend((0..n).map(|i| {
+        let (a, b) = (i.saturating_sub(reach), (i + reach).min(n - 1));
+        if a == 0 && b < len {
+            forward[b]
+        } else if b == n - 1 && a >= last_block {
+            backward[a]
+        } else {
+            pick(backward[a], forward[b])
+        }
+    }));
 }
 
 /// Turns raw contrast into 0-1 ink: zero up to the noise floor, 1 at the typical stroke level
@@ -498,6 +851,52 @@ mod tests {
         );
         let paper: f32 = (0..20).map(|y| map.at(0, y) + map.at(59, y)).sum();
         assert_eq!(paper, 0.0);
+    }
+
+    #[test]
+    fn running_extremes_match_brute_force() {
+        let values: Vec<f32> = (0..23).map(|i| ((i * 37 + 11) % 17) as f32).collect();
+        let mut scratch = Scratch::default();
+        for reach in 0..30 {
+            for pick in [f32::max as fn(f32, f32) -> f32, f32::min] {
+                running_line(&values, reach, pick, &mut scratch);
+                for (i, &got) in scratch.out.iter().enumerate() {
+                    let window = &values[i.saturating_sub(reach)..(i + reach + 1).min(23)];
+                    assert_eq!(
+                        got,
+                        window.iter().copied().reduce(pick).unwrap(),
+                        "{reach} {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shrinking_averages_blocks_and_keeps_partial_ones() {
+        // 5x3 grey: blocks of 2 give 3x2, the last column and row averaging what they hold.
+        let img = GrayImage::from_fn(5, 3, |x, y| Luma([(x * 10 + y * 100) as u8]));
+        let planes = Planes::from_image(&DynamicImage::ImageLuma8(img), 2);
+        assert_eq!(
+            (planes.width, planes.height, planes.colour.len()),
+            (3, 2, 1)
+        );
+        let got: Vec<f32> = planes.colour[0]
+            .iter()
+            .map(|v| (v * 255.0).round())
+            .collect();
+        assert_eq!(got, [55.0, 75.0, 90.0, 205.0, 225.0, 240.0]);
+        assert!(planes.alpha.is_none());
+    }
+
+    #[test]
+    fn a_page_half_in_shadow_has_no_ink() {
+        // Paper 230 lit on the left third, 120 in the shadow, a soft edge: no stroke anywhere.
+        let img = GrayImage::from_fn(90, 60, |x, y| {
+            let t = ((x as f32 - 30.0 - 0.2 * y as f32) / 4.0).clamp(0.0, 1.0);
+            Luma([(230.0 - 110.0 * t + ((x * 7 + y * 3) % 5) as f32).round() as u8])
+        });
+        assert!(InkMap::from_image(&DynamicImage::ImageLuma8(img)).is_blank());
     }
 
     #[test]
