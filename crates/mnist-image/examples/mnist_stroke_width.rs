@@ -41,8 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     widths.sort_by(f32::total_cmp);
     let q = |f: f64| widths[((widths.len() - 1) as f64 * f).round() as usize];
     println!(
-        "{} digits; stroke width in the 20-px box: 5th percentile {:.2}, 10th {:.2}, median {:.2}, 90th {:.2}",
+        "{} digits; stroke width in the 20-px box: 1st percentile {:.2}, 5th {:.2}, 10th {:.2}, median {:.2}, 90th {:.2}",
         widths.len(),
+        q(0.01),
         q(0.05),
         q(0.1),
         q(0.5),
