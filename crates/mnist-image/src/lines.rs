@@ -21,8 +21,14 @@ const SET_COVERAGE: f32 = 0.75;
 /// A line on its own (a margin, a page edge) must have ink over this fraction of its length:
 /// more than any digit's stroke covers of the picture it is in.
 const LONE_COVERAGE: f32 = 0.92;
+/// Ink this much stronger (on the 0-1 scale of strokes) than a line's own is a stroke on it.
+const STROKE_ABOVE_LINE: f32 = 0.35;
 /// At least this many lines make an evenly spaced set.
 const SET_SIZE: usize = 3;
+/// A line the picture's edge cuts is looked for while at least this fraction of it is inside,
+/// and taken alone while [`LONE_INSIDE`] is.
+const MIN_PARTIAL: f32 = 0.1;
+const LONE_INSIDE: f32 = 0.2;
 
 /// One family: lines near horizontal (`vertical` false) or near vertical.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +56,30 @@ impl Family {
         } else {
             map.width
         }
+    }
+
+    /// How many positions of the line at `offset` are inside the picture: all of them but
+    /// where a turned page's line leaves the picture through its edge.
+    fn inside(&self, map: &InkMap, offset: f32) -> usize {
+        let n = self.positions(map);
+        let (s, c) = self.angle.sin_cos();
+        let limit = if self.vertical { map.width } else { map.height } as f32;
+        // Inside while -0.5 <= (offset + t * s) / c < limit - 0.5.
+        let (low, high) = ((-0.5 * c - offset), ((limit - 0.5) * c - offset));
+        let (first, last) = if s.abs() < 1e-6 {
+            if low <= 0.0 && 0.0 < high {
+                (0.0, n as f32)
+            } else {
+                (0.0, 0.0)
+            }
+        } else if s > 0.0 {
+            (low / s, high / s)
+        } else {
+            (high / s, low / s)
+        };
+        let first = first.ceil().clamp(0.0, n as f32);
+        let last = last.ceil().clamp(0.0, n as f32);
+        (last - first).max(0.0) as usize
     }
 
     /// Pixel at position `t` along the line at `offset`, if inside the picture.
@@ -156,6 +186,11 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
         counts[(o - lo) as usize] += 1;
     }
     let length = family.positions(map) as f32;
+    // Positions inside the picture, per offset; a line cut by the picture's edge (a turned
+    // page's rule near a corner) is judged on what of it is inside.
+    let inside: Vec<f32> = (0..counts.len())
+        .map(|k| family.inside(map, (lo + k as i64) as f32) as f32)
+        .collect();
     let side = map.width.max(map.height) as f32;
     // Thin: a printed line is a few pixels wide however large the picture.
     let max_thickness = (0.015 * side).max(5.0);
@@ -163,7 +198,9 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
     let mut sorted = counts.clone();
     sorted.sort_unstable();
     let base = sorted[sorted.len() / 2] as f32;
-    let holds = |k: usize, fraction: f32| counts[k] as f32 - base >= fraction * length;
+    let holds = |k: usize, fraction: f32| {
+        inside[k] >= MIN_PARTIAL * length && counts[k] as f32 - base >= fraction * inside[k]
+    };
     let mut candidates = Vec::new();
     let mut i = 0;
     while i < counts.len() {
@@ -198,25 +235,54 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
             coverage: coverage(map, family, low, high),
         };
         if line.coverage >= SET_COVERAGE {
-            candidates.push(line);
+            let inside = (first..=last).map(|k| inside[k]).fold(0.0, f32::max);
+            candidates.push((line, inside / length));
         }
     }
-    let evenly_spaced = candidates.len() >= SET_SIZE && {
-        let centres: Vec<f32> = candidates.iter().map(|l| (l.low + l.high) / 2.0).collect();
-        let mut gaps: Vec<f32> = centres.windows(2).map(|w| w[1] - w[0]).collect();
-        gaps.sort_by(f32::total_cmp);
-        let typical = gaps[gaps.len() / 2];
-        // Every gap a whole number of typical gaps (a rule may be hidden or faint).
-        typical > 2.0 * max_thickness
-            && gaps.iter().all(|g| {
-                let k = (g / typical).round().max(1.0);
-                (g / typical - k).abs() < 0.15
-            })
-    };
+    let lines: Vec<Line> = candidates.iter().map(|c| c.0).collect();
+    let in_set = evenly_spaced(&lines, 2.0 * max_thickness);
+    // A line alone must be nearly unbroken, and mostly inside the picture: a short piece cut by
+    // its edge is only ever one of a set.
     candidates
         .into_iter()
-        .filter(|l| evenly_spaced || l.coverage >= LONE_COVERAGE)
+        .zip(in_set)
+        .filter(|((l, inside), in_set)| {
+            *in_set || (l.coverage >= LONE_COVERAGE && *inside >= LONE_INSIDE)
+        })
+        .map(|c| c.0 .0)
         .collect()
+}
+
+/// Which of `lines` (one family, in order across) form an evenly spaced set: at least
+/// [`SET_SIZE`] of them a whole number of one gap (wider than `min_gap`) apart, a rule hidden or
+/// faint here and there. The gap is the one between two neighbours that puts the most lines
+/// on the set, so that a margin line or a digit's stroke among the rules does not break it.
+fn evenly_spaced(lines: &[Line], min_gap: f32) -> Vec<bool> {
+    let centres: Vec<f32> = lines.iter().map(|l| (l.low + l.high) / 2.0).collect();
+    let mut best: (usize, Vec<bool>) = (0, vec![false; lines.len()]);
+    for gap in centres.windows(2).map(|w| w[1] - w[0]) {
+        if gap <= min_gap {
+            continue;
+        }
+        for &anchor in &centres {
+            let members: Vec<bool> = centres
+                .iter()
+                .map(|&c| {
+                    let k = ((c - anchor) / gap).round();
+                    ((c - anchor) / gap - k).abs() < 0.15
+                })
+                .collect();
+            let count = members.iter().filter(|&&m| m).count();
+            if count > best.0 {
+                best = (count, members);
+            }
+        }
+    }
+    if best.0 >= SET_SIZE {
+        best.1
+    } else {
+        vec![false; lines.len()]
+    }
 }
 
 /// Fraction of the positions along the band `low..=high` of `family` (inside the picture) that
@@ -249,19 +315,35 @@ fn coverage(map: &InkMap, family: Family, low: f32, high: f32) -> f32 {
 /// so the stroke stays whole.
 fn erase(map: &mut InkMap, lines: &[Line]) {
     let (w, h) = (map.width, map.height);
-    let mut on_line = vec![false; w * h];
+    // Each line with its fringe: ink beside another line (its anti-aliased or JPEG-blurred
+    // edge, where the rules of squared paper cross) is that line's, not a stroke leaving.
+    // (Counted per pixel, so that a line's own fringe can be told from another's.)
+    let fringed = |line: &Line| Line {
+        low: line.low - 2.0,
+        high: line.high + 2.0,
+        ..*line
+    };
+    let mut on_lines = vec![0u8; w * h];
     for line in lines {
-        for_band(map, line, |_, _, x, y| on_line[y * w + x] = true);
+        for_band(map, &fringed(line), |_, _, x, y| {
+            on_lines[y * w + x] = on_lines[y * w + x].saturating_add(1)
+        });
     }
     let mut clear = vec![false; w * h];
     for line in lines {
         let n = line.family.positions(map);
         let thickness = (line.high - line.low + 1.0).ceil() as usize;
+        let own = fringed(line);
+        let on_other_line = |x: usize, y: usize| {
+            let o = line.family.offset(x as f32, y as f32);
+            let mine = u8::from(o >= own.low - 0.5 && o <= own.high + 0.5);
+            on_lines[y * w + x] > mine
+        };
         let ink_near = |t: usize, o: f32| {
             (t.saturating_sub(1)..(t + 2).min(n)).any(|t| {
                 line.family
                     .pixel(map, t, o)
-                    .is_some_and(|(x, y)| map.at(x, y) > 0.0 && !on_line[y * w + x])
+                    .is_some_and(|(x, y)| map.at(x, y) > 0.0 && !on_other_line(x, y))
             })
         };
         // A stroke leaves the band at position t when there is ink 2, 3 and 4 pixels beyond it
@@ -276,14 +358,17 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
         let keep: Vec<bool> = (0..n)
             .map(|t| stroke_at[t.saturating_sub(reach)..(t + reach + 1).min(n)].contains(&true))
             .collect();
-        // The band and a pixel of fringe each side.
+        // The band and a pixel of fringe each side. A pen is usually darker than the printed
+        // line: what stands well above the line's own strength is a stroke along it (the base
+        // of a 2 written on the rule), kept too.
         let wide = Line {
             low: line.low - 1.0,
             high: line.high + 1.0,
             ..*line
         };
+        let stronger = strength(map, line) + STROKE_ABOVE_LINE;
         for_band(map, &wide, |t, _, x, y| {
-            if !keep[t] {
+            if !keep[t] && map.at(x, y) <= stronger {
                 clear[y * w + x] = true;
             }
         });
@@ -293,6 +378,23 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             *v = 0.0;
         }
     }
+}
+
+/// How strong a line's own ink is: the 90th percentile over its band's inked pixels, where it
+/// is printed heavier or JPEG's ringing darkens it (a stroke along it covers less than a tenth
+/// of it).
+fn strength(map: &InkMap, line: &Line) -> f32 {
+    let mut ink = Vec::new();
+    for_band(map, line, |_, _, x, y| {
+        if map.at(x, y) > 0.0 {
+            ink.push(map.at(x, y));
+        }
+    });
+    if ink.is_empty() {
+        return 0.0;
+    }
+    let k = (ink.len() - 1) * 9 / 10;
+    *ink.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
 /// Calls `f(t, offset, x, y)` for every pixel of the band of `line` inside the picture.
@@ -374,6 +476,56 @@ mod tests {
         let before = m.clone();
         assert_eq!(remove_page_lines(&mut m), 0);
         assert_eq!(m, before);
+    }
+
+    #[test]
+    fn a_turned_pages_rule_that_leaves_through_the_edge_goes_with_its_set() {
+        // Rules every 20 rows, the page turned 3 degrees: the top rule is inside the picture for
+        // its first 29 columns only, too short to be a line of its own.
+        let t = 3f32.to_radians().tan();
+        let rule = |x: usize, y: usize| (y as f32 + x as f32 * t - 1.5).rem_euclid(20.0) < 1.5;
+        let mut m = map(200, 100, rule);
+        let before = m.ink.iter().filter(|&&v| v > 0.0).count();
+        remove_page_lines(&mut m);
+        let left: Vec<(usize, usize)> = (0..100)
+            .flat_map(|y| (0..200).map(move |x| (x, y)))
+            .filter(|&(x, y)| m.at(x, y) > 0.0)
+            .collect();
+        assert!(
+            left.len() * 100 < before,
+            "{} of {before} left: {left:?}",
+            left.len()
+        );
+        assert!((0..29).all(|x| m.at(x, 0) == 0.0), "the cut rule stayed");
+    }
+
+    #[test]
+    fn a_set_is_found_among_lines_that_break_its_spacing() {
+        // Rules every 20 rows, one broken (80% inked: only a set's member goes), and a full line
+        // at row 47 off the spacing (a header line): all go.
+        let mut m = map(150, 120, |x, y| {
+            (y % 20 == 10 && !(y == 70 && x % 5 == 0)) || y == 47
+        });
+        assert_eq!(remove_page_lines(&mut m), 7);
+        assert!(m.is_blank());
+    }
+
+    #[test]
+    fn a_pen_stroke_along_a_rule_is_kept() {
+        // Faint printed rules (ink 0.3) every 20 rows; a pen (ink 1) runs along the rule at row
+        // 50 for 30 of its 400 columns, as the base of a 2 written on the line, and leaves it
+        // upwards.
+        let mut m = map(400, 100, |_, y| y % 20 == 10);
+        m.ink.iter_mut().for_each(|v| *v *= 0.3);
+        for x in 160..190 {
+            m.ink[50 * 400 + x] = 1.0;
+        }
+        for y in 30..50 {
+            m.ink[y * 400 + 160] = 1.0;
+        }
+        assert_eq!(remove_page_lines(&mut m), 5);
+        assert!((160..190).all(|x| m.at(x, 50) == 1.0));
+        assert!(m.at(20, 50) == 0.0 && m.at(340, 50) == 0.0);
     }
 
     #[test]
