@@ -15,6 +15,9 @@ pub struct InkMap {
     pub width: usize,
     pub height: usize,
     pub ink: Vec<f32>,
+    /// Ink up to this strength may be the paper's noise just crossing the floor (within
+    /// [`FAINT_SIGMAS`] of it); 0 where the picture has no noise.
+    pub faint: f32,
 }
 
 /// Strokes fainter than this against the paper (on a 0-1 luminance scale) are not ink: a blank
@@ -144,6 +147,7 @@ impl InkMap {
             width,
             height,
             ink: vec![0.0; width * height],
+            faint: 0.0,
         }
     }
 
@@ -173,10 +177,12 @@ impl InkMap {
             Some(alpha) => ink_with_alpha(&mut colour, &alpha, width, height),
             None => ink_against_paper(&colour, width, height),
         };
+        let (ink, faint) = ink.unwrap_or_else(|| (vec![0.0; width * height], 0.0));
         Self {
             width,
             height,
-            ink: ink.unwrap_or_else(|| vec![0.0; width * height]),
+            ink,
+            faint,
         }
     }
 }
@@ -190,7 +196,7 @@ fn ink_with_alpha(
     alpha: &[f32],
     width: usize,
     height: usize,
-) -> Option<Vec<f32>> {
+) -> Option<(Vec<f32>, f32)> {
     let luma = luminance(planes);
     let opaque: Vec<f32> = luma
         .iter()
@@ -250,8 +256,9 @@ fn luminance(planes: &[Vec<f32>]) -> Vec<f32> {
 /// of the picture). When the strokes found that way are thin, it is estimated again over
 /// windows [`STROKE_WINDOWS`] stroke widths across, which follow the edge of a shadow much more
 /// closely: a wide window cut by the picture's edge bends a slanted shadow's edge into a band
-/// of false ink along it. Returns each pixel's ink, 0-1 ([`scale_to_strokes`]).
-fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option<Vec<f32>> {
+/// of false ink along it. Returns each pixel's ink, 0-1, and the strength up to which it may be
+/// noise ([`scale_to_strokes`]).
+fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option<(Vec<f32>, f32)> {
     let luma = luminance(planes);
     let dark_ink = dark_ink(&luma)?;
     let mut candidates: Vec<&[f32]> = vec![&luma];
@@ -284,7 +291,7 @@ fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option
     let plane = candidates[best?.1];
     let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
     let ink = ink_over(&wide, plane, width, height, step * step);
-    let Some(stroke) = outline_width(&ink, width, height) else {
+    let Some(stroke) = outline_width(&ink.0, width, height) else {
         return Some(ink);
     };
     let window = (STROKE_WINDOWS * stroke).max(MIN_WINDOW * width.max(height) as f32);
@@ -310,7 +317,7 @@ fn ink_over(
     width: usize,
     height: usize,
     sample: usize,
-) -> Vec<f32> {
+) -> (Vec<f32>, f32) {
     let columns = Columns::new(width, paper.cell);
     let mut row = Vec::new();
     let mut darker = Vec::with_capacity(width * height);
@@ -329,6 +336,36 @@ fn ink_over(
         *d = (*d - centre).max(0.0);
     }
     scale_to_strokes(&darker, noise)
+}
+
+/// Ink less than this many noise deviations above the floor may be noise: it is kept only
+/// beside stronger ink ([`InkMap::drop_faint_alone`]).
+const FAINT_SIGMAS: f32 = 1.5;
+
+impl InkMap {
+    /// Zeroes faint ink (up to [`InkMap::faint`]) with no stronger pixel among its eight
+    /// neighbours: the faint edge of a stroke stays, while the paper's noise that only just
+    /// crosses the floor (along the edge of a shadow, in a texture) goes, and with it the
+    /// bridges it made between other specks.
+    pub fn drop_faint_alone(&mut self) {
+        let (width, height, ink) = (self.width, self.height, &mut self.ink);
+        let strong: Vec<bool> = ink.iter().map(|&v| v > self.faint).collect();
+        for y in 0..height {
+            for x in 0..width {
+                let i = y * width + x;
+                if ink[i] == 0.0 || strong[i] {
+                    continue;
+                }
+                let beside = (y.saturating_sub(1)..(y + 2).min(height)).any(|ny| {
+                    strong[ny * width + x.saturating_sub(1)..ny * width + (x + 2).min(width)]
+                        .contains(&true)
+                });
+                if !beside {
+                    ink[i] = 0.0;
+                }
+            }
+        }
+    }
 }
 
 /// The typical width in pixels of the strokes in `ink` (pixels at least half a stroke's
@@ -678,10 +715,10 @@ fn running_line(
 /// Turns raw contrast into 0-1 ink: zero up to the noise floor, 1 at the typical stroke level
 /// (the median of the pixels Otsu's threshold calls ink among those above the noise), linear
 /// between.
-fn scale_to_strokes(contrast: &[f32], noise: f32) -> Vec<f32> {
+fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
     let max = contrast.iter().copied().fold(0.0f32, f32::max);
     if max < MIN_CONTRAST {
-        return vec![0.0; contrast.len()];
+        return (vec![0.0; contrast.len()], 0.0);
     }
     // Otsu's split among the pixels above the noise only: a thin pen line is a fraction of a
     // percent of a photo, and among all pixels the split would fall inside the paper's noise.
@@ -691,20 +728,21 @@ fn scale_to_strokes(contrast: &[f32], noise: f32) -> Vec<f32> {
         .filter(|&c| c > NOISE_SIGMAS * noise)
         .collect();
     if candidates.is_empty() {
-        return vec![0.0; contrast.len()];
+        return (vec![0.0; contrast.len()], 0.0);
     }
     let threshold = otsu_threshold(&candidates, max);
     let stroke: Vec<f32> = candidates.into_iter().filter(|&c| c > threshold).collect();
     let stroke_level = percentile(&stroke, 0.5).max(threshold);
     let floor = (NOISE_SIGMAS * noise).max(0.12 * stroke_level);
     if stroke_level - floor < MIN_CONTRAST {
-        return vec![0.0; contrast.len()];
+        return (vec![0.0; contrast.len()], 0.0);
     }
     let scale = 1.0 / (stroke_level - floor);
-    contrast
+    let ink = contrast
         .iter()
         .map(|&c| ((c - floor) * scale).clamp(0.0, 1.0))
-        .collect()
+        .collect();
+    (ink, FAINT_SIGMAS * noise * scale)
 }
 
 /// Otsu's threshold over `values` in `[0, max]` (256 bins): the split that best separates the
@@ -897,6 +935,26 @@ mod tests {
             Luma([(230.0 - 110.0 * t + ((x * 7 + y * 3) % 5) as f32).round() as u8])
         });
         assert!(InkMap::from_image(&DynamicImage::ImageLuma8(img)).is_blank());
+    }
+
+    #[test]
+    fn faint_ink_alone_goes_and_beside_a_stroke_stays() {
+        let mut map = InkMap::new(10, 3);
+        map.ink[2] = 0.1; // alone
+        map.ink[10 + 6] = 0.1; // beside the stroke at 7
+        map.ink[10 + 7] = 1.0;
+        map.ink[20 + 9] = 0.5; // alone, but stronger than the noise
+        let mut noisy = map.clone();
+        noisy.faint = 0.2;
+        noisy.drop_faint_alone();
+        assert_eq!(
+            (noisy.ink[2], noisy.ink[16], noisy.ink[17], noisy.ink[29]),
+            (0.0, 0.1, 1.0, 0.5)
+        );
+        // Where the paper has no noise, nothing is doubted.
+        let before = map.clone();
+        map.drop_faint_alone();
+        assert_eq!(map, before);
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
     let mut map = InkMap::from_planes(ink::Planes::from_image(image, factor as usize));
     lines::remove_page_lines(&mut map);
+    map.drop_faint_alone();
     (map, factor as f64)
 }
 
