@@ -92,6 +92,9 @@ const DASH_ASPECT: u32 = 4;
 /// height is then its own.
 const JOINED_WIDTH: f32 = 1.25;
 const JOINED_WIDTH_ALONE: f32 = 1.5;
+/// A cut of a wide group is into digits only if every piece is at least this fraction of the
+/// line's height.
+const PIECE_HEIGHT: f32 = 0.5;
 /// Expected width of one digit, in line heights, when deciding how many a joined group holds.
 const DIGIT_WIDTH: f32 = 0.85;
 
@@ -233,11 +236,19 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
         // neighbours is wide for the line but not for itself.
         let height = line_height.max(bbox.h as f32);
         if bbox.w as f32 > joined * height {
-            let pieces = ((bbox.w as f32 / (DIGIT_WIDTH * height)).round() as usize).max(2);
-            glyphs.extend(split_columns(&glyph, pieces));
-        } else {
-            glyphs.push(glyph);
+            let count = ((bbox.w as f32 / (DIGIT_WIDTH * height)).round() as usize).max(2);
+            let pieces = split_columns(&glyph, count);
+            // Touching digits are each about as high as the line; a piece that is not is the
+            // long bar of a 5 or the base of a 2 written wide, and the glyph is one digit.
+            if pieces
+                .iter()
+                .all(|p| p.bbox.h as f32 >= PIECE_HEIGHT * height)
+            {
+                glyphs.extend(pieces);
+                continue;
+            }
         }
+        glyphs.push(glyph);
     }
     glyphs
 }
@@ -428,6 +439,29 @@ mod tests {
         assert_eq!(
             boxes(&number_glyphs(&map)),
             [[2, 2, 1, 4], [6, 2, 1, 4], [11, 0, 9, 8]]
+        );
+    }
+
+    #[test]
+    fn a_digit_drawn_wide_is_not_cut_into_a_digit_and_its_bar() {
+        // Two digits 40 high, then a 5 whose top bar runs out 50 to the right: 90 wide, more
+        // than two digits' worth, but the cut would leave the bar alone.
+        let map = rectangles(
+            300,
+            100,
+            &[
+                [10, 30, 3, 40],
+                [50, 30, 3, 40],
+                [100, 30, 90, 3],
+                [100, 30, 3, 20],
+                [100, 48, 30, 3],
+                [128, 48, 3, 22],
+                [100, 68, 30, 3],
+            ],
+        );
+        assert_eq!(
+            boxes(&number_glyphs(&map)),
+            [[10, 30, 3, 40], [50, 30, 3, 40], [100, 30, 90, 41]]
         );
     }
 
