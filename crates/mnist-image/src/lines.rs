@@ -21,8 +21,11 @@ const SET_COVERAGE: f32 = 0.75;
 /// A line on its own (a margin, a page edge) must have ink over this fraction of its length:
 /// more than any digit's stroke covers of the picture it is in.
 const LONE_COVERAGE: f32 = 0.92;
-/// Ink this much stronger (on the 0-1 scale of strokes) than a line's own is a stroke on it.
+/// Ink this much stronger (on the 0-1 scale of strokes) than a line's own, and at least
+/// [`STROKE_ON_LINE`], is a stroke on it: where two printed lines cross, or JPEG rings along
+/// one, a line is darker than its median but not a pen's strength.
 const STROKE_ABOVE_LINE: f32 = 0.35;
+const STROKE_ON_LINE: f32 = 0.8;
 /// At least this many lines make an evenly spaced set.
 const SET_SIZE: usize = 3;
 /// A line the picture's edge cuts is looked for while at least this fraction of it is inside,
@@ -201,21 +204,33 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
     let holds = |k: usize, fraction: f32| {
         inside[k] >= MIN_PARTIAL * length && counts[k] as f32 - base >= fraction * inside[k]
     };
+    // Runs of offsets each holding at least a fifth of a line's worth of ink, and thin. Where
+    // writing lies along a line (a number written on a rule) its ink widens the run; the line
+    // is then the thin core that holds more, found by raising the bar.
+    let mut runs = Vec::new();
+    let mut pending = vec![(0, counts.len(), 0.2f32)];
+    while let Some((from, to, fraction)) = pending.pop() {
+        let mut i = from;
+        while i < to {
+            if !holds(i, fraction) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < to && holds(i, fraction) {
+                i += 1;
+            }
+            if (i - start) as f32 <= max_thickness {
+                runs.push((start, i));
+            } else if fraction < 0.9 {
+                pending.push((start, i, fraction * 1.5));
+            }
+        }
+    }
+    runs.sort_unstable();
     let mut candidates = Vec::new();
-    let mut i = 0;
-    while i < counts.len() {
-        // A run of offsets each holding at least a fifth of a line's worth of ink.
-        if !holds(i, 0.2) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < counts.len() && holds(i, 0.2) {
-            i += 1;
-        }
-        if (i - start) as f32 > max_thickness {
-            continue;
-        }
+    for (start, end) in runs {
+        let i = end;
         // Widen by up to two offsets each side that still hold some of the line: its
         // anti-aliased fringe, and the pixels rounding puts beside it when the page is turned.
         let fringe = |k: usize| holds(k, 0.05);
@@ -366,7 +381,7 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             high: line.high + 1.0,
             ..*line
         };
-        let stronger = strength(map, line) + STROKE_ABOVE_LINE;
+        let stronger = (strength(map, line) + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
         for_band(map, &wide, |t, _, x, y| {
             if !keep[t] && map.at(x, y) <= stronger {
                 clear[y * w + x] = true;
@@ -380,21 +395,18 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
     }
 }
 
-/// How strong a line's own ink is: the 90th percentile over its band's inked pixels, where it
-/// is printed heavier or JPEG's ringing darkens it (a stroke along it covers less than a tenth
-/// of it).
+/// How strong a line's own ink is: along the line, the strongest pixel across its band at each
+/// position (its core, not its anti-aliased fringe), and the median of that over the positions
+/// that hold ink (writing along the line covers less than half of it).
 fn strength(map: &InkMap, line: &Line) -> f32 {
-    let mut ink = Vec::new();
-    for_band(map, line, |_, _, x, y| {
-        if map.at(x, y) > 0.0 {
-            ink.push(map.at(x, y));
-        }
-    });
-    if ink.is_empty() {
+    let mut core = vec![0.0f32; line.family.positions(map)];
+    for_band(map, line, |t, _, x, y| core[t] = core[t].max(map.at(x, y)));
+    core.retain(|&v| v > 0.0);
+    if core.is_empty() {
         return 0.0;
     }
-    let k = (ink.len() - 1) * 9 / 10;
-    *ink.select_nth_unstable_by(k, f32::total_cmp).1
+    let k = (core.len() - 1) / 2;
+    *core.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
 /// Calls `f(t, offset, x, y)` for every pixel of the band of `line` inside the picture.
@@ -526,6 +538,26 @@ mod tests {
         assert_eq!(remove_page_lines(&mut m), 5);
         assert!((160..190).all(|x| m.at(x, 50) == 1.0));
         assert!(m.at(20, 50) == 0.0 && m.at(340, 50) == 0.0);
+    }
+
+    #[test]
+    fn a_rule_under_a_number_written_on_it_is_found() {
+        // Rules every 30 rows; along the rule at row 70, eight digits' bases (each 15 wide, 4
+        // rows thick round the rule) cover 120 of its 300 columns, widening the rows that hold
+        // ink there beyond a printed line's thickness.
+        let base = |x: usize, y: usize| x % 35 < 15 && x < 280 && (68..72).contains(&y);
+        let mut m = map(300, 150, |x, y| y % 30 == 10 || base(x, y));
+        m.ink.iter_mut().for_each(|v| *v *= 0.3);
+        for y in 68..72 {
+            for x in 0..300 {
+                if base(x, y) {
+                    m.ink[y * 300 + x] = 1.0;
+                }
+            }
+        }
+        assert_eq!(remove_page_lines(&mut m), 5);
+        assert!((0..280).all(|x| !base(x, 70) || m.at(x, 70) == 1.0));
+        assert_eq!(m.at(290, 70), 0.0);
     }
 
     #[test]
