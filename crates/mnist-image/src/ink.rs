@@ -339,8 +339,9 @@ fn ink_over(
 }
 
 /// Ink less than this many noise deviations above the floor may be noise: it is kept only
-/// beside stronger ink ([`InkMap::drop_faint_alone`]).
-const FAINT_SIGMAS: f32 = 1.5;
+/// beside stronger ink ([`InkMap::drop_faint_alone`]). A stroke this faint all along is
+/// within 7 deviations of the paper, and goes.
+const FAINT_SIGMAS: f32 = 3.5;
 
 impl InkMap {
     /// Zeroes faint ink (up to [`InkMap::faint`]) with no stronger pixel among its eight
