@@ -1,15 +1,19 @@
 //! End-to-end tests of `mnist predict` and `mnist read` on photo-like pictures of handwriting
 //! (issue 17): MNIST test digits drawn as thin pen lines on plain, ruled, squared and recycled
 //! paper, in blue ink, shadows and uneven light (`mnist_image::synth::photo`), and blank pages
-//! that must be refused. The gates sit just under what the pipeline reads of this fixed set
-//! (seed 17, the first pictures of `scripts/photo-accuracy.sh`, which prints the full table of
-//! docs/photos.md); they catch a regression, not a target yet met.
+//! that must be refused, and one 12-megapixel phone photo. The gates sit one picture under what
+//! the pipeline reads of this fixed set with the built-in model (seed 17, the first pictures of
+//! `scripts/photo-accuracy.sh`, which prints the full table of docs/photos.md; the slack is for
+//! a retrained model): they catch a regression; the issue's targets (99% of digits, 97% of
+//! numbers) are measured on the larger set there. Blank pictures are refused before any model
+//! runs, so every one must be. How long `predict` takes is `scripts/photo-speed.sh`'s job.
 
 mod common;
 
 use common::{mnist, real_mnist_dir, run};
 use mnist_data::{find_file, read_images, read_labels, MnistFile};
-use mnist_image::synth::photo::{write_photos, Counts, PhotoSample};
+use mnist_image::synth::photo::{phone_photo, write_photos, Condition, Counts, PhotoSample};
+use mnist_image::synth::{encode, Encoding};
 use serde_json::Value;
 
 /// Pictures of every condition and blank, seed 17.
@@ -76,16 +80,18 @@ fn photos_of_written_digits_and_numbers_are_read_per_condition() {
         .iter()
         .filter(|s| s.file.to_string_lossy().contains("-number-"))
         .collect();
-    // Minimum right, of 30 digits and of 10 numbers, per condition (measured: see the module).
+    // Minimum right, of 30 digits and of 10 numbers, per condition: one under what this set
+    // reads (pen 28 and 9, blue ink 30 and 9, ruled 30 and 7, squared 30 and 9, margin 30 and
+    // 7, uneven light 30 and 7, pencil 30 and 10, combined 30 and 9).
     let gates = [
-        ("pen", 26, 8),
-        ("blue-shadow", 22, 7),
+        ("pen", 27, 8),
+        ("blue-shadow", 29, 8),
         ("ruled", 29, 6),
-        ("squared", 29, 5),
-        ("margin", 29, 4),
-        ("uneven-light", 29, 5),
-        ("pencil", 23, 8),
-        ("combined", 23, 3),
+        ("squared", 29, 8),
+        ("margin", 29, 6),
+        ("uneven-light", 29, 6),
+        ("pencil", 29, 9),
+        ("combined", 29, 8),
     ];
     let digit_tally = right_by_condition("predict", "digit", &digits);
     let number_tally = right_by_condition("read", "number", &numbers);
@@ -138,15 +144,24 @@ fn blank_photos_are_refused_with_one_line_each() {
         }
     }
     eprintln!("refused of 8: {refused:?}");
-    // Minimum refused of 8 (measured; blank pages in a shadow and ruled pages are not all
-    // refused yet: docs/photos.md).
-    for (blank, min) in [
-        ("blank-page", 5),
-        ("blank-ruled", 1),
-        ("blank-squared", 2),
-        ("blank-wall", 8),
-    ] {
+    for blank in ["blank-page", "blank-ruled", "blank-squared", "blank-wall"] {
         let got = refused.iter().find(|r| r.0 == blank).unwrap().1;
-        assert!(got >= min, "{blank}: {got} of 8 refused, gate {min}");
+        assert_eq!(got, 8, "{blank}: {got} of 8 refused");
     }
+}
+
+#[test]
+fn a_12_megapixel_phone_photo_is_read() {
+    // The picture scripts/photo-speed.sh times: combined conditions, seed 1 (an 8).
+    let mnist_dir = real_mnist_dir();
+    let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
+    let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
+    let (photo, label) = phone_photo(&images.pixels, &labels.0, Condition::Combined, 1);
+    assert_eq!((photo.width(), photo.height()), (4000, 3000));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.jpg");
+    std::fs::write(&path, encode(&photo, Encoding::Jpeg(90))).unwrap();
+    let out = run(mnist().arg("predict").arg("--json").arg(&path)).ok();
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["digit"].as_u64(), Some(label as u64), "{line}");
 }

@@ -10,19 +10,15 @@
 //! refused. `scripts/photo-accuracy.sh` runs both.
 //!
 //! `photos big CONDITION OUT.jpg [SEED]` writes one 12-megapixel (4000x3000) JPEG: a
-//! single-digit picture of CONDITION enlarged the way a phone's camera would have taken it, for
-//! `scripts/photo-speed.sh`. It prints the digit written.
+//! single-digit picture of CONDITION enlarged the way a phone's camera would have taken it
+//! (`phone_photo`), for `scripts/photo-speed.sh`. It prints the digit written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use image::imageops::FilterType;
-use mnist_data::IMAGE_PIXELS;
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
-use mnist_image::synth::photo::{digit_photo, write_photos, Blank, Condition, Counts};
+use mnist_image::synth::photo::{phone_photo, write_photos, Blank, Condition, Counts};
 use mnist_image::synth::{encode, Encoding};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -70,8 +66,8 @@ fn test_set() -> Result<(Vec<u8>, Vec<u8>), Error> {
     Ok((images.pixels, labels.0))
 }
 
-/// One single-digit picture of a condition, enlarged to 4000x3000 (CatmullRom: the soft edges
-/// of a camera's optics rather than blocks) and saved as JPEG quality 90.
+/// One single-digit picture of a condition as a 12-megapixel phone photo
+/// ([`phone_photo`]), saved as JPEG quality 90.
 fn big(args: &[String]) -> Result<(), Error> {
     let [condition, out, rest @ ..] = args else {
         return Err(USAGE.into());
@@ -82,13 +78,9 @@ fn big(args: &[String]) -> Result<(), Error> {
         .ok_or(format!("{condition}: not a condition"))?;
     let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let (images, labels) = test_set()?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let k = rng.random_range(0..labels.len());
-    let pixels = &images[k * IMAGE_PIXELS..][..IMAGE_PIXELS];
-    let small = digit_photo(pixels, condition, &mut rng);
-    let big = small.resize_exact(4000, 3000, FilterType::CatmullRom);
-    std::fs::write(out, encode(&big, Encoding::Jpeg(90)))?;
-    println!("{}", labels[k]);
+    let (photo, label) = phone_photo(&images, &labels, condition, seed);
+    std::fs::write(out, encode(&photo, Encoding::Jpeg(90)))?;
+    println!("{label}");
     Ok(())
 }
 

@@ -659,6 +659,33 @@ pub fn digit_photo(pixels: &[u8], condition: Condition, rng: &mut impl Rng) -> D
     page.render(&ink, rng)
 }
 
+/// Size of [`phone_photo`]: 12 megapixels.
+pub const PHONE_PHOTO: (u32, u32) = (4000, 3000);
+
+/// A 12-megapixel phone photo ([`PHONE_PHOTO`]) of one of the MNIST `digits` (chosen by
+/// `seed`) written under `condition`, and its label: the picture of [`digit_photo`] enlarged
+/// the way a camera with more pixels would have taken it (CatmullRom: the pen line 3-12 px
+/// wide with soft edges, not blocks).
+pub fn phone_photo(
+    digits: &[u8],
+    labels: &[u8],
+    condition: Condition,
+    seed: u64,
+) -> (DynamicImage, u8) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = rng.random_range(0..labels.len());
+    let picture = digit_photo(
+        &digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS],
+        condition,
+        &mut rng,
+    );
+    let (width, height) = PHONE_PHOTO;
+    (
+        picture.resize_exact(width, height, FilterType::CatmullRom),
+        labels[k],
+    )
+}
+
 /// A picture of the number made of MNIST `digits` written left to right under `condition`.
 pub fn number_photo(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) -> DynamicImage {
     let mut page = Page::random(Some(condition), None, rng);
