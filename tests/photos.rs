@@ -12,7 +12,9 @@ mod common;
 
 use common::{mnist, real_mnist_dir, run};
 use mnist_data::{find_file, read_images, read_labels, MnistFile};
-use mnist_image::synth::photo::{phone_photo, write_photos, Condition, Counts, PhotoSample};
+use mnist_image::synth::photo::{
+    number_photo_of, phone_photo, write_photos, Condition, Counts, PhotoSample,
+};
 use mnist_image::synth::{encode, Encoding};
 use serde_json::Value;
 
@@ -164,4 +166,24 @@ fn a_12_megapixel_phone_photo_is_read() {
     let out = run(mnist().arg("predict").arg("--json").arg(&path)).ok();
     let line: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(line["digit"].as_u64(), Some(label as u64), "{line}");
+}
+
+#[test]
+fn the_docs_photo_is_what_its_command_makes_and_is_read_as_they_say() {
+    // docs/photos.md: `photos example combined 4 docs/photo-3457.jpg 17`.
+    let mnist_dir = real_mnist_dir();
+    let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
+    let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
+    let (photo, number) = number_photo_of(&images.pixels, &labels.0, Condition::Combined, 4, 17);
+    assert_eq!(number, "3457");
+    let path = common::repo().join("docs/photo-3457.jpg");
+    assert!(
+        std::fs::read(&path).unwrap() == encode(&photo, Encoding::Jpeg(80)),
+        "docs/photo-3457.jpg is not what the command in docs/photos.md makes"
+    );
+    let out = run(mnist().arg("read").arg(&path)).ok();
+    assert!(
+        out.starts_with(&format!("{}: 3457 ", path.display())),
+        "{out}"
+    );
 }

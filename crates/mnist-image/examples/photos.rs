@@ -12,17 +12,23 @@
 //! `photos big CONDITION OUT.jpg [SEED]` writes one 12-megapixel (4000x3000) JPEG: a
 //! single-digit picture of CONDITION enlarged the way a phone's camera would have taken it
 //! (`phone_photo`), for `scripts/photo-speed.sh`. It prints the digit written.
+//!
+//! `photos example CONDITION DIGITS OUT.jpg [SEED]` writes one picture of a number of DIGITS
+//! digits written under CONDITION (`number_photo_of`), as JPEG quality 80, and prints the
+//! number: the photo docs/photos.md and the README show.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
-use mnist_image::synth::photo::{phone_photo, write_photos, Blank, Condition, Counts};
+use mnist_image::synth::photo::{
+    number_photo_of, phone_photo, write_photos, Blank, Condition, Counts,
+};
 use mnist_image::synth::{encode, Encoding};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED]";
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED]";
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +36,7 @@ fn main() -> Result<(), Error> {
         Some("write") => write(&args[1..]),
         Some("score") => score(&args[1..]),
         Some("big") => big(&args[1..]),
+        Some("example") => example(&args[1..]),
         _ => Err(USAGE.into()),
     }
 }
@@ -66,16 +73,33 @@ fn test_set() -> Result<(Vec<u8>, Vec<u8>), Error> {
     Ok((images.pixels, labels.0))
 }
 
+fn condition(name: &str) -> Result<Condition, Error> {
+    Condition::ALL
+        .into_iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| format!("{name}: not a condition").into())
+}
+
+/// One picture of a number of a condition, saved as JPEG quality 80.
+fn example(args: &[String]) -> Result<(), Error> {
+    let [name, count, out, rest @ ..] = args else {
+        return Err(USAGE.into());
+    };
+    let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let (images, labels) = test_set()?;
+    let (photo, number) = number_photo_of(&images, &labels, condition(name)?, count.parse()?, seed);
+    std::fs::write(out, encode(&photo, Encoding::Jpeg(80)))?;
+    println!("{number}");
+    Ok(())
+}
+
 /// One single-digit picture of a condition as a 12-megapixel phone photo
 /// ([`phone_photo`]), saved as JPEG quality 90.
 fn big(args: &[String]) -> Result<(), Error> {
-    let [condition, out, rest @ ..] = args else {
+    let [name, out, rest @ ..] = args else {
         return Err(USAGE.into());
     };
-    let condition = Condition::ALL
-        .into_iter()
-        .find(|c| c.name() == condition)
-        .ok_or(format!("{condition}: not a condition"))?;
+    let condition = condition(name)?;
     let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let (images, labels) = test_set()?;
     let (photo, label) = phone_photo(&images, &labels, condition, seed);

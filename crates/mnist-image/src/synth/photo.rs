@@ -686,6 +686,30 @@ pub fn phone_photo(
     )
 }
 
+/// A picture of a number of `count` of the MNIST `digits` (chosen by `seed`) written under
+/// `condition`, and the number.
+pub fn number_photo_of(
+    digits: &[u8],
+    labels: &[u8],
+    condition: Condition,
+    count: usize,
+    seed: u64,
+) -> (DynamicImage, String) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let chosen: Vec<usize> = (0..count)
+        .map(|_| rng.random_range(0..labels.len()))
+        .collect();
+    let images: Vec<&[u8]> = chosen
+        .iter()
+        .map(|&k| &digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS])
+        .collect();
+    let number = chosen
+        .iter()
+        .map(|&k| char::from(b'0' + labels[k]))
+        .collect();
+    (number_photo(&images, condition, &mut rng), number)
+}
+
 /// A picture of the number made of MNIST `digits` written left to right under `condition`.
 pub fn number_photo(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) -> DynamicImage {
     let mut page = Page::random(Some(condition), None, rng);
