@@ -5,7 +5,10 @@
 # light, a margin line, all combined; blank pages that must be refused) and prints the accuracy
 # table of docs/photos.md. Counts are per condition.
 # Usage: MNIST_DIR=../shared/data/mnist scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
+# MNIST_BIN=path/to/mnist scores another build on the same pictures (another commit's, built in
+# its own worktree; default target/release/mnist).
 set -euo pipefail
+mnist=$(realpath -m "${MNIST_BIN:-$(dirname "$0")/../target/release/mnist}")
 cd "$(dirname "$0")/.."
 digits=${1:-500}; numbers=${2:-200}; blanks=${3:-100}; seed=${4:-17}; shift $(( $# < 4 ? $# : 4 ))
 cargo build --release --locked --quiet --bin mnist --example photos -p mnist -p mnist-image
@@ -15,7 +18,7 @@ target/release/examples/photos write "$digits" "$numbers" "$blanks" "$dir/pictur
 # and wrong for any other.
 run() { # command, output name, file pattern, then mnist flags
   local command=$1 out=$2 pattern=$3; shift 3
-  find "$dir/pictures" -name "$pattern" | sort | xargs -r target/release/mnist "$command" --json "$@" \
+  find "$dir/pictures" -name "$pattern" | sort | xargs -r "$mnist" "$command" --json "$@" \
     > "$dir/$out.jsonl" 2> "$dir/$out.log" || grep -m1 '^error: model\|^error: reading' "$dir/$out.log" >&2 || true
 }
 run predict predict '*-digit-*' "$@"
