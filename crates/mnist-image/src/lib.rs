@@ -13,8 +13,10 @@
 pub mod decode;
 mod error;
 pub mod ink;
+pub mod lines;
 pub mod mnist_style;
 pub mod segment;
+pub mod stroke;
 pub mod synth;
 
 use std::path::Path;
@@ -28,7 +30,8 @@ pub use mnist_style::{to_mnist, MnistPixels};
 pub use segment::{BBox, Glyph};
 
 /// Pictures are analysed at most this large (longer side): digits need no more, and it bounds
-/// the work on a 40-megapixel photo. Boxes are reported in the original picture's pixels.
+/// the work on a 40-megapixel photo. Larger pictures are shrunk by a whole factor (a 12-megapixel
+/// photo, 4000 pixels wide, to 1334). Boxes are reported in the original picture's pixels.
 pub const ANALYSIS_MAX_SIDE: u32 = 1600;
 
 /// One digit found in a picture, ready for a model.
@@ -75,19 +78,21 @@ pub fn digits_in_image(image: &DynamicImage) -> Vec<FoundDigit> {
         .collect()
 }
 
-/// The ink map of `image`, shrunk if needed, and the factor from its pixels to the original's.
+/// The ink map segmentation works on: what the pipeline takes for writing in `image`, at the
+/// analysis size (for looking at, as `examples/see.rs` does).
+pub fn ink_map(image: &DynamicImage) -> InkMap {
+    analysable(image).0
+}
+
+/// The ink map of `image`, shrunk if needed, without the page's printed lines, and the factor
+/// from its pixels to the original's.
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
-    if side <= ANALYSIS_MAX_SIDE {
-        return (InkMap::from_image(image), 1.0);
-    }
-    let small = image.resize(
-        ANALYSIS_MAX_SIDE,
-        ANALYSIS_MAX_SIDE,
-        image::imageops::FilterType::Triangle,
-    );
-    let scale = image.width() as f64 / small.width() as f64;
-    (InkMap::from_image(&small), scale)
+    let factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
+    let mut map = InkMap::from_planes(ink::Planes::from_image(image, factor as usize));
+    lines::remove_page_lines(&mut map);
+    map.drop_faint_alone();
+    (map, factor as f64)
 }
 
 fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {

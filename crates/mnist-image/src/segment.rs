@@ -77,11 +77,24 @@ struct Component {
 /// Specks lighter than this fraction of the heaviest stroke are noise (a "1" weighs about a
 /// quarter of an "8"; salt noise and JPEG halos weigh under 1%).
 const SPECK_MASS: f32 = 0.04;
+/// Specks shorter than this fraction of the picture's longer side are not strokes, however
+/// heavy the others are: on a blank page the leftovers of a rule, a fibre or a JPEG ringing dot
+/// are all there is, and must not be read as a digit. (A digit is at least a few percent of a
+/// photo across, and at least half of a cropped picture.)
+const SPECK_EXTENT: f32 = 0.02;
+/// Writing has a stroke at least this long, as a fraction of the picture's longer side (a
+/// digit in a photo is several percent of it across, and most of a cropped picture).
+const ANCHOR_EXTENT: f32 = 0.04;
+/// A component this many times wider than high is a flat dash: a rule's stub, or a digit's bar.
+const DASH_ASPECT: u32 = 4;
 /// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
 /// at most 1.0 wide, two joined ones 1.3 and more); a lone group needs more, since the line
 /// height is then its own.
 const JOINED_WIDTH: f32 = 1.25;
 const JOINED_WIDTH_ALONE: f32 = 1.5;
+/// A cut of a wide group is into digits only if every piece is at least this fraction of the
+/// line's height.
+const PIECE_HEIGHT: f32 = 0.5;
 /// Expected width of one digit, in line heights, when deciding how many a joined group holds.
 const DIGIT_WIDTH: f32 = 0.85;
 
@@ -128,15 +141,43 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
     (labels, components)
 }
 
-/// Labels and keeps the components heavy enough to be strokes.
+/// Labels and keeps the components heavy enough to be strokes and large enough to be part of
+/// a digit. Writing has at least one stroke of [`ANCHOR_EXTENT`] that is not a flat dash
+/// ([`DASH_ASPECT`]); pieces count only near one (a broken stroke's other half, the bar of a 7
+/// come loose), so that what a page leaves behind on its own (the stub of a rule, the corner
+/// where two lines of squared paper crossed, a fleck) is not read as a digit.
 fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
     let (labels, components) = label_components(map);
-    let heaviest = components.iter().map(|c| c.mass).fold(0.0, f32::max);
-    let kept = components
+    let side = map.width.max(map.height) as f32;
+    let extent = |c: &Component| c.bbox.w.max(c.bbox.h) as f32;
+    let heaviest = components
+        .iter()
+        .filter(|c| extent(c) >= SPECK_EXTENT * side)
+        .map(|c| c.mass)
+        .fold(0.0, f32::max);
+    let kept: Vec<(u32, Component)> = components
         .into_iter()
         .enumerate()
-        .filter(|(_, c)| c.mass >= SPECK_MASS * heaviest)
+        .filter(|(_, c)| c.mass >= SPECK_MASS * heaviest && extent(c) >= SPECK_EXTENT * side)
         .map(|(i, c)| (i as u32 + 1, c))
+        .collect();
+    let anchors: Vec<BBox> = kept
+        .iter()
+        .map(|(_, c)| c.bbox)
+        .filter(|b| b.w.max(b.h) as f32 >= ANCHOR_EXTENT * side && b.w < DASH_ASPECT * b.h)
+        .collect();
+    let near_an_anchor = |b: &BBox| {
+        anchors.iter().any(|a| {
+            let reach = a.h / 2;
+            b.x <= a.right() + reach
+                && a.x <= b.right() + reach
+                && b.y <= a.bottom() + reach
+                && a.y <= b.bottom() + reach
+        })
+    };
+    let kept = kept
+        .into_iter()
+        .filter(|(_, c)| near_an_anchor(&c.bbox))
         .collect();
     (labels, kept)
 }
@@ -195,11 +236,19 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
         // neighbours is wide for the line but not for itself.
         let height = line_height.max(bbox.h as f32);
         if bbox.w as f32 > joined * height {
-            let pieces = ((bbox.w as f32 / (DIGIT_WIDTH * height)).round() as usize).max(2);
-            glyphs.extend(split_columns(&glyph, pieces));
-        } else {
-            glyphs.push(glyph);
+            let count = ((bbox.w as f32 / (DIGIT_WIDTH * height)).round() as usize).max(2);
+            let pieces = split_columns(&glyph, count);
+            // Touching digits are each about as high as the line; a piece that is not is the
+            // long bar of a 5 or the base of a 2 written wide, and the glyph is one digit.
+            if pieces
+                .iter()
+                .all(|p| p.bbox.h as f32 >= PIECE_HEIGHT * height)
+            {
+                glyphs.extend(pieces);
+                continue;
+            }
         }
+        glyphs.push(glyph);
     }
     glyphs
 }
@@ -394,6 +443,29 @@ mod tests {
     }
 
     #[test]
+    fn a_digit_drawn_wide_is_not_cut_into_a_digit_and_its_bar() {
+        // Two digits 40 high, then a 5 whose top bar runs out 50 to the right: 90 wide, more
+        // than two digits' worth, but the cut would leave the bar alone.
+        let map = rectangles(
+            300,
+            100,
+            &[
+                [10, 30, 3, 40],
+                [50, 30, 3, 40],
+                [100, 30, 90, 3],
+                [100, 30, 3, 20],
+                [100, 48, 30, 3],
+                [128, 48, 3, 22],
+                [100, 68, 30, 3],
+            ],
+        );
+        assert_eq!(
+            boxes(&number_glyphs(&map)),
+            [[10, 30, 3, 40], [50, 30, 3, 40], [100, 30, 90, 41]]
+        );
+    }
+
+    #[test]
     fn a_single_wide_digit_is_not_split() {
         // 9 wide, 7 high: wide for a digit, but not two of them.
         let map = art(&[
@@ -406,6 +478,56 @@ mod tests {
             "...#.....",
         ]);
         assert_eq!(number_glyphs(&map).len(), 1);
+    }
+
+    /// A `w` x `h` map with ink in the rectangles `[x, y, w, h]`.
+    fn rectangles(w: usize, h: usize, parts: &[[usize; 4]]) -> InkMap {
+        let mut map = InkMap::new(w, h);
+        for &[x, y, pw, ph] in parts {
+            for yy in y..y + ph {
+                map.ink[yy * w + x..yy * w + x + pw].fill(1.0);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn what_a_blank_page_leaves_behind_is_not_a_digit() {
+        // On 400x300: stubs of rules (flat dashes up to 60 long) and flecks under 4% of the
+        // longer side.
+        let map = rectangles(
+            400,
+            300,
+            &[
+                [20, 40, 60, 2],
+                [200, 100, 30, 1],
+                [300, 200, 12, 12],
+                [100, 250, 3, 14],
+            ],
+        );
+        assert!(single_glyph(&map).is_none());
+        assert!(number_glyphs(&map).is_empty());
+    }
+
+    #[test]
+    fn the_loose_bar_of_a_seven_stays_with_it_and_a_far_fleck_goes() {
+        // A stem 60 high, its bar 30 wide two rows above it, a fleck far away.
+        let map = rectangles(
+            400,
+            300,
+            &[[150, 52, 30, 2], [175, 56, 3, 60], [350, 250, 10, 10]],
+        );
+        let glyph = single_glyph(&map).unwrap();
+        assert_eq!(
+            glyph.bbox,
+            BBox {
+                x: 150,
+                y: 52,
+                w: 30,
+                h: 64
+            }
+        );
+        assert_eq!(boxes(&number_glyphs(&map)), [[150, 52, 30, 64]]);
     }
 
     #[test]

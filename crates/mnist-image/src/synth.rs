@@ -7,6 +7,8 @@
 //! lit unevenly, given sensor noise, and encoded as PNG, JPEG (quality 70-95), BMP, GIF, WebP or
 //! TIFF.
 
+pub mod photo;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 

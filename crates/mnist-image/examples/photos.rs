@@ -1,0 +1,188 @@
+//! The photo-like test pictures of issue 17 (`mnist_image::synth::photo`), and their score.
+//!
+//! `photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED]` writes, for every condition, single
+//! digits and numbers made from MNIST test digits drawn as pen lines, and blank pages that must
+//! be refused (counts are per condition; MNIST from $MNIST_DIR or ./data/mnist).
+//!
+//! `photos score FILE.jsonl...` reads what `mnist predict --json` and `mnist read --json` said
+//! about such pictures and prints the accuracy per condition as a Markdown table: a digit or a
+//! number counts when it is exactly the one in the file name, a blank picture when it was
+//! refused. `scripts/photo-accuracy.sh` runs both.
+//!
+//! `photos big CONDITION OUT.jpg [SEED]` writes one 12-megapixel (4000x3000) JPEG: a
+//! single-digit picture of CONDITION enlarged the way a phone's camera would have taken it
+//! (`phone_photo`), for `scripts/photo-speed.sh`. It prints the digit written.
+//!
+//! `photos example CONDITION DIGITS OUT.jpg [SEED]` writes one picture of a number of DIGITS
+//! digits written under CONDITION (`number_photo_of`), as JPEG quality 80, and prints the
+//! number: the photo docs/photos.md and the README show.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mnist_data::{data_dir, read_images, read_labels, MnistFile};
+use mnist_image::synth::photo::{
+    number_photo_of, phone_photo, write_photos, Blank, Condition, Counts,
+};
+use mnist_image::synth::{encode, Encoding};
+
+type Error = Box<dyn std::error::Error>;
+
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED]";
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("write") => write(&args[1..]),
+        Some("score") => score(&args[1..]),
+        Some("big") => big(&args[1..]),
+        Some("example") => example(&args[1..]),
+        _ => Err(USAGE.into()),
+    }
+}
+
+fn write(args: &[String]) -> Result<(), Error> {
+    let [digits, numbers, blanks, out, rest @ ..] = args else {
+        return Err("usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED]".into());
+    };
+    let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let (images, labels) = test_set()?;
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out)?;
+    let counts = Counts {
+        digits: digits.parse()?,
+        numbers: numbers.parse()?,
+        blanks: blanks.parse()?,
+    };
+    let samples = write_photos(&out, &images, &labels, counts, seed)?;
+    eprintln!("wrote {} pictures to {}", samples.len(), out.display());
+    Ok(())
+}
+
+/// MNIST's test images and labels, from $MNIST_DIR or ./data/mnist.
+fn test_set() -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let dir = data_dir(None);
+    let find = |file| {
+        mnist_data::find_file(&dir, file).ok_or(format!(
+            "{}: MNIST test files not found; set MNIST_DIR",
+            dir.display()
+        ))
+    };
+    let images = read_images(&find(MnistFile::TestImages)?)?;
+    let labels = read_labels(&find(MnistFile::TestLabels)?)?;
+    Ok((images.pixels, labels.0))
+}
+
+fn condition(name: &str) -> Result<Condition, Error> {
+    Condition::ALL
+        .into_iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| format!("{name}: not a condition").into())
+}
+
+/// One picture of a number of a condition, saved as JPEG quality 80.
+fn example(args: &[String]) -> Result<(), Error> {
+    let [name, count, out, rest @ ..] = args else {
+        return Err(USAGE.into());
+    };
+    let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let (images, labels) = test_set()?;
+    let (photo, number) = number_photo_of(&images, &labels, condition(name)?, count.parse()?, seed);
+    std::fs::write(out, encode(&photo, Encoding::Jpeg(80)))?;
+    println!("{number}");
+    Ok(())
+}
+
+/// One single-digit picture of a condition as a 12-megapixel phone photo
+/// ([`phone_photo`]), saved as JPEG quality 90.
+fn big(args: &[String]) -> Result<(), Error> {
+    let [name, out, rest @ ..] = args else {
+        return Err(USAGE.into());
+    };
+    let condition = condition(name)?;
+    let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let (images, labels) = test_set()?;
+    let (photo, label) = phone_photo(&images, &labels, condition, seed);
+    std::fs::write(out, encode(&photo, Encoding::Jpeg(90)))?;
+    println!("{label}");
+    Ok(())
+}
+
+/// Right and total per (condition, kind).
+#[derive(Default)]
+struct Tally(BTreeMap<(String, &'static str), (usize, usize)>);
+
+impl Tally {
+    fn add(&mut self, condition: &str, kind: &'static str, right: bool) {
+        let e = self.0.entry((condition.to_string(), kind)).or_default();
+        e.0 += usize::from(right);
+        e.1 += 1;
+    }
+
+    fn cell(&self, condition: &str, kind: &'static str) -> String {
+        match self.0.get(&(condition.to_string(), kind)) {
+            Some(&(right, n)) => format!("{right}/{n} ({:.1}%)", 100.0 * right as f64 / n as f64),
+            None => "-".into(),
+        }
+    }
+}
+
+fn score(files: &[String]) -> Result<(), Error> {
+    let mut tally = Tally::default();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+        for line in text.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{file}: {e}: {line}"))?;
+            let name = v["file"]
+                .as_str()
+                .ok_or(format!("{file}: no \"file\" in {line}"))?;
+            let stem = Path::new(name)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            // NNNNN-CONDITION-digit-L, NNNNN-CONDITION-number-DIGITS or NNNNN-BLANK.
+            let rest = stem.split_once('-').map(|(_, r)| r).unwrap_or(stem);
+            let said = v
+                .get("digit")
+                .map(|d| d.to_string())
+                .or_else(|| v["number"].as_str().map(str::to_string));
+            if let Some((condition, answer)) = rest.split_once("-digit-") {
+                tally.add(condition, "digit", said.as_deref() == Some(answer));
+            } else if let Some((condition, answer)) = rest.split_once("-number-") {
+                tally.add(condition, "number", said.as_deref() == Some(answer));
+            } else {
+                // A blank: right when refused. Which command refused it is not in the line,
+                // so the file the line came from says (the script names it blank-read.jsonl).
+                let kind = if file.contains("read") {
+                    "read"
+                } else {
+                    "predict"
+                };
+                tally.add(rest, kind, said.is_none() && v["error"].is_string());
+            }
+        }
+    }
+    println!("| condition | single digits right | numbers exactly right |");
+    println!("| --- | --- | --- |");
+    for c in Condition::ALL {
+        let name = c.name();
+        println!(
+            "| {name} | {} | {} |",
+            tally.cell(name, "digit"),
+            tally.cell(name, "number")
+        );
+    }
+    println!();
+    println!("| blank picture | refused by `predict` | refused by `read` |");
+    println!("| --- | --- | --- |");
+    for b in Blank::ALL {
+        let name = b.name();
+        println!(
+            "| {name} | {} | {} |",
+            tally.cell(name, "predict"),
+            tally.cell(name, "read")
+        );
+    }
+    Ok(())
+}

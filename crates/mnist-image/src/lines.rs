@@ -1,0 +1,572 @@
+//! The page's own lines, taken out of an ink map: the rules of a notebook, the lines of squared
+//! paper, a margin line, the edge of a page on a dark table. What marks them apart from writing
+//! is that they are straight and run (almost) across the whole picture, and that ruling comes in
+//! evenly spaced sets. Strokes that cross or touch a line are kept where they cross it.
+//!
+//! Lines are looked for near horizontal and near vertical only (a photo of a page is rarely
+//! turned more than [`MAX_TURN_DEGREES`]): for each family, the ink is projected across the
+//! candidate directions, the direction where the projection is sharpest is the page's, and the
+//! peaks of that projection are the candidate lines. A full Hough transform (imageproc's
+//! `detect_lines`) would look at every direction and say nothing about coverage or thickness,
+//! which is what decides here.
+
+use crate::ink::InkMap;
+
+/// Pages are looked for turned by up to this much either way.
+pub const MAX_TURN_DEGREES: f32 = 6.0;
+/// Directions tried, per degree.
+const STEPS_PER_DEGREE: f32 = 4.0;
+/// A line of an evenly spaced set must have ink over this fraction of its length.
+const SET_COVERAGE: f32 = 0.75;
+/// A line on its own (a margin, a page edge) must have ink over this fraction of its length:
+/// more than any digit's stroke covers of the picture it is in.
+const LONE_COVERAGE: f32 = 0.92;
+/// Ink this much stronger (on the 0-1 scale of strokes) than a line's own, and at least
+/// [`STROKE_ON_LINE`], is a stroke on it: where two printed lines cross, or JPEG rings along
+/// one, a line is darker than its median but not a pen's strength.
+const STROKE_ABOVE_LINE: f32 = 0.35;
+const STROKE_ON_LINE: f32 = 0.8;
+/// At least this many lines make an evenly spaced set.
+const SET_SIZE: usize = 3;
+/// A line the picture's edge cuts is looked for while at least this fraction of it is inside,
+/// and taken alone while [`LONE_INSIDE`] is.
+const MIN_PARTIAL: f32 = 0.1;
+const LONE_INSIDE: f32 = 0.2;
+
+/// One family: lines near horizontal (`vertical` false) or near vertical.
+#[derive(Debug, Clone, Copy)]
+struct Family {
+    vertical: bool,
+    /// Radians from the axis.
+    angle: f32,
+}
+
+impl Family {
+    /// Offset of pixel `(x, y)` across the family's lines.
+    fn offset(&self, x: f32, y: f32) -> f32 {
+        let (s, c) = self.angle.sin_cos();
+        if self.vertical {
+            x * c - y * s
+        } else {
+            y * c - x * s
+        }
+    }
+
+    /// Length of the picture along the family's lines, in positions.
+    fn positions(&self, map: &InkMap) -> usize {
+        if self.vertical {
+            map.height
+        } else {
+            map.width
+        }
+    }
+
+    /// How many positions of the line at `offset` are inside the picture: all of them but
+    /// where a turned page's line leaves the picture through its edge.
+    fn inside(&self, map: &InkMap, offset: f32) -> usize {
+        let n = self.positions(map);
+        let (s, c) = self.angle.sin_cos();
+        let limit = if self.vertical { map.width } else { map.height } as f32;
+        // Inside while -0.5 <= (offset + t * s) / c < limit - 0.5.
+        let (low, high) = ((-0.5 * c - offset), ((limit - 0.5) * c - offset));
+        let (first, last) = if s.abs() < 1e-6 {
+            if low <= 0.0 && 0.0 < high {
+                (0.0, n as f32)
+            } else {
+                (0.0, 0.0)
+            }
+        } else if s > 0.0 {
+            (low / s, high / s)
+        } else {
+            (high / s, low / s)
+        };
+        let first = first.ceil().clamp(0.0, n as f32);
+        let last = last.ceil().clamp(0.0, n as f32);
+        (last - first).max(0.0) as usize
+    }
+
+    /// Pixel at position `t` along the line at `offset`, if inside the picture.
+    fn pixel(&self, map: &InkMap, t: usize, offset: f32) -> Option<(usize, usize)> {
+        let (s, c) = self.angle.sin_cos();
+        let across = (offset + t as f32 * s) / c;
+        let a = across.round();
+        let limit = if self.vertical { map.width } else { map.height };
+        if a < 0.0 || a >= limit as f32 {
+            return None;
+        }
+        Some(if self.vertical {
+            (a as usize, t)
+        } else {
+            (t, a as usize)
+        })
+    }
+}
+
+/// A line found: its family, the offsets its band covers, and how much of it is inked.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    family: Family,
+    low: f32,
+    high: f32,
+    coverage: f32,
+}
+
+/// Removes the page's lines from `map`, keeping ink where strokes cross them. Returns how many
+/// lines were removed.
+pub fn remove_page_lines(map: &mut InkMap) -> usize {
+    let inked: Vec<(f32, f32)> = (0..map.height)
+        .flat_map(|y| (0..map.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| map.at(x, y) > 0.0)
+        .map(|(x, y)| (x as f32, y as f32))
+        .collect();
+    if inked.is_empty() {
+        return 0;
+    }
+    let mut lines = Vec::new();
+    for vertical in [false, true] {
+        let family = best_direction(&inked, vertical);
+        lines.extend(lines_of(map, &inked, family));
+    }
+    if lines.is_empty() {
+        return 0;
+    }
+    erase(map, &lines);
+    lines.len()
+}
+
+/// The direction, within [`MAX_TURN_DEGREES`] of the axis, along which the ink's projection is
+/// sharpest (the sum of its squared counts is largest): the page's lines, when it has any.
+fn best_direction(inked: &[(f32, f32)], vertical: bool) -> Family {
+    // A sample of the ink is enough to find the direction.
+    let step = (inked.len() / 40_000).max(1);
+    let steps = (MAX_TURN_DEGREES * STEPS_PER_DEGREE) as i32;
+    let mut best = (
+        0.0f64,
+        Family {
+            vertical,
+            angle: 0.0,
+        },
+    );
+    let mut counts: Vec<u32> = Vec::new();
+    for k in -steps..=steps {
+        let family = Family {
+            vertical,
+            angle: (k as f32 / STEPS_PER_DEGREE).to_radians(),
+        };
+        let offsets: Vec<i64> = inked
+            .iter()
+            .step_by(step)
+            .map(|&(x, y)| family.offset(x, y).round() as i64)
+            .collect();
+        let (lo, hi) = (
+            offsets.iter().copied().min().unwrap_or(0),
+            offsets.iter().copied().max().unwrap_or(0),
+        );
+        counts.clear();
+        counts.resize((hi - lo + 1) as usize, 0);
+        for o in offsets {
+            counts[(o - lo) as usize] += 1;
+        }
+        let sharpness: f64 = counts.iter().map(|&c| (c as f64).powi(2)).sum();
+        if sharpness > best.0 {
+            best = (sharpness, family);
+        }
+    }
+    best.1
+}
+
+/// The lines of `family` in `map`: peaks of the projection that are inked over most of their
+/// length and thin, kept if they form an evenly spaced set or are nearly unbroken on their own.
+fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
+    let offsets: Vec<i64> = inked
+        .iter()
+        .map(|&(x, y)| family.offset(x, y).round() as i64)
+        .collect();
+    let lo = offsets.iter().copied().min().unwrap_or(0);
+    let hi = offsets.iter().copied().max().unwrap_or(0);
+    let mut counts = vec![0u32; (hi - lo + 1) as usize];
+    for o in &offsets {
+        counts[(o - lo) as usize] += 1;
+    }
+    let length = family.positions(map) as f32;
+    // Positions inside the picture, per offset; a line cut by the picture's edge (a turned
+    // page's rule near a corner) is judged on what of it is inside.
+    let inside: Vec<f32> = (0..counts.len())
+        .map(|k| family.inside(map, (lo + k as i64) as f32) as f32)
+        .collect();
+    let side = map.width.max(map.height) as f32;
+    // Thin: a printed line is a few pixels wide however large the picture.
+    let max_thickness = (0.015 * side).max(5.0);
+    // What every offset holds anyway (the other family's lines cross them all).
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    let base = sorted[sorted.len() / 2] as f32;
+    let holds = |k: usize, fraction: f32| {
+        inside[k] >= MIN_PARTIAL * length && counts[k] as f32 - base >= fraction * inside[k]
+    };
+    // Runs of offsets each holding at least a fifth of a line's worth of ink, and thin. Where
+    // writing lies along a line (a number written on a rule) its ink widens the run; the line
+    // is then the thin core that holds more, found by raising the bar.
+    let mut runs = Vec::new();
+    let mut pending = vec![(0, counts.len(), 0.2f32)];
+    while let Some((from, to, fraction)) = pending.pop() {
+        let mut i = from;
+        while i < to {
+            if !holds(i, fraction) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < to && holds(i, fraction) {
+                i += 1;
+            }
+            if (i - start) as f32 <= max_thickness {
+                runs.push((start, i));
+            } else if fraction < 0.9 {
+                pending.push((start, i, fraction * 1.5));
+            }
+        }
+    }
+    runs.sort_unstable();
+    let mut candidates = Vec::new();
+    for (start, end) in runs {
+        let i = end;
+        // Widen by up to two offsets each side that still hold some of the line: its
+        // anti-aliased fringe, and the pixels rounding puts beside it when the page is turned.
+        let fringe = |k: usize| holds(k, 0.05);
+        let mut first = start;
+        while first > 0 && start - first < 2 && fringe(first - 1) {
+            first -= 1;
+        }
+        let mut last = i - 1;
+        while last + 1 < counts.len() && last + 1 - (i - 1) <= 2 && fringe(last + 1) {
+            last += 1;
+        }
+        let (low, high) = ((lo + first as i64) as f32, (lo + last as i64) as f32);
+        let line = Line {
+            family,
+            low,
+            high,
+            coverage: coverage(map, family, low, high),
+        };
+        if line.coverage >= SET_COVERAGE {
+            let inside = (first..=last).map(|k| inside[k]).fold(0.0, f32::max);
+            candidates.push((line, inside / length));
+        }
+    }
+    let lines: Vec<Line> = candidates.iter().map(|c| c.0).collect();
+    let in_set = evenly_spaced(&lines, 2.0 * max_thickness);
+    // A line alone must be nearly unbroken, and mostly inside the picture: a short piece cut by
+    // its edge is only ever one of a set.
+    candidates
+        .into_iter()
+        .zip(in_set)
+        .filter(|((l, inside), in_set)| {
+            *in_set || (l.coverage >= LONE_COVERAGE && *inside >= LONE_INSIDE)
+        })
+        .map(|c| c.0 .0)
+        .collect()
+}
+
+/// Which of `lines` (one family, in order across) form an evenly spaced set: at least
+/// [`SET_SIZE`] of them a whole number of one gap (wider than `min_gap`) apart, a rule hidden or
+/// faint here and there. The gap is the one between two neighbours that puts the most lines
+/// on the set, so that a margin line or a digit's stroke among the rules does not break it.
+fn evenly_spaced(lines: &[Line], min_gap: f32) -> Vec<bool> {
+    let centres: Vec<f32> = lines.iter().map(|l| (l.low + l.high) / 2.0).collect();
+    let mut best: (usize, Vec<bool>) = (0, vec![false; lines.len()]);
+    for gap in centres.windows(2).map(|w| w[1] - w[0]) {
+        if gap <= min_gap {
+            continue;
+        }
+        for &anchor in &centres {
+            let members: Vec<bool> = centres
+                .iter()
+                .map(|&c| {
+                    let k = ((c - anchor) / gap).round();
+                    ((c - anchor) / gap - k).abs() < 0.15
+                })
+                .collect();
+            let count = members.iter().filter(|&&m| m).count();
+            if count > best.0 {
+                best = (count, members);
+            }
+        }
+    }
+    if best.0 >= SET_SIZE {
+        best.1
+    } else {
+        vec![false; lines.len()]
+    }
+}
+
+/// Fraction of the positions along the band `low..=high` of `family` (inside the picture) that
+/// hold ink.
+fn coverage(map: &InkMap, family: Family, low: f32, high: f32) -> f32 {
+    let (mut inside, mut inked) = (0, 0);
+    for t in 0..family.positions(map) {
+        let mut any_inside = false;
+        let mut any_ink = false;
+        let mut o = low;
+        while o <= high {
+            if let Some((x, y)) = family.pixel(map, t, o) {
+                any_inside = true;
+                any_ink |= map.at(x, y) > 0.0;
+            }
+            o += 1.0;
+        }
+        inside += usize::from(any_inside);
+        inked += usize::from(any_ink);
+    }
+    if inside == 0 {
+        0.0
+    } else {
+        inked as f32 / inside as f32
+    }
+}
+
+/// Clears the bands of `lines`, except where a stroke leaves a band on either side (it crosses
+/// or touches the line there): those positions, and a band's width around them, keep their ink
+/// so the stroke stays whole.
+fn erase(map: &mut InkMap, lines: &[Line]) {
+    let (w, h) = (map.width, map.height);
+    // Each line with its fringe: ink beside another line (its anti-aliased or JPEG-blurred
+    // edge, where the rules of squared paper cross) is that line's, not a stroke leaving.
+    // (Counted per pixel, so that a line's own fringe can be told from another's.)
+    let fringed = |line: &Line| Line {
+        low: line.low - 2.0,
+        high: line.high + 2.0,
+        ..*line
+    };
+    let mut on_lines = vec![0u8; w * h];
+    for line in lines {
+        for_band(map, &fringed(line), |_, _, x, y| {
+            on_lines[y * w + x] = on_lines[y * w + x].saturating_add(1)
+        });
+    }
+    let mut clear = vec![false; w * h];
+    for line in lines {
+        let n = line.family.positions(map);
+        let thickness = (line.high - line.low + 1.0).ceil() as usize;
+        let own = fringed(line);
+        let on_other_line = |x: usize, y: usize| {
+            let o = line.family.offset(x as f32, y as f32);
+            let mine = u8::from(o >= own.low - 0.5 && o <= own.high + 0.5);
+            on_lines[y * w + x] > mine
+        };
+        let ink_near = |t: usize, o: f32| {
+            (t.saturating_sub(1)..(t + 2).min(n)).any(|t| {
+                line.family
+                    .pixel(map, t, o)
+                    .is_some_and(|(x, y)| map.at(x, y) > 0.0 && !on_other_line(x, y))
+            })
+        };
+        // A stroke leaves the band at position t when there is ink 2, 3 and 4 pixels beyond it
+        // on one side (not on another line): further than a line's own fringe or the ringing
+        // of JPEG around it reaches.
+        let beyond =
+            |t: usize, edge: f32, dir: f32| (2..=4).all(|k| ink_near(t, edge + dir * k as f32));
+        let stroke_at: Vec<bool> = (0..n)
+            .map(|t| beyond(t, line.low, -1.0) || beyond(t, line.high, 1.0))
+            .collect();
+        let reach = thickness.div_ceil(2) + 2;
+        let keep: Vec<bool> = (0..n)
+            .map(|t| stroke_at[t.saturating_sub(reach)..(t + reach + 1).min(n)].contains(&true))
+            .collect();
+        // The band and a pixel of fringe each side. A pen is usually darker than the printed
+        // line: what stands well above the line's own strength is a stroke along it (the base
+        // of a 2 written on the rule), kept too.
+        let wide = Line {
+            low: line.low - 1.0,
+            high: line.high + 1.0,
+            ..*line
+        };
+        let stronger = (strength(map, line) + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
+        for_band(map, &wide, |t, _, x, y| {
+            if !keep[t] && map.at(x, y) <= stronger {
+                clear[y * w + x] = true;
+            }
+        });
+    }
+    for (v, c) in map.ink.iter_mut().zip(clear) {
+        if c {
+            *v = 0.0;
+        }
+    }
+}
+
+/// How strong a line's own ink is: along the line, the strongest pixel across its band at each
+/// position (its core, not its anti-aliased fringe), and the median of that over the positions
+/// that hold ink (writing along the line covers less than half of it).
+fn strength(map: &InkMap, line: &Line) -> f32 {
+    let mut core = vec![0.0f32; line.family.positions(map)];
+    for_band(map, line, |t, _, x, y| core[t] = core[t].max(map.at(x, y)));
+    core.retain(|&v| v > 0.0);
+    if core.is_empty() {
+        return 0.0;
+    }
+    let k = (core.len() - 1) / 2;
+    *core.select_nth_unstable_by(k, f32::total_cmp).1
+}
+
+/// Calls `f(t, offset, x, y)` for every pixel of the band of `line` inside the picture.
+fn for_band(map: &InkMap, line: &Line, mut f: impl FnMut(usize, f32, usize, usize)) {
+    for t in 0..line.family.positions(map) {
+        let mut o = line.low;
+        while o <= line.high {
+            if let Some((x, y)) = line.family.pixel(map, t, o) {
+                f(t, o, x, y);
+            }
+            o += 1.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `w` x `h` map with ink where `ink(x, y)`.
+    fn map(w: usize, h: usize, ink: impl Fn(usize, usize) -> bool) -> InkMap {
+        let mut m = InkMap::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                if ink(x, y) {
+                    m.ink[y * w + x] = 1.0;
+                }
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn rules_go_and_the_stroke_crossing_them_stays_whole() {
+        // Rules every 20 rows (2 px thick) and a vertical stroke crossing three of them.
+        let rule = |y: usize| y % 20 == 10 || y % 20 == 11;
+        let stroke = |x: usize, y: usize| (60..63).contains(&x) && (25..75).contains(&y);
+        let mut m = map(120, 100, |x, y| rule(y) || stroke(x, y));
+        assert_eq!(remove_page_lines(&mut m), 5);
+        for y in 25..75 {
+            assert!((60..63).all(|x| m.at(x, y) > 0.0), "stroke cut at row {y}");
+        }
+        let left: usize = (0..100)
+            .flat_map(|y| (0..120).map(move |x| (x, y)))
+            .filter(|&(x, y)| m.at(x, y) > 0.0 && !stroke(x, y))
+            .count();
+        // Only short stubs of the rules beside the stroke remain: 3 rules, 2 rows, 2 sides,
+        // up to 4 positions.
+        assert!(left <= 3 * 2 * 2 * 4, "{left} pixels of rules left");
+    }
+
+    #[test]
+    fn a_turned_grid_goes() {
+        // Squared paper turned 2 degrees: both families found, nothing left.
+        let t = 2f32.to_radians();
+        let mut m = map(200, 150, |x, y| {
+            let (x, y) = (x as f32, y as f32);
+            let u = x * t.cos() + y * t.sin();
+            let v = y * t.cos() - x * t.sin();
+            (u.rem_euclid(25.0)) < 1.5 || (v.rem_euclid(25.0)) < 1.5
+        });
+        let inked = |m: &InkMap| m.ink.iter().filter(|&&v| v > 0.0).count();
+        let before = inked(&m);
+        assert!(remove_page_lines(&mut m) >= 12);
+        // A few pixels at crossings and at the picture's edge may stay: specks, dropped later.
+        assert!(
+            inked(&m) * 100 < before,
+            "{} of {before} pixels left",
+            inked(&m)
+        );
+    }
+
+    #[test]
+    fn a_digit_one_is_not_a_line() {
+        // A tall stroke over 70% of the picture's height, alone: writing, not ruling.
+        let mut m = map(60, 100, |x, y| {
+            (28..32).contains(&x) && (15..85).contains(&y)
+        });
+        let before = m.clone();
+        assert_eq!(remove_page_lines(&mut m), 0);
+        assert_eq!(m, before);
+    }
+
+    #[test]
+    fn a_turned_pages_rule_that_leaves_through_the_edge_goes_with_its_set() {
+        // Rules every 20 rows, the page turned 3 degrees: the top rule is inside the picture for
+        // its first 29 columns only, too short to be a line of its own.
+        let t = 3f32.to_radians().tan();
+        let rule = |x: usize, y: usize| (y as f32 + x as f32 * t - 1.5).rem_euclid(20.0) < 1.5;
+        let mut m = map(200, 100, rule);
+        let before = m.ink.iter().filter(|&&v| v > 0.0).count();
+        remove_page_lines(&mut m);
+        let left: Vec<(usize, usize)> = (0..100)
+            .flat_map(|y| (0..200).map(move |x| (x, y)))
+            .filter(|&(x, y)| m.at(x, y) > 0.0)
+            .collect();
+        assert!(
+            left.len() * 100 < before,
+            "{} of {before} left: {left:?}",
+            left.len()
+        );
+        assert!((0..29).all(|x| m.at(x, 0) == 0.0), "the cut rule stayed");
+    }
+
+    #[test]
+    fn a_set_is_found_among_lines_that_break_its_spacing() {
+        // Rules every 20 rows, one broken (80% inked: only a set's member goes), and a full line
+        // at row 47 off the spacing (a header line): all go.
+        let mut m = map(150, 120, |x, y| {
+            (y % 20 == 10 && !(y == 70 && x % 5 == 0)) || y == 47
+        });
+        assert_eq!(remove_page_lines(&mut m), 7);
+        assert!(m.is_blank());
+    }
+
+    #[test]
+    fn a_pen_stroke_along_a_rule_is_kept() {
+        // Faint printed rules (ink 0.3) every 20 rows; a pen (ink 1) runs along the rule at row
+        // 50 for 30 of its 400 columns, as the base of a 2 written on the line, and leaves it
+        // upwards.
+        let mut m = map(400, 100, |_, y| y % 20 == 10);
+        m.ink.iter_mut().for_each(|v| *v *= 0.3);
+        for x in 160..190 {
+            m.ink[50 * 400 + x] = 1.0;
+        }
+        for y in 30..50 {
+            m.ink[y * 400 + 160] = 1.0;
+        }
+        assert_eq!(remove_page_lines(&mut m), 5);
+        assert!((160..190).all(|x| m.at(x, 50) == 1.0));
+        assert!(m.at(20, 50) == 0.0 && m.at(340, 50) == 0.0);
+    }
+
+    #[test]
+    fn a_rule_under_a_number_written_on_it_is_found() {
+        // Rules every 30 rows; along the rule at row 70, eight digits' bases (each 15 wide, 4
+        // rows thick round the rule) cover 120 of its 300 columns, widening the rows that hold
+        // ink there beyond a printed line's thickness.
+        let base = |x: usize, y: usize| x % 35 < 15 && x < 280 && (68..72).contains(&y);
+        let mut m = map(300, 150, |x, y| y % 30 == 10 || base(x, y));
+        m.ink.iter_mut().for_each(|v| *v *= 0.3);
+        for y in 68..72 {
+            for x in 0..300 {
+                if base(x, y) {
+                    m.ink[y * 300 + x] = 1.0;
+                }
+            }
+        }
+        assert_eq!(remove_page_lines(&mut m), 5);
+        assert!((0..280).all(|x| !base(x, 70) || m.at(x, 70) == 1.0));
+        assert_eq!(m.at(290, 70), 0.0);
+    }
+
+    #[test]
+    fn a_margin_line_alone_goes() {
+        let mut m = map(100, 80, |x, y| {
+            x == 20 || ((50..70).contains(&x) && y == 40)
+        });
+        assert_eq!(remove_page_lines(&mut m), 1);
+        assert!((50..70).all(|x| m.at(x, 40) > 0.0));
+        assert!((0..80).all(|y| m.at(20, y) == 0.0));
+    }
+}

@@ -1,0 +1,256 @@
+//! Stroke geometry on small binary grids: the Euclidean distance transform, thinning to a
+//! one-pixel skeleton, a stroke's width, and redrawing a skeleton with a round pen.
+//!
+//! Used twice: by [`crate::mnist_style`] to bring a thin pen line to MNIST's stroke width before
+//! it is scaled to 20 pixels (a 1-px line on a 900-px picture would otherwise become a faint
+//! trace), and by [`crate::synth::photo`] to turn an MNIST digit into a thin pen line. The grids
+//! are glyph-sized (at most a few hundred pixels a side), so plain loops are fast enough; the
+//! `imageproc` crate has a distance transform but no thinning, and would bring nalgebra and a
+//! third `rand` into the workspace for one 40-line function.
+
+/// Squared Euclidean distance from every cell to the nearest `true` cell of `seeds` (`w` x `h`,
+/// row-major); `f32::INFINITY` everywhere when there is none. Felzenszwalb and Huttenlocher's
+/// two-pass lower envelope of parabolas, exact and linear in the number of cells.
+pub fn squared_distance(seeds: &[bool], w: usize, h: usize) -> Vec<f32> {
+    const FAR: f32 = 1e20;
+    let mut d: Vec<f32> = seeds.iter().map(|&s| if s { 0.0 } else { FAR }).collect();
+    let mut line = Vec::new();
+    let mut out = Vec::new();
+    // Columns, then rows of the column result.
+    for x in 0..w {
+        line.clear();
+        line.extend((0..h).map(|y| d[y * w + x]));
+        lower_envelope(&line, &mut out);
+        for y in 0..h {
+            d[y * w + x] = out[y];
+        }
+    }
+    for y in 0..h {
+        line.clear();
+        line.extend_from_slice(&d[y * w..(y + 1) * w]);
+        lower_envelope(&line, &mut out);
+        d[y * w..(y + 1) * w].copy_from_slice(&out);
+    }
+    if d.iter().all(|&v| v >= FAR) {
+        d.fill(f32::INFINITY);
+    }
+    d
+}
+
+/// One-dimensional squared distance transform of `f` (sampled costs) into `out`.
+fn lower_envelope(f: &[f32], out: &mut Vec<f32>) {
+    let n = f.len();
+    out.clear();
+    out.resize(n, 0.0);
+    if n == 0 {
+        return;
+    }
+    let mut v = vec![0usize; n];
+    let mut z = vec![0.0f32; n + 1];
+    let mut k = 0;
+    z[0] = f32::NEG_INFINITY;
+    z[1] = f32::INFINITY;
+    let meet = |q: usize, p: usize| {
+        ((f[q] + (q * q) as f32) - (f[p] + (p * p) as f32)) / (2.0 * (q - p) as f32)
+    };
+    for q in 1..n {
+        let mut s = meet(q, v[k]);
+        // z[0] is minus infinity, so this stops at k = 0 at the latest.
+        while s <= z[k] {
+            k -= 1;
+            s = meet(q, v[k]);
+        }
+        k += 1;
+        v[k] = q;
+        z[k] = s;
+        z[k + 1] = f32::INFINITY;
+    }
+    let mut k = 0;
+    for (q, o) in out.iter_mut().enumerate() {
+        while z[k + 1] < q as f32 {
+            k += 1;
+        }
+        let p = v[k];
+        let dq = q as f32 - p as f32;
+        *o = dq * dq + f[p];
+    }
+}
+
+/// Thins `mask` (`w` x `h`) to an 8-connected skeleton one pixel wide that keeps its topology
+/// (Zhang and Suen, 1984). Cells outside the grid count as paper.
+pub fn thin(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let mut m = mask.to_vec();
+    let at = |m: &[bool], x: isize, y: isize| -> bool {
+        x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h && m[y as usize * w + x as usize]
+    };
+    let mut remove = Vec::new();
+    loop {
+        let mut changed = false;
+        for pass in 0..2 {
+            remove.clear();
+            for y in 0..h as isize {
+                for x in 0..w as isize {
+                    if !m[y as usize * w + x as usize] {
+                        continue;
+                    }
+                    // P2..P9 clockwise from north.
+                    let p = [
+                        at(&m, x, y - 1),
+                        at(&m, x + 1, y - 1),
+                        at(&m, x + 1, y),
+                        at(&m, x + 1, y + 1),
+                        at(&m, x, y + 1),
+                        at(&m, x - 1, y + 1),
+                        at(&m, x - 1, y),
+                        at(&m, x - 1, y - 1),
+                    ];
+                    let neighbours = p.iter().filter(|&&b| b).count();
+                    if !(2..=6).contains(&neighbours) {
+                        continue;
+                    }
+                    let transitions = (0..8).filter(|&i| !p[i] && p[(i + 1) % 8]).count();
+                    if transitions != 1 {
+                        continue;
+                    }
+                    let (n, e, s, wst) = (p[0], p[2], p[4], p[6]);
+                    let keep = if pass == 0 {
+                        e && s && (n || wst)
+                    } else {
+                        n && wst && (e || s)
+                    };
+                    if !keep {
+                        remove.push(y as usize * w + x as usize);
+                    }
+                }
+            }
+            changed |= !remove.is_empty();
+            for &i in &remove {
+                m[i] = false;
+            }
+        }
+        if !changed {
+            return m;
+        }
+    }
+}
+
+/// Mean width of the strokes of `mask` in cells: their area over their skeleton's length.
+/// `None` for an empty mask.
+pub fn width(mask: &[bool], w: usize, h: usize) -> Option<f32> {
+    let area = mask.iter().filter(|&&b| b).count();
+    let length = thin(mask, w, h).iter().filter(|&&b| b).count();
+    (length > 0).then(|| area as f32 / length as f32)
+}
+
+/// Coverage (0-1, anti-aliased) of a round pen `pen` cells wide drawn along `skeleton`.
+pub fn redraw(skeleton: &[bool], w: usize, h: usize, pen: f32) -> Vec<f32> {
+    squared_distance(skeleton, w, h)
+        .into_iter()
+        .map(|d2| (pen / 2.0 + 0.5 - d2.sqrt()).clamp(0.0, 1.0))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(rows: &[&str]) -> (Vec<bool>, usize, usize) {
+        let (w, h) = (rows[0].len(), rows.len());
+        let cells = rows
+            .iter()
+            .flat_map(|r| r.chars().map(|c| c == '#'))
+            .collect();
+        (cells, w, h)
+    }
+
+    #[test]
+    fn distances_match_brute_force() {
+        let (seeds, w, h) = grid(&[
+            "#.........",
+            "..........",
+            ".....#....",
+            "..........",
+            ".........#",
+            "..........",
+        ]);
+        let d = squared_distance(&seeds, w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let brute = (0..w * h)
+                    .filter(|&i| seeds[i])
+                    .map(|i| {
+                        let (sx, sy) = ((i % w) as f32, (i / w) as f32);
+                        (sx - x as f32).powi(2) + (sy - y as f32).powi(2)
+                    })
+                    .fold(f32::INFINITY, f32::min);
+                assert_eq!(d[y * w + x], brute, "({x}, {y})");
+            }
+        }
+        assert!(squared_distance(&[false; 6], 3, 2)
+            .iter()
+            .all(|v| v.is_infinite()));
+    }
+
+    #[test]
+    fn a_thick_bar_thins_to_its_centre_line_and_has_its_width() {
+        // 5 rows high, 20 long.
+        let rows: Vec<String> = (0..9)
+            .map(|y| {
+                (0..24)
+                    .map(|x| {
+                        if (2..7).contains(&y) && (2..22).contains(&x) {
+                            '#'
+                        } else {
+                            '.'
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let (mask, w, h) = grid(&rows);
+        let skeleton = thin(&mask, w, h);
+        let on: Vec<(usize, usize)> = (0..w * h)
+            .filter(|&i| skeleton[i])
+            .map(|i| (i % w, i / w))
+            .collect();
+        assert!(on.iter().all(|&(_, y)| y == 4), "{on:?}");
+        assert!(on.len() >= 14 && on.len() <= 20, "{on:?}");
+        let width = width(&mask, w, h).unwrap();
+        assert!((5.0..=7.2).contains(&width), "{width}");
+    }
+
+    #[test]
+    fn a_ring_stays_a_ring() {
+        let (mask, w, h) = grid(&[
+            "..........",
+            ".########.",
+            ".########.",
+            ".##....##.",
+            ".##....##.",
+            ".########.",
+            ".########.",
+            "..........",
+        ]);
+        let skeleton = thin(&mask, w, h);
+        // Still closed: every skeleton cell has exactly two 8-neighbours on the skeleton.
+        for i in (0..w * h).filter(|&i| skeleton[i]) {
+            let (x, y) = ((i % w) as isize, (i / w) as isize);
+            let n = (-1..=1)
+                .flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)))
+                .filter(|&(dx, dy)| (dx, dy) != (0, 0))
+                .filter(|&(dx, dy)| skeleton[((y + dy) as usize) * w + (x + dx) as usize])
+                .count();
+            assert!(n >= 2, "cell ({x}, {y}) is an end: the ring was cut");
+        }
+    }
+
+    #[test]
+    fn redraw_gives_a_pen_of_the_asked_width() {
+        let (skeleton, w, h) = grid(&[".........", "..#####..", "........."]);
+        let cover = redraw(&skeleton, w, h, 2.0);
+        assert_eq!(cover[w + 4], 1.0);
+        assert_eq!(cover[4], 0.5);
+        assert_eq!(cover[w], 0.0);
+    }
+}

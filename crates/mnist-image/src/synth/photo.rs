@@ -1,0 +1,880 @@
+//! Photo-like pictures of handwriting, one kind per [`Condition`] of issue 17: what people
+//! photograph when they write a digit with a pen on a notebook page. The answers are known, so
+//! the pictures measure `predict` and `read` per condition (`scripts/photo-accuracy.sh`,
+//! `tests/photos.rs`), and [`Blank`] pages with no writing must still be refused.
+//!
+//! Each digit is an MNIST test digit thinned to its centre line ([`crate::stroke::thin`]) and
+//! drawn again as a pen line 1-4 px wide on a picture 300-1400 px across (a phone photo's
+//! scale), so the writing is a person's but the stroke is a ballpoint's. The page under it is
+//! plain, ruled, squared or recycled paper, possibly with a red margin line, lit unevenly, in a
+//! shadow, turned a little, with sensor noise and JPEG compression.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, GrayImage, Rgb, RgbImage};
+use mnist_data::{IMAGE_PIXELS, IMAGE_SIDE};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{encode, gaussian, Encoding};
+use crate::stroke;
+
+/// What is hard about a picture. `Combined` has all of it at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// A grey or black pen line 1-4 px wide on plain white paper.
+    Pen,
+    /// Blue ballpoint ink on off-white paper, a shadow falling across the page.
+    BlueShadow,
+    /// Light blue rules; the digits sit on a rule and may cross the one above.
+    Ruled,
+    /// Squared (grid) paper: lines cross every digit.
+    Squared,
+    /// Ruled paper with a red margin line that may cross the writing.
+    Margin,
+    /// Light falling off across the page and into the corners.
+    UnevenLight,
+    /// Pencil on grey, fibrous recycled paper.
+    Pencil,
+    /// Ruled or squared paper, maybe a margin, blue or black ink, shadow, uneven light, the page
+    /// turned up to 3 degrees, JPEG.
+    Combined,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 8] = [
+        Condition::Pen,
+        Condition::BlueShadow,
+        Condition::Ruled,
+        Condition::Squared,
+        Condition::Margin,
+        Condition::UnevenLight,
+        Condition::Pencil,
+        Condition::Combined,
+    ];
+
+    /// The name used in file names and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Pen => "pen",
+            Condition::BlueShadow => "blue-shadow",
+            Condition::Ruled => "ruled",
+            Condition::Squared => "squared",
+            Condition::Margin => "margin",
+            Condition::UnevenLight => "uneven-light",
+            Condition::Pencil => "pencil",
+            Condition::Combined => "combined",
+        }
+    }
+}
+
+/// Pictures with nothing written on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blank {
+    /// Plain paper, unevenly lit, half the time in a shadow.
+    Page,
+    /// A ruled page, half the time with a margin line, turned a little.
+    RuledPage,
+    /// A squared page, turned a little.
+    SquaredPage,
+    /// A photo of a plastered wall: texture at every scale, and no ink.
+    Wall,
+}
+
+impl Blank {
+    pub const ALL: [Blank; 4] = [
+        Blank::Page,
+        Blank::RuledPage,
+        Blank::SquaredPage,
+        Blank::Wall,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Blank::Page => "blank-page",
+            Blank::RuledPage => "blank-ruled",
+            Blank::SquaredPage => "blank-squared",
+            Blank::Wall => "blank-wall",
+        }
+    }
+}
+
+/// Printed lines of the page, in page coordinates (before the page is turned).
+#[derive(Debug, Clone, PartialEq)]
+enum Ruling {
+    None,
+    /// Horizontal rules every `spacing` pixels, one at `offset`.
+    Ruled {
+        spacing: f32,
+        offset: f32,
+    },
+    /// Horizontal and vertical lines every `spacing` pixels.
+    Squared {
+        spacing: f32,
+        offset: [f32; 2],
+    },
+}
+
+/// A shadow's edge: the half-plane beyond `edge` (pixels along `normal`) is darkened to
+/// `depth` of the light, over a soft `penumbra`.
+#[derive(Debug, Clone, PartialEq)]
+struct Shadow {
+    normal: [f32; 2],
+    edge: f32,
+    depth: f32,
+    penumbra: f32,
+}
+
+/// Everything about the page a digit is written on.
+#[derive(Debug, Clone)]
+struct Page {
+    width: u32,
+    height: u32,
+    /// How far the page is turned, in radians.
+    turn: f32,
+    paper: [f32; 3],
+    ruling: Ruling,
+    rule_colour: [f32; 3],
+    rule_width: f32,
+    /// A vertical margin line at this x (page coordinates), if any.
+    margin: Option<f32>,
+    /// Recycled paper: fibres and specks.
+    recycled: bool,
+    /// A wall's plaster texture instead of paper.
+    plaster: bool,
+    ink: [f32; 3],
+    pen: f32,
+    pencil: bool,
+    /// Light falls by this fraction across the page in direction `light_angle`.
+    gradient: f32,
+    light_angle: f32,
+    /// Corners this much darker than the centre.
+    vignette: f32,
+    shadow: Option<Shadow>,
+    noise: f32,
+}
+
+impl Page {
+    fn random(condition: Option<Condition>, blank: Option<Blank>, rng: &mut impl Rng) -> Self {
+        let long = rng.random_range(300..=1400u32);
+        let short = (long as f32 * rng.random_range(0.6..1.0)).round() as u32;
+        let (width, height) = if rng.random_bool(0.5) {
+            (long, short)
+        } else {
+            (short, long)
+        };
+        let white = rng.random_range(225.0..252.0);
+        let tint = [(); 3].map(|_| rng.random_range(-5.0..5.0f32));
+        let mut page = Page {
+            width,
+            height,
+            turn: 0.0,
+            paper: [0, 1, 2].map(|i| white + tint[i]),
+            ruling: Ruling::None,
+            rule_colour: [
+                rng.random_range(140.0..190.0),
+                rng.random_range(180.0..215.0),
+                rng.random_range(215.0..245.0),
+            ],
+            rule_width: rng.random_range(1.0..2.5),
+            margin: None,
+            recycled: false,
+            plaster: false,
+            ink: [0.0; 3].map(|_| 0.0),
+            pen: rng.random_range(1.0..4.0),
+            pencil: false,
+            gradient: rng.random_range(0.0..0.15),
+            light_angle: rng.random_range(0.0..std::f32::consts::TAU),
+            vignette: 0.0,
+            shadow: None,
+            noise: rng.random_range(1.0..4.0),
+        };
+        let grey = rng.random_range(20.0..110.0);
+        page.ink = [grey; 3];
+        let blue = |rng: &mut dyn rand::RngCore| {
+            [
+                rng.random_range(20.0..70.0),
+                rng.random_range(30.0..80.0),
+                rng.random_range(110.0..190.0),
+            ]
+        };
+        match (condition, blank) {
+            (Some(Condition::Pen), _) => {}
+            (Some(Condition::BlueShadow), _) => {
+                page.paper = [
+                    rng.random_range(235.0..250.0),
+                    rng.random_range(228.0..245.0),
+                    rng.random_range(205.0..232.0),
+                ];
+                page.ink = blue(rng);
+                page.shadow = Some(Shadow::random(width, height, rng));
+            }
+            (Some(Condition::Ruled), _) => {
+                page.ruling = Ruling::Ruled {
+                    spacing: 0.0,
+                    offset: 0.0,
+                };
+                if rng.random_bool(0.5) {
+                    page.ink = blue(rng);
+                }
+            }
+            (Some(Condition::Squared), _) => {
+                page.ruling = Ruling::Squared {
+                    spacing: 0.0,
+                    offset: [0.0; 2],
+                };
+                page.rule_width = rng.random_range(1.0..2.0);
+                if rng.random_bool(0.5) {
+                    page.ink = blue(rng);
+                }
+            }
+            (Some(Condition::Margin), _) => {
+                page.ruling = Ruling::Ruled {
+                    spacing: 0.0,
+                    offset: 0.0,
+                };
+                page.margin = Some(width as f32 * rng.random_range(0.1..0.8));
+                if rng.random_bool(0.5) {
+                    page.ink = blue(rng);
+                }
+            }
+            (Some(Condition::UnevenLight), _) => {
+                page.gradient = rng.random_range(0.3..0.6);
+                page.vignette = rng.random_range(0.15..0.4);
+            }
+            (Some(Condition::Pencil), _) => {
+                let base = rng.random_range(195.0..222.0);
+                page.paper = [base + 3.0, base, base - rng.random_range(2.0..12.0)];
+                page.recycled = true;
+                page.pencil = true;
+                let graphite = rng.random_range(70.0..130.0);
+                page.ink = [graphite; 3];
+                page.pen = rng.random_range(1.5..3.5);
+                page.gradient = rng.random_range(0.0..0.25);
+            }
+            (Some(Condition::Combined), _) => {
+                page.ruling = if rng.random_bool(0.5) {
+                    Ruling::Ruled {
+                        spacing: 0.0,
+                        offset: 0.0,
+                    }
+                } else {
+                    Ruling::Squared {
+                        spacing: 0.0,
+                        offset: [0.0; 2],
+                    }
+                };
+                if rng.random_bool(0.5) {
+                    page.margin = Some(width as f32 * rng.random_range(0.1..0.8));
+                }
+                if rng.random_bool(0.6) {
+                    page.ink = blue(rng);
+                }
+                page.shadow = Some(Shadow::random(width, height, rng));
+                page.gradient = rng.random_range(0.2..0.45);
+                page.vignette = rng.random_range(0.1..0.3);
+                page.turn = rng.random_range(-3.0f32..3.0).to_radians();
+            }
+            (None, Some(blank)) => {
+                page.gradient = rng.random_range(0.1..0.5);
+                page.vignette = rng.random_range(0.0..0.3);
+                if rng.random_bool(0.5) {
+                    page.shadow = Some(Shadow::random(width, height, rng));
+                }
+                let spacing = short as f32 * rng.random_range(0.05..0.15);
+                match blank {
+                    Blank::Page => {}
+                    Blank::RuledPage => {
+                        page.ruling = Ruling::Ruled {
+                            spacing,
+                            offset: rng.random_range(0.0..spacing),
+                        };
+                        if rng.random_bool(0.5) {
+                            page.margin = Some(width as f32 * rng.random_range(0.1..0.8));
+                        }
+                        page.turn = rng.random_range(-3.0f32..3.0).to_radians();
+                    }
+                    Blank::SquaredPage => {
+                        page.ruling = Ruling::Squared {
+                            spacing,
+                            offset: [
+                                rng.random_range(0.0..spacing),
+                                rng.random_range(0.0..spacing),
+                            ],
+                        };
+                        page.turn = rng.random_range(-3.0f32..3.0).to_radians();
+                    }
+                    Blank::Wall => {
+                        let base = rng.random_range(150.0..235.0);
+                        page.paper = [base + 6.0, base + 2.0, base - 6.0];
+                        page.plaster = true;
+                        page.shadow = None;
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        page
+    }
+
+    /// Page coordinates of image pixel centre `(x, y)`.
+    fn to_page(&self, x: f32, y: f32) -> (f32, f32) {
+        let (cx, cy) = (self.width as f32 / 2.0, self.height as f32 / 2.0);
+        let (s, c) = self.turn.sin_cos();
+        let (dx, dy) = (x - cx, y - cy);
+        (cx + dx * c + dy * s, cy - dx * s + dy * c)
+    }
+
+    /// Image coordinates of page point `(u, v)`.
+    fn to_image(&self, u: f32, v: f32) -> (f32, f32) {
+        let (cx, cy) = (self.width as f32 / 2.0, self.height as f32 / 2.0);
+        let (s, c) = self.turn.sin_cos();
+        let (du, dv) = (u - cx, v - cy);
+        (cx + du * c - dv * s, cy + du * s + dv * c)
+    }
+
+    /// Renders the page with `ink` (coverage 0-1 per pixel) written on it.
+    fn render(&self, ink: &[f32], rng: &mut impl Rng) -> DynamicImage {
+        let (w, h) = (self.width, self.height);
+        let fibres = (self.recycled || self.plaster).then(|| Texture::new(w, h, rng));
+        let grain: Vec<f32> = if self.pencil {
+            (0..w * h).map(|_| rng.random_range(0.45..1.0)).collect()
+        } else {
+            Vec::new()
+        };
+        let specks: Vec<(f32, f32, f32, f32)> = if self.recycled {
+            (0..rng.random_range(20..80))
+                .map(|_| {
+                    (
+                        rng.random_range(0.0..w as f32),
+                        rng.random_range(0.0..h as f32),
+                        rng.random_range(0.4..1.4),
+                        rng.random_range(0.1..0.35),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (lx, ly) = (self.light_angle.cos(), self.light_angle.sin());
+        let diagonal = ((w * w + h * h) as f32).sqrt();
+        let mut img = RgbImage::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+                let (u, v) = self.to_page(px, py);
+                let mut reflect = self.paper.map(|p| p / 255.0);
+                if let Some(t) = &fibres {
+                    let amount = if self.plaster { 0.10 } else { 0.05 };
+                    let f = 1.0 + amount * t.at(px, py);
+                    reflect = reflect.map(|r| r * f);
+                }
+                let mut lines = self.rule_coverage(u, v);
+                if let Some(m) = self.margin {
+                    let c = cover(self.rule_width.max(1.5), (u - m).abs());
+                    let red = [225.0, 95.0, 110.0];
+                    reflect = multiply(reflect, red, c);
+                }
+                lines = lines.clamp(0.0, 1.0);
+                reflect = multiply(reflect, self.rule_colour, lines);
+                for &(sx, sy, r, dark) in &specks {
+                    let d = ((px - sx).powi(2) + (py - sy).powi(2)).sqrt();
+                    let c = cover(2.0 * r, d) * dark;
+                    reflect = reflect.map(|v| v * (1.0 - c));
+                }
+                let i = (y * w + x) as usize;
+                let mut c = ink[i];
+                if self.pencil {
+                    c *= grain[i];
+                }
+                reflect = multiply(reflect, self.ink, c);
+                // Light: a gradient, dark corners, a shadow.
+                let along = ((px - w as f32 / 2.0) * lx + (py - h as f32 / 2.0) * ly) / diagonal;
+                let mut light = 1.0 - self.gradient * (0.5 + along);
+                let r = ((px - w as f32 / 2.0).powi(2) + (py - h as f32 / 2.0).powi(2)).sqrt()
+                    / (diagonal / 2.0);
+                light *= 1.0 - self.vignette * r * r;
+                if let Some(s) = &self.shadow {
+                    light *= s.light(px, py);
+                }
+                let noise = gaussian(rng) * self.noise;
+                let rgb =
+                    reflect.map(|r| (r * light * 255.0 + noise).round().clamp(0.0, 255.0) as u8);
+                img.put_pixel(x, y, Rgb(rgb));
+            }
+        }
+        DynamicImage::ImageRgb8(img)
+    }
+
+    /// Coverage of the printed rules or grid at page point `(u, v)`.
+    fn rule_coverage(&self, u: f32, v: f32) -> f32 {
+        let near = |p: f32, spacing: f32, offset: f32| {
+            let t = (p - offset).rem_euclid(spacing);
+            t.min(spacing - t)
+        };
+        match &self.ruling {
+            Ruling::None => 0.0,
+            Ruling::Ruled { spacing, offset } => cover(self.rule_width, near(v, *spacing, *offset)),
+            Ruling::Squared { spacing, offset } => {
+                cover(self.rule_width, near(v, *spacing, offset[1]))
+                    .max(cover(self.rule_width, near(u, *spacing, offset[0])))
+            }
+        }
+    }
+}
+
+impl Shadow {
+    fn random(w: u32, h: u32, rng: &mut impl Rng) -> Self {
+        let angle: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+        let normal = [angle.cos(), angle.sin()];
+        // The edge passes somewhere through the middle 60% of the picture.
+        let (px, py) = (
+            w as f32 * rng.random_range(0.2..0.8),
+            h as f32 * rng.random_range(0.2..0.8),
+        );
+        let short = w.min(h) as f32;
+        Shadow {
+            normal,
+            edge: px * normal[0] + py * normal[1],
+            depth: rng.random_range(0.45..0.75),
+            penumbra: short * rng.random_range(0.02..0.08),
+        }
+    }
+
+    fn light(&self, x: f32, y: f32) -> f32 {
+        let d = x * self.normal[0] + y * self.normal[1] - self.edge;
+        let t = (d / self.penumbra + 0.5).clamp(0.0, 1.0);
+        let t = t * t * (3.0 - 2.0 * t);
+        1.0 - (1.0 - self.depth) * t
+    }
+}
+
+/// Coverage of a line `width` wide at distance `d` from its centre, anti-aliased.
+fn cover(width: f32, d: f32) -> f32 {
+    (width / 2.0 + 0.5 - d).clamp(0.0, 1.0)
+}
+
+/// Reflectance under a layer of `colour` (0-255) with coverage `c`: layers absorb, they do not
+/// paint over.
+fn multiply(reflect: [f32; 3], colour: [f32; 3], c: f32) -> [f32; 3] {
+    [0, 1, 2].map(|i| reflect[i] * (1.0 - c + c * colour[i] / 255.0))
+}
+
+/// Smooth random texture at several scales (value noise), -1 to 1: paper fibres, plaster.
+struct Texture {
+    octaves: Vec<(f32, usize, Vec<f32>, f32)>,
+}
+
+impl Texture {
+    fn new(w: u32, h: u32, rng: &mut impl Rng) -> Self {
+        let octaves = [(48.0, 0.45), (12.0, 0.3), (3.0, 0.25)]
+            .iter()
+            .map(|&(cell, weight)| {
+                let gw = (w as f32 / cell) as usize + 2;
+                let gh = (h as f32 / cell) as usize + 2;
+                let grid = (0..gw * gh).map(|_| rng.random_range(-1.0..1.0)).collect();
+                (cell, gw, grid, weight)
+            })
+            .collect();
+        Self { octaves }
+    }
+
+    fn at(&self, x: f32, y: f32) -> f32 {
+        self.octaves
+            .iter()
+            .map(|(cell, gw, grid, weight)| {
+                let (fx, fy) = (x / cell, y / cell);
+                let (x0, y0) = (fx as usize, fy as usize);
+                let s = |t: f32| t * t * (3.0 - 2.0 * t);
+                let (tx, ty) = (s(fx.fract()), s(fy.fract()));
+                let g = |xx: usize, yy: usize| grid[yy * gw + xx];
+                let top = g(x0, y0) * (1.0 - tx) + g(x0 + 1, y0) * tx;
+                let bottom = g(x0, y0 + 1) * (1.0 - tx) + g(x0 + 1, y0 + 1) * tx;
+                weight * (top * (1.0 - ty) + bottom * ty)
+            })
+            .sum()
+    }
+}
+
+/// A digit as pen strokes: line segments in a frame where its ink spans `0..width` and
+/// `0..height` (pixels, before placing).
+#[derive(Debug, Clone)]
+struct PenDigit {
+    segments: Vec<[f32; 4]>,
+    width: f32,
+    height: f32,
+}
+
+impl PenDigit {
+    /// The centre line of MNIST `pixels`, scaled so the 28x28 field is `field` pixels.
+    fn new(pixels: &[u8], field: f32) -> Self {
+        assert_eq!(pixels.len(), IMAGE_PIXELS, "an MNIST digit is 28x28");
+        // Thin at a resolution fine enough for a smooth line, but no finer than needed.
+        let res = (field.round() as u32).clamp(IMAGE_SIDE as u32, 196);
+        let tile = GrayImage::from_raw(IMAGE_SIDE as u32, IMAGE_SIDE as u32, pixels.to_vec())
+            .unwrap_or_default();
+        let big = imageops::resize(&tile, res, res, FilterType::CatmullRom);
+        let n = res as usize;
+        let mask: Vec<bool> = big.pixels().map(|p| p.0[0] >= 110).collect();
+        let skeleton = stroke::thin(&mask, n, n);
+        // Each skeleton cell at the mean of its skeleton neighbours within 2 cells: a smooth
+        // line rather than a staircase when scaled up.
+        let on = |x: isize, y: isize| {
+            x >= 0
+                && y >= 0
+                && (x as usize) < n
+                && (y as usize) < n
+                && skeleton[y as usize * n + x as usize]
+        };
+        let smooth = |x: isize, y: isize| {
+            let (mut sx, mut sy, mut k) = (0.0, 0.0, 0.0);
+            for dy in -2..=2 {
+                for dx in -2..=2 {
+                    if on(x + dx, y + dy) {
+                        sx += (x + dx) as f32;
+                        sy += (y + dy) as f32;
+                        k += 1.0;
+                    }
+                }
+            }
+            (sx / k + 0.5, sy / k + 0.5)
+        };
+        let scale = field / res as f32;
+        let mut segments = Vec::new();
+        for y in 0..n as isize {
+            for x in 0..n as isize {
+                if !on(x, y) {
+                    continue;
+                }
+                let a = smooth(x, y);
+                for (dx, dy) in [(1, 0), (-1, 1), (0, 1), (1, 1)] {
+                    if on(x + dx, y + dy) {
+                        let b = smooth(x + dx, y + dy);
+                        segments.push([a.0 * scale, a.1 * scale, b.0 * scale, b.1 * scale]);
+                    }
+                }
+                let alone = (-1..=1)
+                    .flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)))
+                    .all(|(dx, dy)| (dx, dy) == (0, 0) || !on(x + dx, y + dy));
+                if alone {
+                    segments.push([a.0 * scale, a.1 * scale, a.0 * scale, a.1 * scale]);
+                }
+            }
+        }
+        let xs = segments.iter().flat_map(|s| [s[0], s[2]]);
+        let ys = segments.iter().flat_map(|s| [s[1], s[3]]);
+        let (x0, x1) = xs.fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        let (y0, y1) = ys.fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        for s in &mut segments {
+            *s = [s[0] - x0, s[1] - y0, s[2] - x0, s[3] - y0];
+        }
+        PenDigit {
+            segments,
+            width: (x1 - x0).max(0.0),
+            height: (y1 - y0).max(0.0),
+        }
+    }
+
+    /// Draws the strokes with their frame's origin at page point `(u, v)` into `ink`.
+    fn draw(&self, page: &Page, u: f32, v: f32, ink: &mut [f32]) {
+        let (w, h) = (page.width as i64, page.height as i64);
+        let r = page.pen / 2.0 + 1.0;
+        for s in &self.segments {
+            let a = page.to_image(u + s[0], v + s[1]);
+            let b = page.to_image(u + s[2], v + s[3]);
+            let (x0, x1) = (
+                (a.0.min(b.0) - r).floor() as i64,
+                (a.0.max(b.0) + r).ceil() as i64,
+            );
+            let (y0, y1) = (
+                (a.1.min(b.1) - r).floor() as i64,
+                (a.1.max(b.1) + r).ceil() as i64,
+            );
+            for y in y0.max(0)..=y1.min(h - 1) {
+                for x in x0.max(0)..=x1.min(w - 1) {
+                    let d = segment_distance((x as f32 + 0.5, y as f32 + 0.5), a, b);
+                    let c = cover(page.pen, d);
+                    let i = (y * w + x) as usize;
+                    ink[i] = ink[i].max(c);
+                }
+            }
+        }
+    }
+}
+
+fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    ((p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)).sqrt()
+}
+
+/// Sets the ruling's spacing and offset so that `baseline` (page y) lies on a rule and a digit
+/// `height` high fits the way people write on such paper.
+fn rule_for(page: &mut Page, height: f32, baseline: f32, rng: &mut impl Rng) {
+    match &mut page.ruling {
+        Ruling::None => {}
+        Ruling::Ruled { spacing, offset } => {
+            *spacing = height / rng.random_range(0.6..0.95);
+            *offset = baseline + rng.random_range(-0.08..0.05) * height;
+        }
+        Ruling::Squared { spacing, offset } => {
+            *spacing = height / rng.random_range(0.8..1.7);
+            *offset = [
+                rng.random_range(0.0..*spacing),
+                baseline + rng.random_range(-0.08..0.05) * height,
+            ];
+        }
+    }
+}
+
+/// A picture of one MNIST digit (`pixels`, 28x28) written under `condition`.
+pub fn digit_photo(pixels: &[u8], condition: Condition, rng: &mut impl Rng) -> DynamicImage {
+    let mut page = Page::random(Some(condition), None, rng);
+    let short = page.width.min(page.height) as f32;
+    let height = short * rng.random_range(0.18..0.6);
+    let digit = PenDigit::new(pixels, height * 1.4);
+    let scale = if digit.height > 0.0 {
+        height / digit.height
+    } else {
+        1.0
+    };
+    let digit = if (scale - 1.0).abs() > 0.02 {
+        PenDigit::new(pixels, height * 1.4 * scale)
+    } else {
+        digit
+    };
+    let margin = 0.12 * height + page.pen;
+    let u = rng.random_range(margin..(page.width as f32 - digit.width - margin).max(margin + 1.0));
+    let v =
+        rng.random_range(margin..(page.height as f32 - digit.height - margin).max(margin + 1.0));
+    rule_for(&mut page, digit.height, v + digit.height, rng);
+    let mut ink = vec![0.0; (page.width * page.height) as usize];
+    digit.draw(&page, u, v, &mut ink);
+    page.render(&ink, rng)
+}
+
+/// Size of [`phone_photo`]: 12 megapixels.
+pub const PHONE_PHOTO: (u32, u32) = (4000, 3000);
+
+/// A 12-megapixel phone photo ([`PHONE_PHOTO`]) of one of the MNIST `digits` (chosen by
+/// `seed`) written under `condition`, and its label: the picture of [`digit_photo`] enlarged
+/// the way a camera with more pixels would have taken it (CatmullRom: the pen line 3-12 px
+/// wide with soft edges, not blocks).
+pub fn phone_photo(
+    digits: &[u8],
+    labels: &[u8],
+    condition: Condition,
+    seed: u64,
+) -> (DynamicImage, u8) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = rng.random_range(0..labels.len());
+    let picture = digit_photo(
+        &digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS],
+        condition,
+        &mut rng,
+    );
+    let (width, height) = PHONE_PHOTO;
+    (
+        picture.resize_exact(width, height, FilterType::CatmullRom),
+        labels[k],
+    )
+}
+
+/// A picture of a number of `count` of the MNIST `digits` (chosen by `seed`) written under
+/// `condition`, and the number.
+pub fn number_photo_of(
+    digits: &[u8],
+    labels: &[u8],
+    condition: Condition,
+    count: usize,
+    seed: u64,
+) -> (DynamicImage, String) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let chosen: Vec<usize> = (0..count)
+        .map(|_| rng.random_range(0..labels.len()))
+        .collect();
+    let images: Vec<&[u8]> = chosen
+        .iter()
+        .map(|&k| &digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS])
+        .collect();
+    let number = chosen
+        .iter()
+        .map(|&k| char::from(b'0' + labels[k]))
+        .collect();
+    (number_photo(&images, condition, &mut rng), number)
+}
+
+/// A picture of the number made of MNIST `digits` written left to right under `condition`.
+pub fn number_photo(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) -> DynamicImage {
+    let mut page = Page::random(Some(condition), None, rng);
+    // Numbers are written across: make the picture wide.
+    if page.height > page.width {
+        std::mem::swap(&mut page.width, &mut page.height);
+    }
+    let (w, h) = (page.width as f32, page.height as f32);
+    let n = digits.len() as f32;
+    let mut height = (h * rng.random_range(0.15..0.45)).min(0.85 * w / (n * 0.95));
+    let sizes: Vec<f32> = digits.iter().map(|_| rng.random_range(0.9..1.1)).collect();
+    let spaces: Vec<f32> = digits
+        .iter()
+        .map(|_| rng.random_range(0.12..0.35))
+        .collect();
+    // Wide digits (MNIST's zeros are) can make the number longer than planned: shrink it until
+    // it fits the page.
+    let (pens, gaps) = loop {
+        let pens: Vec<PenDigit> = digits
+            .iter()
+            .zip(&sizes)
+            .map(|(d, size)| {
+                let s = height * size;
+                let first = PenDigit::new(d, s * 1.4);
+                if first.height > 0.0 {
+                    PenDigit::new(d, s * 1.4 * s / first.height)
+                } else {
+                    first
+                }
+            })
+            .collect();
+        let gaps: Vec<f32> = spaces.iter().map(|g| height * g + page.pen).collect();
+        let total = pens.iter().map(|p| p.width).sum::<f32>() + gaps[1..].iter().sum::<f32>();
+        if total <= 0.9 * w || height < 12.0 {
+            break (pens, gaps);
+        }
+        height *= 0.9 * w / total;
+    };
+    let total: f32 = pens.iter().map(|p| p.width).sum::<f32>() + gaps[1..].iter().sum::<f32>();
+    let margin = 0.1 * height + page.pen;
+    let left = rng.random_range(margin..(w - total - margin).max(margin + 1.0));
+    let baseline = rng.random_range(height + margin..(h - margin).max(height + margin + 1.0));
+    rule_for(&mut page, height, baseline, rng);
+    let mut ink = vec![0.0; (page.width * page.height) as usize];
+    let mut x = left;
+    for (i, pen) in pens.iter().enumerate() {
+        if i > 0 {
+            x += gaps[i];
+        }
+        let drop = rng.random_range(-0.06..0.06) * height;
+        pen.draw(&page, x, baseline - pen.height + drop, &mut ink);
+        x += pen.width;
+    }
+    page.render(&ink, rng)
+}
+
+/// A picture with nothing written on it.
+pub fn blank_photo(blank: Blank, rng: &mut impl Rng) -> DynamicImage {
+    let page = Page::random(None, Some(blank), rng);
+    let ink = vec![0.0; (page.width * page.height) as usize];
+    page.render(&ink, rng)
+}
+
+/// A picture written by [`write_photos`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoSample {
+    pub file: PathBuf,
+    /// The condition's or the blank's name.
+    pub condition: &'static str,
+    /// The digit or the number as text; `None` for a blank picture, which must be refused.
+    pub answer: Option<String>,
+}
+
+/// How many pictures [`write_photos`] makes of each condition and of each blank.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    pub digits: usize,
+    pub numbers: usize,
+    pub blanks: usize,
+}
+
+/// Writes, for every [`Condition`], `counts.digits` single-digit and `counts.numbers` number
+/// pictures (2-7 digits) made from randomly chosen MNIST `digits` with their `labels`, and
+/// `counts.blanks` pictures of every [`Blank`], into `dir`: `NNNNN-CONDITION-digit-L.ext`,
+/// `NNNNN-CONDITION-number-DIGITS.ext`, `NNNNN-BLANK.ext`. Each condition has its own random
+/// stream (from `seed`), so its pictures do not change when other counts do.
+pub fn write_photos(
+    dir: &Path,
+    digits: &[u8],
+    labels: &[u8],
+    counts: Counts,
+    seed: u64,
+) -> std::io::Result<Vec<PhotoSample>> {
+    let mut samples = Vec::new();
+    let mut index = 0;
+    let mut save = |image: &DynamicImage, stem: String, encoding: Encoding| {
+        let file = dir.join(format!("{index:05}-{stem}.{}", encoding.extension()));
+        index += 1;
+        std::fs::write(&file, encode(image, encoding)).map(|_| file)
+    };
+    let digit = |k: usize| &digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS];
+    for (c, condition) in Condition::ALL.into_iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((c as u64 + 1) << 32));
+        for _ in 0..counts.digits {
+            let k = rng.random_range(0..labels.len());
+            let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
+            let picture = digit_photo(digit(k), condition, &mut page_rng);
+            let encoding = photo_encoding(condition, &mut rng);
+            let answer = labels[k].to_string();
+            let file = save(
+                &picture,
+                format!("{}-digit-{answer}", condition.name()),
+                encoding,
+            )?;
+            samples.push(PhotoSample {
+                file,
+                condition: condition.name(),
+                answer: Some(answer),
+            });
+        }
+        for _ in 0..counts.numbers {
+            let n = rng.random_range(2..=7);
+            let chosen: Vec<usize> = (0..n).map(|_| rng.random_range(0..labels.len())).collect();
+            let images: Vec<&[u8]> = chosen.iter().map(|&k| digit(k)).collect();
+            let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
+            let picture = number_photo(&images, condition, &mut page_rng);
+            let encoding = photo_encoding(condition, &mut rng);
+            let answer: String = chosen
+                .iter()
+                .map(|&k| char::from(b'0' + labels[k]))
+                .collect();
+            let file = save(
+                &picture,
+                format!("{}-number-{answer}", condition.name()),
+                encoding,
+            )?;
+            samples.push(PhotoSample {
+                file,
+                condition: condition.name(),
+                answer: Some(answer),
+            });
+        }
+    }
+    for (b, blank) in Blank::ALL.into_iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((b as u64 + 101) << 32));
+        for _ in 0..counts.blanks {
+            let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
+            let picture = blank_photo(blank, &mut page_rng);
+            let encoding = Encoding::Jpeg(rng.random_range(75..=92));
+            let file = save(&picture, blank.name().to_string(), encoding)?;
+            samples.push(PhotoSample {
+                file,
+                condition: blank.name(),
+                answer: None,
+            });
+        }
+    }
+    Ok(samples)
+}
+
+/// Photos are mostly JPEG; the combined condition always is.
+fn photo_encoding(condition: Condition, rng: &mut impl Rng) -> Encoding {
+    if condition == Condition::Combined || rng.random_bool(0.5) {
+        Encoding::Jpeg(rng.random_range(75..=92))
+    } else {
+        Encoding::Png
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Measures `mnist predict` and `mnist read` on the photo-like pictures of issue 17
+# (crates/mnist-image/src/synth/photo.rs: MNIST test digits drawn as 1-4 px pen lines on
+# 300-1400 px pictures of plain, ruled, squared and recycled paper, blue ink, shadows, uneven
+# light, a margin line, all combined; blank pages that must be refused) and prints the accuracy
+# table of docs/photos.md. Counts are per condition.
+# Usage: MNIST_DIR=../shared/data/mnist scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
+# MNIST_BIN=path/to/mnist scores another build on the same pictures (another commit's, built in
+# its own worktree; default target/release/mnist).
+set -euo pipefail
+mnist=$(realpath -m "${MNIST_BIN:-$(dirname "$0")/../target/release/mnist}")
+cd "$(dirname "$0")/.."
+digits=${1:-500}; numbers=${2:-200}; blanks=${3:-100}; seed=${4:-17}; shift $(( $# < 4 ? $# : 4 ))
+cargo build --release --locked --quiet --bin mnist --example photos -p mnist -p mnist-image
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+target/release/examples/photos write "$digits" "$numbers" "$blanks" "$dir/pictures" "$seed"
+# mnist exits 1 when a picture is refused; the scorer counts that as right for a blank picture
+# and wrong for any other.
+run() { # command, output name, file pattern, then mnist flags
+  local command=$1 out=$2 pattern=$3; shift 3
+  find "$dir/pictures" -name "$pattern" | sort | xargs -r "$mnist" "$command" --json "$@" \
+    > "$dir/$out.jsonl" 2> "$dir/$out.log" || grep -m1 '^error: model\|^error: reading' "$dir/$out.log" >&2 || true
+}
+run predict predict '*-digit-*' "$@"
+run read read '*-number-*' "$@"
+run predict blank-predict '*-blank-*' "$@"
+run read blank-read '*-blank-*' "$@"
+target/release/examples/photos score "$dir"/{predict,read,blank-predict,blank-read}.jsonl

@@ -1,0 +1,189 @@
+//! End-to-end tests of `mnist predict` and `mnist read` on photo-like pictures of handwriting
+//! (issue 17): MNIST test digits drawn as thin pen lines on plain, ruled, squared and recycled
+//! paper, in blue ink, shadows and uneven light (`mnist_image::synth::photo`), and blank pages
+//! that must be refused, and one 12-megapixel phone photo. The gates sit one picture under what
+//! the pipeline reads of this fixed set with the built-in model (seed 17, the first pictures of
+//! `scripts/photo-accuracy.sh`, which prints the full table of docs/photos.md; the slack is for
+//! a retrained model): they catch a regression; the issue's targets (99% of digits, 97% of
+//! numbers) are measured on the larger set there. Blank pictures are refused before any model
+//! runs, so every one must be. How long `predict` takes is `scripts/photo-speed.sh`'s job.
+
+mod common;
+
+use common::{mnist, real_mnist_dir, run};
+use mnist_data::{find_file, read_images, read_labels, MnistFile};
+use mnist_image::synth::photo::{
+    number_photo_of, phone_photo, write_photos, Condition, Counts, PhotoSample,
+};
+use mnist_image::synth::{encode, Encoding};
+use serde_json::Value;
+
+/// Pictures of every condition and blank, seed 17.
+fn photos(dir: &std::path::Path, counts: Counts) -> Vec<PhotoSample> {
+    let mnist_dir = real_mnist_dir();
+    let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
+    let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
+    write_photos(dir, &images.pixels, &labels.0, counts, 17).unwrap()
+}
+
+/// Right answers per condition: what `command --json` said about `samples` of that kind.
+fn right_by_condition(
+    command: &str,
+    key: &str,
+    samples: &[&PhotoSample],
+) -> Vec<(&'static str, usize, usize)> {
+    let mut cmd = mnist();
+    cmd.arg(command)
+        .arg("--json")
+        .args(samples.iter().map(|s| &s.file));
+    let out = run(&mut cmd);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), samples.len(), "one line per picture");
+    let mut tally: Vec<(&'static str, usize, usize)> = Vec::new();
+    for (sample, line) in samples.iter().zip(&lines) {
+        let said = match &line[key] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let right = said == sample.answer;
+        match tally.iter_mut().find(|t| t.0 == sample.condition) {
+            Some(t) => {
+                t.1 += usize::from(right);
+                t.2 += 1;
+            }
+            None => tally.push((sample.condition, usize::from(right), 1)),
+        }
+    }
+    tally
+}
+
+#[test]
+fn photos_of_written_digits_and_numbers_are_read_per_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = photos(
+        dir.path(),
+        Counts {
+            digits: 30,
+            numbers: 10,
+            blanks: 0,
+        },
+    );
+    let digits: Vec<&PhotoSample> = samples
+        .iter()
+        .filter(|s| s.file.to_string_lossy().contains("-digit-"))
+        .collect();
+    let numbers: Vec<&PhotoSample> = samples
+        .iter()
+        .filter(|s| s.file.to_string_lossy().contains("-number-"))
+        .collect();
+    // Minimum right, of 30 digits and of 10 numbers, per condition: one under what this set
+    // reads (pen 28 and 9, blue ink 30 and 9, ruled 30 and 7, squared 30 and 9, margin 30 and
+    // 7, uneven light 30 and 7, pencil 30 and 10, combined 30 and 9).
+    let gates = [
+        ("pen", 27, 8),
+        ("blue-shadow", 29, 8),
+        ("ruled", 29, 6),
+        ("squared", 29, 8),
+        ("margin", 29, 6),
+        ("uneven-light", 29, 6),
+        ("pencil", 29, 9),
+        ("combined", 29, 8),
+    ];
+    let digit_tally = right_by_condition("predict", "digit", &digits);
+    let number_tally = right_by_condition("read", "number", &numbers);
+    eprintln!("digits: {digit_tally:?}\nnumbers: {number_tally:?}");
+    for (condition, min_digits, min_numbers) in gates {
+        let d = digit_tally.iter().find(|t| t.0 == condition).unwrap();
+        let n = number_tally.iter().find(|t| t.0 == condition).unwrap();
+        assert!(
+            d.1 >= min_digits,
+            "{condition}: {} of {} digits right, gate {min_digits}",
+            d.1,
+            d.2
+        );
+        assert!(
+            n.1 >= min_numbers,
+            "{condition}: {} of {} numbers right, gate {min_numbers}",
+            n.1,
+            n.2
+        );
+    }
+}
+
+#[test]
+fn blank_photos_are_refused_with_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = photos(
+        dir.path(),
+        Counts {
+            digits: 0,
+            numbers: 0,
+            blanks: 8,
+        },
+    );
+    let mut refused: Vec<(&str, usize)> = Vec::new();
+    for sample in &samples {
+        let out = run(mnist().arg("predict").arg(&sample.file));
+        let was_refused = out.code == Some(1);
+        if was_refused {
+            let line = out
+                .stderr
+                .lines()
+                .find(|l| l.starts_with("error: "))
+                .unwrap();
+            assert!(line.contains("no ink found"), "{line}");
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        }
+        match refused.iter_mut().find(|r| r.0 == sample.condition) {
+            Some(r) => r.1 += usize::from(was_refused),
+            None => refused.push((sample.condition, usize::from(was_refused))),
+        }
+    }
+    eprintln!("refused of 8: {refused:?}");
+    for blank in ["blank-page", "blank-ruled", "blank-squared", "blank-wall"] {
+        let got = refused.iter().find(|r| r.0 == blank).unwrap().1;
+        assert_eq!(got, 8, "{blank}: {got} of 8 refused");
+    }
+}
+
+#[test]
+fn a_12_megapixel_phone_photo_is_read() {
+    // The picture scripts/photo-speed.sh times: combined conditions, seed 1 (an 8).
+    let mnist_dir = real_mnist_dir();
+    let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
+    let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
+    let (photo, label) = phone_photo(&images.pixels, &labels.0, Condition::Combined, 1);
+    assert_eq!((photo.width(), photo.height()), (4000, 3000));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.jpg");
+    std::fs::write(&path, encode(&photo, Encoding::Jpeg(90))).unwrap();
+    let out = run(mnist().arg("predict").arg("--json").arg(&path)).ok();
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["digit"].as_u64(), Some(label as u64), "{line}");
+}
+
+#[test]
+fn the_docs_photo_is_what_its_command_makes_and_is_read_as_they_say() {
+    // docs/photos.md: `photos example combined 4 docs/photo-3457.jpg 17`.
+    let mnist_dir = real_mnist_dir();
+    let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
+    let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
+    let (photo, number) = number_photo_of(&images.pixels, &labels.0, Condition::Combined, 4, 17);
+    assert_eq!(number, "3457");
+    let path = common::repo().join("docs/photo-3457.jpg");
+    assert!(
+        std::fs::read(&path).unwrap() == encode(&photo, Encoding::Jpeg(80)),
+        "docs/photo-3457.jpg is not what the command in docs/photos.md makes"
+    );
+    let out = run(mnist().arg("read").arg(&path)).ok();
+    assert!(
+        out.starts_with(&format!("{}: 3457 ", path.display())),
+        "{out}"
+    );
+}
