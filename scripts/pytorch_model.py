@@ -127,7 +127,7 @@ def load(path, layers=None):
 
 
 def main():
-    from pytorch_tutorial import read_idx  # the same IDX reader as the timing benchmark
+    from pytorch_train import read_idx  # the same IDX reader as the timing benchmark
 
     parser = argparse.ArgumentParser()
     parser.add_argument("weights")

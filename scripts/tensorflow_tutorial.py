@@ -3,7 +3,7 @@
 The tutorial's own code: Conv2D(32, 3, relu) -> MaxPooling2D -> Flatten -> Dense(128, relu) ->
 Dense(10), x/255, Adam (Keras defaults: lr 1e-3, eps 1e-7), sparse categorical cross-entropy on
 logits, `model.fit(batch_size=32, shuffle=True)`. The test set is evaluated inside each epoch
-(`validation_data`), as `mnist train` and scripts/pytorch_tutorial.py do, so the epoch times
+(`validation_data`), as `mnist train` and scripts/pytorch_train.py do, so the epoch times
 compare like with like. Reads the IDX files with NumPy. Prints one JSON line per epoch:
 {"epoch", "seconds", "train_loss", "test_accuracy"}.
 
@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pytorch_tutorial import read_idx  # noqa: E402  (the same IDX reader for both)
+from pytorch_train import read_idx  # noqa: E402  (the same IDX reader for both)
 
 
 def main():

@@ -77,7 +77,10 @@ pub fn open(choice: DeviceChoice) -> Result<(Device, String)> {
 }
 
 fn cpu_description() -> String {
-    format!("cpu ({} threads)", candle_core::utils::get_num_threads())
+    match candle_core::utils::get_num_threads() {
+        1 => "cpu (1 thread)".to_string(),
+        n => format!("cpu ({n} threads)"),
+    }
 }
 
 #[cfg(test)]

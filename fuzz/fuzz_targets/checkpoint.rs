@@ -1,5 +1,5 @@
 //! The checkpoint loader on arbitrary bytes: safetensors header and offsets, our metadata, and
-//! every tensor's name, shape, dtype and values against both architectures.
+//! every tensor's name, shape, dtype and values against every shipped network.
 #![no_main]
 
 use std::path::Path;
@@ -13,8 +13,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = checkpoint.to_network(None, &Device::Cpu);
-    for architecture in ["seed", "convnet"] {
-        let architecture: Architecture = architecture.parse().unwrap();
+    for (name, _) in mnist_model::BUILT_IN {
+        let architecture: Architecture = name.parse().unwrap();
         let _ = checkpoint.to_network(Some(architecture), &Device::Cpu);
     }
     let _ = checkpoint.optimizer_state();

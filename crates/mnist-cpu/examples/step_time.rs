@@ -3,13 +3,15 @@
 //!
 //! For each network (a shipped name or a layer list; default: the three shipped ones) it prints
 //! the median milliseconds per step (forward, backward, Adam), the implied seconds per
-//! 60,000-image epoch and the GFLOP/s of the arithmetic (the layer list's count), and with
-//! `--features profile` the time of each node. Run it on a quiet machine; `RAYON_NUM_THREADS`
+//! 60,000-image epoch and the GFLOP/s of the arithmetic (the layer list's count), then the time of
+//! inference over batches of 128 with batch norm folded (`mnist eval` also splits each batch
+//! into parts of 32 that run side by side, which this does not), and with `--features profile`
+//! the time of each node. Run it on a quiet machine; `RAYON_NUM_THREADS`
 //! sets the threads.
 
 use std::time::Instant;
 
-use mnist_cpu::{CpuNetwork, CpuTrainer, Level, Rule};
+use mnist_cpu::{normalize_table, CpuNetwork, CpuTrainer, Level, Rule, Workspace};
 use mnist_data::{Normalization, IMAGE_PIXELS};
 use mnist_model::Architecture;
 
@@ -91,6 +93,35 @@ fn main() -> Result<(), String> {
             median * 60_000.0 / batch as f64,
             flops / median / 1e9,
             arch.layers_text()
+        );
+        #[cfg(feature = "profile")]
+        print!("{}", mnist_cpu::profile::report());
+
+        // Inference: batch norm folded, batches of 128.
+        let infer = trainer.network().folded();
+        let mut ws = Workspace::new();
+        let table = normalize_table(&Normalization::mnist_mean_std());
+        let ib = 128;
+        let mut times = Vec::new();
+        for round in 0..steps.div_ceil(10) + 2 {
+            let first = (round * ib) % (n - ib);
+            let started = Instant::now();
+            let input = ws.input(infer.plan(), ib);
+            for (x, &p) in input.iter_mut().zip(&pixels[first * IMAGE_PIXELS..]) {
+                *x = table[p as usize];
+            }
+            std::hint::black_box(infer.infer(&mut ws, ib));
+            if round >= 2 {
+                times.push(started.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        println!(
+            "{:>10}  inference: {:6.3} s per 10,000 images (batches of {ib})  {:6.1} GFLOP/s",
+            "",
+            median * 10_000.0 / ib as f64,
+            arch.forward_flops() as f64 * ib as f64 / median / 1e9
         );
         #[cfg(feature = "profile")]
         print!("{}", mnist_cpu::profile::report());

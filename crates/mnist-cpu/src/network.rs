@@ -2,8 +2,8 @@
 //! forward pass as a straight sequence of layer calls.
 
 use mnist_data::{Normalization, IMAGE_PIXELS};
-use mnist_model::layers::ParamSpec;
-use mnist_model::Architecture;
+use mnist_model::layers::{Layer, ParamSpec};
+use mnist_model::{Architecture, BATCH_NORM_EPS};
 
 use crate::layers::{batchnorm, conv, dense, first_conv, pool, relu};
 use crate::plan::{Op, Plan};
@@ -12,6 +12,7 @@ use crate::Level;
 /// A layer list ready to run on the CPU, with its weights.
 #[derive(Debug, Clone)]
 pub struct CpuNetwork {
+    architecture: Architecture,
     plan: Plan,
     level: Level,
     /// The network's tensors, in the plan's order (PyTorch layouts).
@@ -24,10 +25,80 @@ impl CpuNetwork {
         let plan = Plan::new(architecture);
         let tensors = plan.specs.iter().map(|s| vec![0.0; s.len()]).collect();
         Self {
+            architecture: architecture.clone(),
             plan,
             level,
             tensors,
         }
+    }
+
+    /// For inference only: the same network with every batch norm that directly follows a conv
+    /// or dense layer folded into that layer. With running statistics the normalization is a
+    /// per-channel affine map, `(z - mean) * s + beta` with `s = gamma / sqrt(var + eps)`, so the
+    /// layer's weights times `s` and a bias of `beta - mean * s` give the same outputs (to
+    /// rounding) without a pass over the activations. Other batch norms stay as they are.
+    pub fn folded(&self) -> CpuNetwork {
+        let placed = self.architecture.placed();
+        let folds_into_previous = |i: usize| {
+            placed[i].layer == Layer::BatchNorm
+                && i > 0
+                && matches!(
+                    placed[i - 1].layer,
+                    Layer::Conv { .. } | Layer::Dense { .. }
+                )
+        };
+        let kept: Vec<usize> = (0..placed.len())
+            .filter(|&i| !folds_into_previous(i))
+            .collect();
+        if kept.len() == placed.len() {
+            return self.clone();
+        }
+        let layers: Vec<Layer> = kept.iter().map(|&i| placed[i].layer).collect();
+        let architecture = Architecture::from_layers(&layers)
+            .expect("a batch norm keeps its input's shape, so the list without it is valid");
+        let mut out = CpuNetwork::new(&architecture, self.level);
+        for (new, &i) in architecture.placed().iter().zip(&kept) {
+            let (Some(new_name), Some(old_name)) = (&new.name, &placed[i].name) else {
+                continue;
+            };
+            let old = |suffix: &str| {
+                self.get(&format!("{old_name}.{suffix}"))
+                    .expect("the plan lists every tensor of its layers")
+            };
+            let mut set = |suffix: &str, values: &[f32]| {
+                out.set(&format!("{new_name}.{suffix}"), values)
+                    .expect("the folded list has the same layers")
+            };
+            if placed.get(i + 1).is_some() && folds_into_previous(i + 1) {
+                let bn = placed[i + 1]
+                    .name
+                    .as_deref()
+                    .expect("batch norm has tensors");
+                let bn = |suffix: &str| self.get(&format!("{bn}.{suffix}")).unwrap();
+                let (gamma, beta) = (bn("weight"), bn("bias"));
+                let (mean, var) = (bn("running_mean"), bn("running_var"));
+                let weight = old("weight");
+                let per_channel = weight.len() / gamma.len();
+                let mut folded_weight = Vec::with_capacity(weight.len());
+                let mut bias = Vec::with_capacity(gamma.len());
+                for ch in 0..gamma.len() {
+                    // As batchnorm::forward_infer computes its scale and shift.
+                    let invstd = 1.0 / (var[ch] as f64 + BATCH_NORM_EPS).sqrt();
+                    let scale = gamma[ch] as f64 * invstd;
+                    let rows = &weight[ch * per_channel..(ch + 1) * per_channel];
+                    folded_weight.extend(rows.iter().map(|&w| (w as f64 * scale) as f32));
+                    bias.push((beta[ch] as f64 - mean[ch] as f64 * scale) as f32);
+                }
+                set("weight", &folded_weight);
+                set("bias", &bias);
+            } else {
+                for spec in new.params() {
+                    let suffix = &spec.name[new_name.len() + 1..];
+                    set(suffix, old(suffix));
+                }
+            }
+        }
+        out
     }
 
     pub fn plan(&self) -> &Plan {

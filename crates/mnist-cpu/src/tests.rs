@@ -162,6 +162,25 @@ fn every_list_matches_candle_autograd_at_every_level() {
                     .to_vec1::<f32>()
                     .unwrap();
                 assert_close(&logits, &expected, 1e-5, &what("inference logits"));
+                // The same with batch norm folded into the layers before it, as the classifier
+                // runs it.
+                let folded = net.folded();
+                assert!(
+                    folded
+                        .plan()
+                        .nodes
+                        .iter()
+                        .all(|n| !matches!(n.op, crate::plan::Op::BatchNorm { .. })),
+                    "{}",
+                    what("a batch norm was left unfolded")
+                );
+                let mut ws = Workspace::new();
+                let input = ws.input(folded.plan(), b);
+                for (x, &p) in input.iter_mut().zip(&pixels) {
+                    *x = norm.apply_pixel(p);
+                }
+                let logits = folded.infer(&mut ws, b).to_vec();
+                assert_close(&logits, &expected, 1e-5, &what("folded inference logits"));
             }
         }
     }

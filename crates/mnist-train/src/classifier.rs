@@ -4,6 +4,8 @@
 
 use std::sync::Mutex;
 
+use rayon::prelude::*;
+
 use candle_core::{Device, ModuleT, Tensor};
 use mnist_cpu::{normalize_table, CpuNetwork, Level, Workspace};
 use mnist_data::{Normalization, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
@@ -14,6 +16,13 @@ use crate::{Result, TrainError};
 /// Images per forward pass of [`Classifier::probabilities`].
 pub const CLASSIFY_BATCH_SIZE: usize = 128;
 
+/// On the CPU, a batch is split into parts of this many images that run side by side, each
+/// through the whole network on one thread's workspace: a part's activations stay in that
+/// core's cache from layer to layer, where a whole batch's do not (`mnist eval` of the convnet
+/// took 1.30 s in parts of 32 against 1.46 s as batches of 128, 2 threads, AVX-512). Each
+/// image's logits are the same bits either way.
+const CPU_SUB_BATCH: usize = 32;
+
 /// Where the forward pass runs.
 enum Forward {
     /// The CPU backend, with its buffers (one batch at a time).
@@ -23,8 +32,10 @@ enum Forward {
 }
 
 struct CpuForward {
+    /// With batch norm folded into the layers before it ([`CpuNetwork::folded`]).
     network: CpuNetwork,
-    workspace: Mutex<Workspace>,
+    /// One per part running at once ([`CPU_SUB_BATCH`]), kept between calls.
+    workspaces: Mutex<Vec<Workspace>>,
     normalize: [f32; 256],
 }
 
@@ -50,8 +61,9 @@ impl Classifier {
         let device = network.device();
         let forward = if device.is_cpu() {
             Forward::Cpu(Box::new(CpuForward {
-                network: cpu_network(network, Level::from_env().map_err(TrainError::Config)?)?,
-                workspace: Mutex::new(Workspace::new()),
+                network: cpu_network(network, Level::from_env().map_err(TrainError::Config)?)?
+                    .folded(),
+                workspaces: Mutex::new(Vec::new()),
                 normalize: normalize_table(&normalization),
             }))
         } else {
@@ -73,12 +85,29 @@ impl Classifier {
         let b = pixels.len() / IMAGE_PIXELS;
         match &self.forward {
             Forward::Cpu(cpu) => {
-                let mut ws = cpu.workspace.lock().unwrap_or_else(|e| e.into_inner());
-                let input = ws.input(cpu.network.plan(), b);
-                for (x, &p) in input.iter_mut().zip(pixels) {
-                    *x = cpu.normalize[p as usize];
-                }
-                Ok(cpu.network.infer(&mut ws, b).to_vec())
+                let parts: Vec<Vec<f32>> = pixels
+                    .par_chunks(CPU_SUB_BATCH * IMAGE_PIXELS)
+                    .map(|part| {
+                        let n = part.len() / IMAGE_PIXELS;
+                        let mut ws = cpu
+                            .workspaces
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pop()
+                            .unwrap_or_default();
+                        let input = ws.input(cpu.network.plan(), n);
+                        for (x, &p) in input.iter_mut().zip(part) {
+                            *x = cpu.normalize[p as usize];
+                        }
+                        let logits = cpu.network.infer(&mut ws, n).to_vec();
+                        cpu.workspaces
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(ws);
+                        logits
+                    })
+                    .collect();
+                Ok(parts.concat())
             }
             Forward::Candle { model, device } => {
                 let xs = Tensor::from_slice(pixels, (b, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;

@@ -1,8 +1,9 @@
 //! Convolution, `k`x`k`, stride 1, no padding, any number of channels: `x [b, c, s, s]` →
 //! `y [b, o, s-k+1, s-k+1]`, as im2col plus one GEMM per chunk of images.
 //!
-//! Where Winograd's algorithm applies (3x3 kernels over several channels), [`forward`] and
-//! [`backward`] go through [`super::winograd`] instead; im2col serves every other shape.
+//! Where Winograd's algorithm applies (3x3 kernels over several channels), [`forward`] goes
+//! through [`super::winograd`] instead, and [`backward`] too from 32 input channels
+//! ([`super::winograd::applies_backward`]); im2col serves every other shape.
 //!
 //! A chunk's patches `[c*k*k, n*area]` (one column per output pixel of its `n` images, rows
 //! ordered (channel, kernel row, kernel column) to match the PyTorch-layout weight flattened to
@@ -111,7 +112,8 @@ pub fn forward(
     }
 }
 
-/// The backward of [`forward`], by the same algorithm: `dw [o, c, k, k]` and `db [o]`
+/// The backward of [`forward`] (by Winograd's algorithm where [`winograd::applies_backward`], else
+/// im2col): `dw [o, c, k, k]` and `db [o]`
 /// (overwritten) from `dy [b, o, area]`, and `dx` when given (overwritten); `partials` holds
 /// [`partials_len`] floats.
 #[allow(clippy::too_many_arguments)]
@@ -126,7 +128,7 @@ pub fn backward(
     dx: Option<&mut [f32]>,
     partials: &mut [f32],
 ) {
-    if winograd::applies(d) {
+    if winograd::applies_backward(d) {
         winograd::backward(level, d, x, dy, w, dw, db, dx, partials)
     } else {
         im2col_backward(level, d, x, dy, w, dw, db, dx, partials)
@@ -135,7 +137,7 @@ pub fn backward(
 
 /// Floats of per-chunk gradient sums the backward of a batch of `b` needs.
 pub fn partials_len(d: &ConvDims, b: usize) -> usize {
-    if winograd::applies(d) {
+    if winograd::applies_backward(d) {
         winograd::chunks(d, b) * winograd::partial_len(d)
     } else {
         d.chunks(b) * (d.o * d.patch_rows() + d.o)

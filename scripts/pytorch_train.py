@@ -1,17 +1,17 @@
-"""The Keras tutorial recipe in PyTorch, for side-by-side timing with `mnist train`.
+"""Any of this project's networks trained in PyTorch with `mnist train`'s recipe, for side-by-side
+timing: the same layer list (scripts/pytorch_model.py builds the module from it), the same
+normalization (x/255, or MNIST's mean/std for networks with batch norm, as `mnist train`
+defaults), the same initialization family (Glorot-uniform kernels, zero biases, batch norm's
+scale 1 and shift 0), the same optimizer (Adam, Keras' eps 1e-7), batch 32, shuffled every
+epoch, the learning rate multiplied by `--lr-decay` after every epoch. Reads the IDX files with
+NumPy. Prints one JSON line per epoch: {"epoch", "seconds", "train_loss", "test_accuracy"}.
 
-Same network (Conv2d 1->32 3x3, ReLU, MaxPool 2, Dense 5408->128 ReLU, Dense 10), same
-normalization (x/255), same initialization family (Glorot-uniform kernels, zero biases), same
-optimizer (Adam lr 1e-3, Keras' eps 1e-7), batch 32, shuffled every epoch. Reads the IDX files
-with NumPy. Prints one JSON line per epoch: {"epoch", "seconds", "train_loss", "test_accuracy"}.
+`--layers` takes the list as `mnist train --layers` does (default: the tutorial's network; `mnist
+summary --model NAME` prints a shipped network's list). The time-to-99% benchmark runs the fast
+network with `--epochs 3 --lr 3e-3 --lr-decay 0.2`.
 
-`--model fast` trains mnist's `fast` network instead (scripts/pytorch_model.py's FastNet, the
-same initialization), and `--lr`, `--lr-decay` (the rate is multiplied by it after every epoch,
-like `mnist train --lr-decay`) and `--batch-size` give the rest of a recipe: the time-to-99%
-benchmark runs `--model fast --epochs 3 --lr 3e-3 --lr-decay 0.2`.
-
-Usage: python scripts/pytorch_tutorial.py MNIST_DIR [--epochs 5] [--threads 2] [--seed 42]
-           [--device cpu|cuda] [--model tutorial|fast] [--lr 1e-3] [--lr-decay 1] [--batch-size 32]
+Usage: python scripts/pytorch_train.py MNIST_DIR [--layers LIST] [--epochs 5] [--threads 2]
+           [--seed 42] [--device cpu|cuda] [--lr 1e-3] [--lr-decay 1] [--batch-size 32]
 """
 
 import argparse
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_model import FastNet
+from pytorch_model import Network, parse_layers
 
 
 def read_idx(dir_, name):
@@ -45,21 +45,9 @@ def keras_init(model):
     for layer in model.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
     return model
-
-
-class TutorialNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.fc1 = nn.Linear(32 * 13 * 13, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = torch.relu(self.fc1(x.flatten(1)))
-        return self.fc2(x)
 
 
 def main():
@@ -69,7 +57,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the whole split is moved there)")
-    parser.add_argument("--model", default="seed", choices=["seed", "fast"])
+    parser.add_argument("--layers", default="conv32x3,relu,pool2,flatten,dense128,relu,dense10")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-decay", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -78,13 +66,16 @@ def main():
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
 
-    train_x = torch.from_numpy(read_idx(args.mnist_dir, "train-images-idx3-ubyte").copy()).float().div_(255).unsqueeze(1)
+    layers = parse_layers(args.layers)
+    # mnist train's default: MNIST's mean/std for networks with batch norm, x/255 otherwise.
+    mean, std = (0.1307, 0.3081) if "bn" in layers else (0.0, 1.0)
+    train_x = torch.from_numpy(read_idx(args.mnist_dir, "train-images-idx3-ubyte").copy()).float().div_(255).sub_(mean).div_(std).unsqueeze(1)
     train_y = torch.from_numpy(read_idx(args.mnist_dir, "train-labels-idx1-ubyte").astype(np.int64))
-    test_x = torch.from_numpy(read_idx(args.mnist_dir, "t10k-images-idx3-ubyte").copy()).float().div_(255).unsqueeze(1)
+    test_x = torch.from_numpy(read_idx(args.mnist_dir, "t10k-images-idx3-ubyte").copy()).float().div_(255).sub_(mean).div_(std).unsqueeze(1)
     test_y = torch.from_numpy(read_idx(args.mnist_dir, "t10k-labels-idx1-ubyte").astype(np.int64))
 
     train_x, train_y, test_x, test_y = (t.to(device) for t in (train_x, train_y, test_x, test_y))
-    model = keras_init(TutorialNet() if args.model == "seed" else FastNet()).to(device)
+    model = keras_init(Network(layers)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     batch = args.batch_size

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The speed benchmark: this project against PyTorch and TensorFlow on this machine's CPU, side by
-# side in one run, plus this project's inference times (see bench_tutorial.py for what is timed).
+# The speed benchmarks: this project against PyTorch and TensorFlow on this machine's CPU, side by
+# side in one run, plus this project's inference times (see bench.py for what is timed).
 # Installs torch and tensorflow-cpu into a throwaway venv ($BENCH_VENV, default
 # /tmp/mnist-bench-venv, kept so a second run does not download them again; PyPI's torch wheel
 # pulls its CUDA libraries too, about 5 GB in all).
-# Usage: scripts/bench-tutorial.sh [--epochs N] [--threads N] [--frameworks ...]
-#        scripts/bench-tutorial.sh --recipe fast   # time to 99%: this project and PyTorch
+# Usage: scripts/bench.sh [--epochs N] [--threads N] [--frameworks ...]
+#        scripts/bench.sh --recipe fast   # time to 99%: this project and PyTorch
+#        scripts/bench.sh --recipe networks   # convnet and two user lists: this project and PyTorch
 # MNIST comes from the clone's data/mnist, or from MNIST_DIR when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,4 @@ fi
 cargo build --release --locked --quiet
 # Let the build's processes wind down before timing starts.
 sleep 20
-exec python3 scripts/bench_tutorial.py --mnist-dir "$mnist_dir" --binary target/release/mnist --python "$venv/bin/python" "$@"
+exec python3 scripts/bench.py --mnist-dir "$mnist_dir" --binary target/release/mnist --python "$venv/bin/python" "$@"
