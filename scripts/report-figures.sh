@@ -11,7 +11,7 @@ OUT=target/report-figures
 rm -rf "$OUT"
 mkdir -p "$OUT" docs/report
 cargo build --release --locked --quiet
-target/release/mnist train --device cpu --seed 42 --out "$OUT/seed.safetensors" \
+target/release/mnist train --device cpu --seed 42 --out "$OUT/tutorial.safetensors" \
     --metrics "$OUT/metrics.jsonl" --report "$OUT/report" | tee "$OUT/train.txt"
 ours=$(grep '^epoch 5/5' "$OUT/train.txt" | awk '{for (i = 1; i < NF; i++) if ($i == "test_accuracy") print $(i + 1)}')
 shipped=$(target/release/mnist eval --device cpu --json --weights weights/tutorial.safetensors \

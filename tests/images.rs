@@ -73,8 +73,9 @@ fn predict_recognizes_user_style_pictures_of_mnist_test_digits() {
         accuracy * 100.0,
         samples.len()
     );
+    // 599 of 600 right with the built-in model (seed 7): the gate allows one more miss.
     assert!(
-        accuracy >= 0.985,
+        misses.len() <= 2,
         "{:.2}%; misses: {misses:#?}",
         accuracy * 100.0
     );
@@ -105,8 +106,9 @@ fn read_reads_numbers_of_2_to_7_separated_digits() {
         accuracy * 100.0,
         samples.len()
     );
+    // 296 of 300 right with the built-in model (seed 11): the gate allows one more miss.
     assert!(
-        accuracy >= 0.95,
+        misses.len() <= 5,
         "{:.2}%; misses: {misses:#?}",
         accuracy * 100.0
     );

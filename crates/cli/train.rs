@@ -101,11 +101,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     };
     let config = trainer.config.clone();
     eprintln!(
-        "training {} ({}; {} parameters) on {device_name}: {} epochs, batch {}, {:?} lr {}{}; checkpoint {}",
+        "training {} ({}; {} parameters) on {device_name}: {} epoch{}, batch {}, {:?} lr {}{}; checkpoint {}",
         config.architecture,
         config.architecture.layers_text(),
         trainer.network.parameter_count(),
         config.epochs,
+        if config.epochs == 1 { "" } else { "s" },
         config.batch_size,
         config.optimizer.kind,
         config.optimizer.lr,
