@@ -6,7 +6,7 @@ scripts/python-venv.sh makes; each check prints one line and exits 1 when the fi
   check_export.py ort MODEL.onnx REFERENCE.safetensors
       ONNX Runtime runs the model; logits must match to 1e-4 (NaN fails) and every digit must agree.
   check_export.py numpy WEIGHTS.safetensors REFERENCE.safetensors
-      The tutorial (seed) model's forward pass in NumPy alone, from the safetensors file:
+      The tutorial model's forward pass in NumPy alone, from the safetensors file:
       proves tensor names, layouts and the flatten order without PyTorch.
   check_export.py state-dict WEIGHTS.safetensors OUT.safetensors
       Saves the model tensors as a plain state_dict with no metadata, the way
@@ -68,7 +68,7 @@ def check_numpy(weights_path, reference_path):
     x = x.reshape(n, -1)  # C, H, W order, as PyTorch's flatten
     x = np.maximum(x @ t["fc1.weight"].T + t["fc1.bias"], 0)
     logits = x @ t["fc2.weight"].T + t["fc2.bias"]
-    compare(f"numpy {np.__version__} forward pass (seed)", logits, reference)
+    compare(f"numpy {np.__version__} forward pass (tutorial)", logits, reference)
 
 
 def write_state_dict(weights_path, out_path):
