@@ -33,6 +33,7 @@ Usage (through scripts/bench.sh, which builds the binary and the venv):
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -71,6 +72,7 @@ def gpu_name(python):
     return out.stdout.strip() or "unknown GPU"
 
 
+@functools.lru_cache(maxsize=None)
 def version(python, module):
     out = subprocess.run([python, "-c", f"import {module}; print({module}.__version__)"],
                          capture_output=True, text=True)

@@ -4,7 +4,7 @@
 # 300-1400 px pictures of plain, ruled, squared and recycled paper, blue ink, shadows, uneven
 # light, a margin line, all combined; blank pages that must be refused) and prints the accuracy
 # table of docs/photos.md. Counts are per condition.
-# Usage: MNIST_DIR=../shared/data/mnist scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
+# Usage: scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
 # MNIST_BIN=path/to/mnist scores another build on the same pictures (another commit's, built in
 # its own worktree; default target/release/mnist).
 set -euo pipefail

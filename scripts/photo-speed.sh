@@ -4,7 +4,7 @@
 # including process start, as issue 17 asks (under 300 ms). Binaries are run in turn, RUNS
 # times each, so that all see the same load on a shared machine; prints each one's median and
 # quartiles, and what it read.
-# Usage: MNIST_DIR=../shared/data/mnist scripts/photo-speed.sh [RUNS] [MNIST_BINARY...]
+# Usage: scripts/photo-speed.sh [RUNS] [MNIST_BINARY...]
 # (default: target/release/mnist; to compare with another commit, build it in its own worktree
 # and pass both binaries).
 set -euo pipefail

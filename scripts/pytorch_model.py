@@ -93,6 +93,11 @@ def legacy_layers(spec):
     }[spec["name"]].format(**c))
 
 
+def default_normalization(layers):
+    """`mnist train`'s default for a layer list: MNIST's mean/std with batch norm, x/255 without."""
+    return {"kind": "mean_std", "mean": 0.1307, "std": 0.3081} if "bn" in layers else {"kind": "unit"}
+
+
 def normalizer(normalization):
     """The file's input transform for 0-255 pixels, as `mnist train` applied it."""
     if normalization["kind"] == "unit":
@@ -117,8 +122,7 @@ def load(path, layers=None):
     elif layers is not None:
         layers = parse_layers(layers) if isinstance(layers, str) else layers
         model = Network(layers)
-        default = {"kind": "mean_std", "mean": 0.1307, "std": 0.3081} if "bn" in layers else {"kind": "unit"}
-        normalize = normalizer(default)
+        normalize = normalizer(default_normalization(layers))
     else:
         raise SystemExit(f"{path}: no mnist metadata; say which layers it holds")
     state = {k: v for k, v in load_file(path).items() if not k.startswith("optim.")}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytorch_model import Network, parse_layers
+from pytorch_model import Network, default_normalization, parse_layers
 
 
 def read_idx(dir_, name):
@@ -67,8 +67,8 @@ def main():
     torch.manual_seed(args.seed)
 
     layers = parse_layers(args.layers)
-    # mnist train's default: MNIST's mean/std for networks with batch norm, x/255 otherwise.
-    mean, std = (0.1307, 0.3081) if "bn" in layers else (0.0, 1.0)
+    norm = default_normalization(layers)
+    mean, std = (norm["mean"], norm["std"]) if norm["kind"] == "mean_std" else (0.0, 1.0)
     train_x = torch.from_numpy(read_idx(args.mnist_dir, "train-images-idx3-ubyte").copy()).float().div_(255).sub_(mean).div_(std).unsqueeze(1)
     train_y = torch.from_numpy(read_idx(args.mnist_dir, "train-labels-idx1-ubyte").astype(np.int64))
     test_x = torch.from_numpy(read_idx(args.mnist_dir, "t10k-images-idx3-ubyte").copy()).float().div_(255).sub_(mean).div_(std).unsqueeze(1)

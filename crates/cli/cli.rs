@@ -77,6 +77,11 @@ fn model_names() -> impl clap::builder::TypedValueParser<Value = Architecture> {
 /// line, `#` comments, or a JSON array of the layers).
 pub fn parse_layers(value: &str) -> Result<Architecture, String> {
     let path = Path::new(value);
+    if path.is_dir() {
+        return Err(format!(
+            "{value}: a folder, not a layer list or a file that holds one"
+        ));
+    }
     let text = if path.is_file() {
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if bytes > 1 << 20 {
@@ -338,6 +343,8 @@ mod tests {
         assert!(err.contains("net.json") && err.contains("dense10"), "{err}");
         let err = parse_layers("nets/missing.json").unwrap_err();
         assert!(err.contains("no such file"), "{err}");
+        let err = parse_layers(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(err.contains("a folder"), "{err}");
     }
 
     #[test]

@@ -85,29 +85,23 @@ impl Classifier {
         let b = pixels.len() / IMAGE_PIXELS;
         match &self.forward {
             Forward::Cpu(cpu) => {
-                let parts: Vec<Vec<f32>> = pixels
-                    .par_chunks(CPU_SUB_BATCH * IMAGE_PIXELS)
-                    .map(|part| {
+                let mut logits = vec![0f32; b * NUM_CLASSES];
+                logits
+                    .par_chunks_mut(CPU_SUB_BATCH * NUM_CLASSES)
+                    .zip(pixels.par_chunks(CPU_SUB_BATCH * IMAGE_PIXELS))
+                    .for_each(|(out, part)| {
                         let n = part.len() / IMAGE_PIXELS;
-                        let mut ws = cpu
-                            .workspaces
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .pop()
-                            .unwrap_or_default();
+                        let workspaces =
+                            || cpu.workspaces.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut ws = workspaces().pop().unwrap_or_default();
                         let input = ws.input(cpu.network.plan(), n);
                         for (x, &p) in input.iter_mut().zip(part) {
                             *x = cpu.normalize[p as usize];
                         }
-                        let logits = cpu.network.infer(&mut ws, n).to_vec();
-                        cpu.workspaces
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(ws);
-                        logits
-                    })
-                    .collect();
-                Ok(parts.concat())
+                        out.copy_from_slice(cpu.network.infer(&mut ws, n));
+                        workspaces().push(ws);
+                    });
+                Ok(logits)
             }
             Forward::Candle { model, device } => {
                 let xs = Tensor::from_slice(pixels, (b, 1, IMAGE_SIDE, IMAGE_SIDE), device)?;
