@@ -17,21 +17,26 @@
 #   metal     the Metal build type-checks for aarch64-apple-darwin (its rustup target), without
 #             the downloader, whose TLS needs Apple's C toolchain.
 #
-# Usage: scripts/verify-all.sh [--install] [CHECK...]      (default: every check, in that order)
+# Usage: scripts/verify-all.sh [--install] [--tidy] [CHECK...]  (default: every check, in order)
 #   --install   first install what is missing: the Python environment (PyPI), playwright-core
 #               (npm) and, when running as root with apt-get, Chromium; the pinned nightly,
 #               cargo-fuzz and the Metal target (rustup, cargo install); a compile-only CUDA
 #               toolkit (PyPI). CI passes it. Nothing here ever calls sudo.
+#   --tidy      delete each check's own build folder once it ran (target/onnx-check,
+#               fuzz/target, target/cuda-check, target/metal-check), so the run never holds
+#               them all at once; the next run rebuilds them. CI passes it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 install=0
+tidy=0
 checks=()
 for arg in "$@"; do
   case "$arg" in
     --install) install=1 ;;
+    --tidy) tidy=1 ;;
     export | onnx | browser | fuzz | cuda | metal) checks+=("$arg") ;;
-    *) echo "usage: $0 [--install] [export|onnx|browser|fuzz|cuda|metal ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--install] [--tidy] [export|onnx|browser|fuzz|cuda|metal ...]" >&2; exit 2 ;;
   esac
 done
 [[ ${#checks[@]} -gt 0 ]] || checks=(export onnx browser fuzz cuda metal)
@@ -76,6 +81,16 @@ check_metal() {
     --target "$METAL_TARGET" --no-default-features --features metal
 }
 
+# The build folder each check keeps for itself (the others share target/release).
+build_folder() {
+  case "$1" in
+    onnx) echo target/onnx-check ;;
+    fuzz) echo fuzz/target ;;
+    cuda) echo target/cuda-check ;;
+    metal) echo target/metal-check ;;
+  esac
+}
+
 results=()
 failed=0
 for check in "${checks[@]}"; do
@@ -86,6 +101,11 @@ for check in "${checks[@]}"; do
   else
     results+=("$(printf '%-8s FAILED  %4d s' "$check" $((SECONDS - start)))")
     failed=1
+  fi
+  folder=$(build_folder "$check")
+  if [[ $tidy == 1 && -n $folder && -d $folder ]]; then
+    echo "== verify: removing $folder ($(du -sh "$folder" | cut -f1))" >&2
+    rm -rf "$folder"
   fi
 done
 echo "== verify: summary" >&2
