@@ -166,7 +166,10 @@ pub fn normalize_table(normalization: &Normalization) -> [f32; 256] {
 /// The buffers one batch needs, allocated once and grown to the largest batch seen.
 #[derive(Debug, Default)]
 pub struct Workspace {
+    /// The batch the forward's buffers hold, and the batch the backward's hold (0 until a
+    /// training step: inference never allocates them).
     capacity: usize,
+    train_capacity: usize,
     /// `acts[0]` is the input, `acts[i + 1]` node `i`'s output.
     pub(crate) acts: Vec<Vec<f32>>,
     /// Per node: the pooling winners (pooling nodes), or batch norm's saved statistics.
@@ -184,44 +187,57 @@ impl Workspace {
         Self::default()
     }
 
-    /// Grows the buffers for batches of `b` images of `plan`.
-    pub(crate) fn ensure(&mut self, plan: &Plan, b: usize) {
-        if b <= self.capacity && self.acts.len() == plan.nodes.len() + 1 {
-            return;
-        }
-        let b = b.max(self.capacity);
+    /// Grows the buffers for batches of `b` images of `plan`: the forward's, and the backward's
+    /// too when `train`.
+    pub(crate) fn ensure(&mut self, plan: &Plan, b: usize, train: bool) {
         let grow = |v: &mut Vec<f32>, len: usize| {
             if v.len() < len {
                 v.resize(len, 0.0);
             }
         };
-        self.acts.resize_with(plan.nodes.len() + 1, Vec::new);
-        self.winners.resize_with(plan.nodes.len(), Vec::new);
-        self.saved.resize_with(plan.nodes.len(), Vec::new);
-        grow(&mut self.acts[0], b * IMAGE_PIXELS);
-        for (i, node) in plan.nodes.iter().enumerate() {
-            grow(&mut self.acts[i + 1], b * node.out_len);
-            match node.op {
-                Op::FirstConvReluPool(_) | Op::Pool { .. } => {
-                    if self.winners[i].len() < b * node.out_len {
-                        self.winners[i].resize(b * node.out_len, 0);
+        if b > self.capacity || self.acts.len() != plan.nodes.len() + 1 {
+            let b = b.max(self.capacity);
+            self.acts.resize_with(plan.nodes.len() + 1, Vec::new);
+            self.winners.resize_with(plan.nodes.len(), Vec::new);
+            grow(&mut self.acts[0], b * IMAGE_PIXELS);
+            for (i, node) in plan.nodes.iter().enumerate() {
+                grow(&mut self.acts[i + 1], b * node.out_len);
+                match node.op {
+                    Op::FirstConvReluPool(_) | Op::Pool { .. } => {
+                        if self.winners[i].len() < b * node.out_len {
+                            self.winners[i].resize(b * node.out_len, 0);
+                        }
                     }
+                    Op::Dense(d) => grow(&mut self.dense_partials, d.partials_len(b)),
+                    _ => {}
                 }
-                Op::BatchNorm { dims, .. } => grow(&mut self.saved[i], batchnorm::SAVED * dims.c),
-                Op::Conv(d) => grow(&mut self.conv_partials, conv::partials_len(&d, b)),
-                Op::Dense(d) => grow(&mut self.dense_partials, d.partials_len(b)),
-                Op::Relu => {}
             }
+            self.capacity = b;
         }
-        for g in &mut self.grads {
-            grow(g, b * plan.widest());
+        if train && (b > self.train_capacity || self.saved.len() != plan.nodes.len()) {
+            let b = b.max(self.train_capacity);
+            self.saved.resize_with(plan.nodes.len(), Vec::new);
+            for (i, node) in plan.nodes.iter().enumerate() {
+                match node.op {
+                    Op::BatchNorm { dims, .. } => {
+                        grow(&mut self.saved[i], batchnorm::SAVED * dims.c)
+                    }
+                    Op::Conv { dims, .. } => {
+                        grow(&mut self.conv_partials, conv::partials_len(&dims, b))
+                    }
+                    _ => {}
+                }
+            }
+            for g in &mut self.grads {
+                grow(g, b * plan.widest());
+            }
+            self.train_capacity = b;
         }
-        self.capacity = b;
     }
 
     /// The input of a batch of `b`, `[b, 1, 28, 28]`, to fill with normalized pixels.
     pub fn input(&mut self, plan: &Plan, b: usize) -> &mut [f32] {
-        self.ensure(plan, b);
+        self.ensure(plan, b, false);
         &mut self.acts[0][..b * IMAGE_PIXELS]
     }
 
@@ -243,7 +259,7 @@ pub(crate) fn forward(
     b: usize,
     train: bool,
 ) {
-    ws.ensure(plan, b);
+    ws.ensure(plan, b, train);
     let Workspace {
         acts,
         winners,
@@ -264,7 +280,7 @@ pub(crate) fn forward(
                 let winners = &mut winners[i][..b * node.out_len];
                 first_conv::forward(level, &d, x, t(0), t(1), y, winners)
             }
-            Op::Conv(d) => conv::forward(level, &d, x, t(0), bias(), y),
+            Op::Conv { dims, relu } => conv::forward(level, &dims, relu, x, t(0), bias(), y),
             Op::BatchNorm { dims, relu } if train => {
                 batchnorm::forward_train(&dims, relu, (t(0), t(1)), x, y, &mut saved[i])
             }
@@ -272,9 +288,14 @@ pub(crate) fn forward(
                 batchnorm::forward_infer(&dims, relu, (t(0), t(1)), t(2), t(3), x, y)
             }
             Op::Relu => relu::forward(x, y),
-            Op::Pool { dims, relu } => {
-                pool::forward(&dims, relu, x, y, &mut winners[i][..b * node.out_len])
-            }
+            Op::Pool { dims, relu } => pool::forward(
+                level,
+                &dims,
+                relu,
+                x,
+                y,
+                &mut winners[i][..b * node.out_len],
+            ),
             Op::Dense(d) => dense::forward(level, &d, x, t(0), bias(), y, dense_partials),
         }
     }

@@ -6,6 +6,9 @@
 //! * `relu,pool2` → [`Op::Pool`] with `relu`, one pass that keeps only the pooled values;
 //! * `bn,relu` → [`Op::BatchNorm`] with `relu`: the ReLU applied in the normalizing pass, its
 //!   mask in the backward's;
+//! * `conv,relu` → [`Op::Conv`] with `relu`: the ReLU applied as the convolution writes its
+//!   output (what a batch-norm-folded network runs for inference), its mask applied to the
+//!   incoming gradient before the convolution's backward;
 //! * `flatten` → nothing: activations are `[b, c, h, w]` row-major, already flat per image.
 //!
 //! Dense weights trained with Adam get their update inside their backward (see
@@ -25,7 +28,11 @@ use crate::layers::pool::PoolDims;
 pub enum Op {
     /// 3x3 convolution of the one-channel image, bias, ReLU and 2x2 max-pool.
     FirstConvReluPool(ConvPoolDims),
-    Conv(ConvDims),
+    /// Convolution, with the ReLU after it when `relu` is set.
+    Conv {
+        dims: ConvDims,
+        relu: bool,
+    },
     /// Batch norm, with the ReLU after it when `relu` is set.
     BatchNorm {
         dims: NormDims,
@@ -45,7 +52,8 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::FirstConvReluPool(_) => "first-conv-relu-pool",
-            Op::Conv(_) => "conv",
+            Op::Conv { relu: true, .. } => "conv-relu",
+            Op::Conv { relu: false, .. } => "conv",
             Op::BatchNorm { relu: true, .. } => "bn-relu",
             Op::BatchNorm { relu: false, .. } => "bn",
             Op::Relu => "relu",
@@ -111,7 +119,9 @@ impl Plan {
                         o: out,
                         k: kernel,
                     };
-                    (Op::Conv(dims), 1)
+                    // As for batch norm: a ReLU right after is fused in, unless a pool follows.
+                    let relu = next(1) == Some(Layer::Relu) && next(2) != Some(Layer::MaxPool2);
+                    (Op::Conv { dims, relu }, if relu { 2 } else { 1 })
                 }
                 (Layer::BatchNorm, shape) => {
                     let plane = shape.len() / shape.channels();
@@ -230,6 +240,17 @@ mod tests {
         assert_eq!(
             ops("conv4x3,conv4x3,relu,pool2,flatten,dense10"),
             ["conv[0, 1]", "conv[2, 3]", "relu-pool[]", "dense[4, 5]"]
+        );
+        // A ReLU after a conv fuses into it, unless a pool follows (then relu,pool2 fuse).
+        assert_eq!(
+            ops("conv4x3,relu,conv4x3,relu,pool2,conv4x3,relu,flatten,dense10"),
+            [
+                "conv-relu[0, 1]",
+                "conv[2, 3]",
+                "relu-pool[]",
+                "conv-relu[4, 5]",
+                "dense[6, 7]"
+            ]
         );
         let arch = Architecture::from_text("flatten,dense10").unwrap();
         assert_eq!(Plan::new(&arch).first_learning_node(), 0);

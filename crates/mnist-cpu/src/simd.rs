@@ -94,6 +94,44 @@ impl FromStr for Level {
     }
 }
 
+/// Runs `$call` compiled for `$level`'s instruction set: for kernels written as plain loops over
+/// long vectors (Winograd's transforms, pooling), which the compiler widens to the level's
+/// registers once they are inlined into a function with its features.
+macro_rules! simd_dispatch_impl {
+    ($level:expr, $call:expr) => {
+        match $level {
+            // SAFETY: the caller's level is available on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            $crate::Level::Avx512 => unsafe { $crate::simd::avx512_call(|| $call) },
+            #[cfg(target_arch = "x86_64")]
+            $crate::Level::Avx2 => unsafe { $crate::simd::avx2_call(|| $call) },
+            _ => $call,
+        }
+    };
+}
+
+/// `f()` compiled with AVX-512F enabled (it is inlined here).
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avx512_call<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// `f()` compiled with AVX2 and FMA enabled.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn avx2_call<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+pub(crate) use simd_dispatch_impl as simd_dispatch;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,13 +17,13 @@ use crate::{CpuNetwork, CpuTrainer, Level, Rule, Workspace};
 
 /// Lists that between them run every kernel: the shipped networks, and lists no code
 /// special-cases with odd sizes (25 → pool 12, an even kernel, a plain pool and a plain ReLU, a
-/// dense layer first, batch norm after dense).
+/// ReLU fused into an im2col and a Winograd conv, a dense layer first, batch norm after dense).
 const LISTS: [&str; 6] = [
     "conv32x3,relu,pool2,flatten,dense128,relu,dense10",
     "conv16x3,relu,pool2,conv32x3,relu,pool2,flatten,dense128,relu,dense10",
     "conv32x3,bn,relu,conv32x3,bn,relu,pool2,conv64x3,bn,relu,conv64x3,bn,relu,pool2,flatten,dense256,bn,relu,dense10",
     "conv6x4,relu,pool2,conv5x3,bn,relu,pool2,conv7x2,flatten,dense13,relu,dense10",
-    "conv3x5,pool2,relu,conv4x3,relu,flatten,dense10",
+    "conv3x5,pool2,relu,conv4x3,relu,conv8x3,relu,flatten,dense10",
     "flatten,dense32,bn,relu,dense10",
 ];
 

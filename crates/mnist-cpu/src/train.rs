@@ -226,6 +226,13 @@ impl CpuTrainer {
             #[cfg(feature = "profile")]
             let _timer = crate::profile::Timer::new(format!("backward {i:2} {}", node.op.name()));
             let x = &acts[i][..b * node.in_len];
+            if let Op::Conv { relu: true, .. } = node.op {
+                // The fused ReLU's backward: its output is positive exactly where its input was.
+                relu::mask(
+                    &acts[i + 1][..b * node.out_len],
+                    &mut dy_buf[..b * node.out_len],
+                );
+            }
             let dy = &dy_buf[..b * node.out_len];
             let dx = (i > first).then(|| &mut dx_buf[..b * node.in_len]);
             match node.op {
@@ -234,7 +241,7 @@ impl CpuTrainer {
                     let win = &winners[i][..b * node.out_len];
                     first_conv::weight_grad(level, &d, x, dy, win, dw, db);
                 }
-                Op::Conv(d) => {
+                Op::Conv { dims: d, .. } => {
                     let (dw, db) = match node.bias {
                         true => {
                             let (dw, db) = two_mut(grads, node.params[0], node.params[1]);

@@ -95,20 +95,22 @@ type ChunkArgs<'a> = (
     Option<&'a mut [f32]>,
 );
 
-/// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, k, k]) + bias`: by Winograd's algorithm
-/// where it applies ([`super::winograd`]), else through im2col.
+/// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, k, k]) + bias`, then `max(y, 0)` when `relu`
+/// is set (in the pass that writes `y`, not a pass of its own): by Winograd's algorithm where it
+/// applies ([`super::winograd`]), else through im2col.
 pub fn forward(
     level: Level,
     d: &ConvDims,
+    relu: bool,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
     if winograd::applies(d) {
-        winograd::forward(level, d, x, w, bias, y)
+        winograd::forward(level, d, relu, x, w, bias, y)
     } else {
-        im2col_forward(level, d, x, w, bias, y)
+        im2col_forward(level, d, relu, x, w, bias, y)
     }
 }
 
@@ -149,6 +151,7 @@ pub fn partials_len(d: &ConvDims, b: usize) -> usize {
 pub fn im2col_forward(
     level: Level,
     d: &ConvDims,
+    relu: bool,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -184,13 +187,13 @@ pub fn im2col_forward(
                         (patches.as_ptr(), width),
                     )
                 };
-                // [o, images, area] → [images, o, area], adding the bias.
+                // [o, images, area] → [images, o, area], adding the bias (and the ReLU).
                 for (i, y) in y.chunks_exact_mut(d.out_len()).enumerate() {
                     for (ch, y) in y.chunks_exact_mut(area).enumerate() {
                         let src = &out[ch * width + i * area..][..area];
                         let b = bias.map_or(0.0, |b| b[ch]);
                         for (y, &s) in y.iter_mut().zip(src) {
-                            *y = s + b;
+                            *y = if relu { (s + b).max(0.0) } else { s + b };
                         }
                     }
                 }

@@ -7,6 +7,9 @@
 
 use rayon::prelude::*;
 
+use crate::simd::simd_dispatch;
+use crate::Level;
+
 pub use super::first_conv::INACTIVE;
 
 /// Pooling over `c` maps of `side`x`side`.
@@ -30,7 +33,14 @@ impl PoolDims {
 
 /// The forward: `y` and `winners` (one per output: 0..4 row-major in the window, or
 /// [`INACTIVE`] when `relu` is set and the maximum is not positive).
-pub fn forward(d: &PoolDims, relu: bool, x: &[f32], y: &mut [f32], winners: &mut [u8]) {
+pub fn forward(
+    level: Level,
+    d: &PoolDims,
+    relu: bool,
+    x: &[f32],
+    y: &mut [f32],
+    winners: &mut [u8],
+) {
     assert!(
         x.len().is_multiple_of(d.in_len())
             && y.len() == x.len() / d.in_len() * d.out_len()
@@ -42,32 +52,40 @@ pub fn forward(d: &PoolDims, relu: bool, x: &[f32], y: &mut [f32], winners: &mut
         .zip(winners.par_chunks_mut(d.out_len()))
         .zip(x.par_chunks(d.in_len()))
         .for_each(|((y, winners), x)| {
-            for ch in 0..d.c {
-                let plane = &x[ch * s * s..][..s * s];
-                for py in 0..so {
-                    let top = &plane[2 * py * s..][..s];
-                    let bottom = &plane[(2 * py + 1) * s..][..s];
-                    for px in 0..so {
-                        let window = [
-                            top[2 * px],
-                            top[2 * px + 1],
-                            bottom[2 * px],
-                            bottom[2 * px + 1],
-                        ];
-                        let max = window[0].max(window[1]).max(window[2].max(window[3]));
-                        // The first position holding the maximum (PyTorch's rule), branch-free.
-                        let (na, nb, nc) = (window[0] != max, window[1] != max, window[2] != max);
-                        let best = na as u8 + (na & nb) as u8 + (na & nb & nc) as u8;
-                        let at = ch * so * so + py * so + px;
-                        // Not positive (or NaN): the ReLU is off.
-                        let off =
-                            relu && max.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater);
-                        y[at] = if off { 0.0 } else { max };
-                        winners[at] = if off { INACTIVE } else { best };
-                    }
-                }
+            let rows = y.chunks_exact_mut(so).zip(winners.chunks_exact_mut(so));
+            // Output row r of every channel reads input rows 2r and 2r + 1 of its plane.
+            for (r, (y, winners)) in rows.enumerate() {
+                let (ch, py) = (r / so, r % so);
+                let top = &x[ch * s * s + 2 * py * s..][..2 * so];
+                let bottom = &x[ch * s * s + (2 * py + 1) * s..][..2 * so];
+                simd_dispatch!(level, pool_row(relu, top, bottom, y, winners));
             }
         });
+}
+
+/// One output row from its two input rows: exact-length slices and no branches, so the
+/// compiler vectorizes it (the stride-2 reads become shuffles).
+#[inline(always)]
+fn pool_row(relu: bool, top: &[f32], bottom: &[f32], y: &mut [f32], winners: &mut [u8]) {
+    let n = y.len();
+    let (top, bottom, winners) = (&top[..2 * n], &bottom[..2 * n], &mut winners[..n]);
+    for px in 0..n {
+        let window = [
+            top[2 * px],
+            top[2 * px + 1],
+            bottom[2 * px],
+            bottom[2 * px + 1],
+        ];
+        let max = window[0].max(window[1]).max(window[2].max(window[3]));
+        // The first position holding the maximum (PyTorch's rule), branch-free.
+        let (na, nb, nc) = (window[0] != max, window[1] != max, window[2] != max);
+        let best = na as u8 + (na & nb) as u8 + (na & nb & nc) as u8;
+        // Not positive (or NaN): the ReLU is off.
+        let positive = max > 0.0;
+        let off = relu & !positive;
+        y[px] = if off { 0.0 } else { max };
+        winners[px] = if off { INACTIVE } else { best };
+    }
 }
 
 /// The backward: each active output's gradient goes to its winner, every other input gets zero.

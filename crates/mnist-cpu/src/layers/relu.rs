@@ -17,6 +17,19 @@ pub fn forward(x: &[f32], y: &mut [f32]) {
         });
 }
 
+/// [`backward`] in place: `dy` kept where `y > 0`, zero elsewhere (`y` the forward's input, or
+/// its output: each is positive exactly where the other is).
+pub fn mask(y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "relu mask: slice sizes differ");
+    dy.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(dy, y)| {
+            for (dy, &y) in dy.iter_mut().zip(y) {
+                *dy = if y > 0.0 { *dy } else { 0.0 };
+            }
+        });
+}
+
 pub fn backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
     assert!(
         x.len() == dy.len() && dy.len() == dx.len(),

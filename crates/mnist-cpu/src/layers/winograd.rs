@@ -26,43 +26,8 @@ use rayon::prelude::*;
 
 use super::conv::ConvDims;
 use crate::gemm::{matmul, matmul_rows};
+use crate::simd::simd_dispatch;
 use crate::Level;
-
-/// Runs `$call` compiled for `$level`'s instruction set: the transforms are plain loops over
-/// long vectors, which the compiler widens to the level's registers once they are inlined into
-/// a function with its features.
-macro_rules! simd_dispatch {
-    ($level:expr, $call:expr) => {
-        match $level {
-            // SAFETY: the caller's level is available on this CPU.
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => unsafe { avx512_call(|| $call) },
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => unsafe { avx2_call(|| $call) },
-            _ => $call,
-        }
-    };
-}
-
-/// `f()` compiled with AVX-512F enabled (it is inlined here).
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn avx512_call<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-/// `f()` compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_call<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
 
 /// Transformed positions per tile.
 const XI: usize = 16;
@@ -199,13 +164,50 @@ fn split_phases(
             &mut even[at..][..side.div_ceil(2)],
             &mut odd[at..][..side / 2],
         );
-        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(row.chunks_exact(2)) {
-            *e = pair[0];
-            *o = pair[1];
-        }
-        if side % 2 == 1 {
-            even[side / 2] = row[side - 1];
-        }
+        deinterleave(row, even, odd);
+    }
+}
+
+/// `even` and `odd` get `row`'s values at even and odd positions (`even` one more for an odd
+/// length): blocks of eight pairs, which the compiler turns into a few shuffles, then pairs.
+#[inline(always)]
+fn deinterleave(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let pairs = row.len() / 2;
+    let blocks = pairs / 8;
+    for k in 0..blocks {
+        let block: &[f32; 16] = row[16 * k..][..16].try_into().expect("16 floats");
+        let e: [f32; 8] = std::array::from_fn(|i| block[2 * i]);
+        let o: [f32; 8] = std::array::from_fn(|i| block[2 * i + 1]);
+        even[8 * k..][..8].copy_from_slice(&e);
+        odd[8 * k..][..8].copy_from_slice(&o);
+    }
+    for j in 8 * blocks..pairs {
+        even[j] = row[2 * j];
+        odd[j] = row[2 * j + 1];
+    }
+    if row.len() % 2 == 1 {
+        even[pairs] = row[row.len() - 1];
+    }
+}
+
+/// The inverse of [`deinterleave`]: `row` from its values at even and odd positions.
+#[inline(always)]
+fn interleave(even: &[f32], odd: &[f32], row: &mut [f32]) {
+    let pairs = row.len() / 2;
+    let blocks = pairs / 8;
+    for k in 0..blocks {
+        let e: &[f32; 8] = even[8 * k..][..8].try_into().expect("8 floats");
+        let o: &[f32; 8] = odd[8 * k..][..8].try_into().expect("8 floats");
+        let block: [f32; 16] =
+            std::array::from_fn(|i| if i % 2 == 0 { e[i / 2] } else { o[i / 2] });
+        row[16 * k..][..16].copy_from_slice(&block);
+    }
+    for j in 8 * blocks..pairs {
+        row[2 * j] = even[j];
+        row[2 * j + 1] = odd[j];
+    }
+    if row.len() % 2 == 1 {
+        row[2 * pairs] = even[pairs];
     }
 }
 
@@ -230,6 +232,12 @@ impl Lanes {
     #[inline(always)]
     fn splat(x: f32) -> Self {
         Lanes([x; LANES])
+    }
+
+    /// `max(x, 0)` per lane, as `relu::forward` (NaN gives 0).
+    #[inline(always)]
+    fn relu(self) -> Self {
+        Lanes(self.0.map(|x| x.max(0.0)))
     }
 }
 
@@ -407,15 +415,15 @@ fn transform_inputs_body(
                 |r, s, v| v.store(outs[r * 4 + s], k),
             );
         }
-        // The tiles that exist, image after image.
-        for (xi, values) in out.chunks_exact(flat).enumerate() {
+        // The tiles that exist, image after image: tile row ty of image i is row i * stride + ty
+        // of the flat grid.
+        for xi in 0..XI {
+            let values = &out[xi * flat..][..flat];
             let dst = &mut v[(xi * c + ch) * width..][..images * t * t];
-            for (dst, src) in dst
-                .chunks_exact_mut(t * t)
-                .zip(values.chunks(stride * stride))
-            {
-                for (dst, src) in dst.chunks_exact_mut(t).zip(src.chunks_exact(stride)) {
-                    super::conv::copy_short(dst, &src[..t]);
+            for i in 0..images {
+                for ty in 0..t {
+                    let src = &values[(i * stride + ty) * stride..][..t];
+                    super::conv::copy_short(&mut dst[(i * t + ty) * t..][..t], src);
                 }
             }
         }
@@ -434,15 +442,17 @@ fn transform_outputs(
     t: usize,
     width: usize,
     bias: Option<&[f32]>,
+    relu: bool,
     y: &mut [f32],
 ) {
     simd_dispatch!(
         level,
-        transform_outputs_body(m, (o, side), images, t, width, bias, y)
+        transform_outputs_body(m, (o, side), images, t, width, bias, relu, y)
     )
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn transform_outputs_body(
     m: &[f32],
     (o, side): (usize, usize),
@@ -450,6 +460,7 @@ fn transform_outputs_body(
     t: usize,
     width: usize,
     bias: Option<&[f32]>,
+    relu: bool,
     y: &mut [f32],
 ) {
     let plane = side * side;
@@ -473,7 +484,8 @@ fn transform_outputs_body(
         for k in (0..len).step_by(LANES) {
             let y = at_m_a(|r, s| Lanes::load(views[r * 4 + s], k));
             for (o, y) in outs.iter_mut().zip(y) {
-                (y + bias).store(o, k);
+                let y = y + bias;
+                if relu { y.relu() } else { y }.store(o, k);
             }
         }
         for i in 0..images {
@@ -483,13 +495,7 @@ fn transform_outputs_body(
                 let at = i * n + ty * t;
                 let even = &phases[(2 * a) * len + at..][..t];
                 let odd = &phases[(2 * a + 1) * len + at..][..t];
-                for ((pair, &e), &o) in row.chunks_exact_mut(2).zip(even).zip(odd) {
-                    pair[0] = e;
-                    pair[1] = o;
-                }
-                if side % 2 == 1 {
-                    row[side - 1] = even[side / 2];
-                }
+                interleave(even, odd, row);
             }
         }
     }
@@ -522,6 +528,7 @@ fn products(
 pub fn forward(
     level: Level,
     d: &ConvDims,
+    relu: bool,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -555,7 +562,7 @@ pub fn forward(
                     }
                     transform_inputs(level, x, (d.c, d.side), images, t, 0, v, width);
                     products(level, &u, v, m, (d.o, d.c, width));
-                    transform_outputs(level, m, (d.o, so), images, t, width, bias, y);
+                    transform_outputs(level, m, (d.o, so), images, t, width, bias, relu, y);
                 },
             )
         });
@@ -672,7 +679,7 @@ pub fn backward(
                     }
                     transform_inputs(level, dy, (d.o, so), images, td, 2, v, width);
                     products(level, &u, v, m, (d.c, d.o, width));
-                    transform_outputs(level, m, (d.c, d.side), images, td, width, None, dx);
+                    transform_outputs(level, m, (d.c, d.side), images, td, width, None, false, dx);
                 },
             )
         });
@@ -769,6 +776,7 @@ mod tests {
             super::super::conv::im2col_forward(
                 Level::Portable,
                 &d,
+                false,
                 &x,
                 &w,
                 Some(&bias),
@@ -791,7 +799,7 @@ mod tests {
             for level in Level::available() {
                 let what = |w: &str| format!("{d:?} {level}: {w}");
                 let mut y = vec![0f32; b * d.out_len()];
-                forward(level, &d, &x, &w, Some(&bias), &mut y);
+                forward(level, &d, false, &x, &w, Some(&bias), &mut y);
                 assert_close(&y, &y_ref, 1e-5, &what("forward"));
                 let (mut dw, mut db, mut dx) =
                     (vec![0f32; w.len()], vec![0f32; d.o], vec![0f32; x.len()]);
