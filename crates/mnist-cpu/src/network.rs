@@ -203,10 +203,10 @@ impl Workspace {
             for (i, node) in plan.nodes.iter().enumerate() {
                 grow(&mut self.acts[i + 1], b * node.out_len);
                 match node.op {
-                    Op::FirstConvReluPool(_) | Op::Pool { .. } => {
-                        if self.winners[i].len() < b * node.out_len {
-                            self.winners[i].resize(b * node.out_len, 0);
-                        }
+                    Op::FirstConvReluPool(_) | Op::Pool { .. }
+                        if self.winners[i].len() < b * node.out_len =>
+                    {
+                        self.winners[i].resize(b * node.out_len, 0)
                     }
                     Op::Dense(d) => grow(&mut self.dense_partials, d.partials_len(b)),
                     _ => {}

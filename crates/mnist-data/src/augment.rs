@@ -1,6 +1,8 @@
 //! Training-time augmentation: a small random affine warp per image (rotation, scale, shift),
-//! the classic recipe that takes convnets past 99.5% on MNIST. Runs on the host once per epoch,
-//! drawing from the seeded augmentation stream, so it is reproducible and resumable.
+//! the classic recipe that takes convnets past 99.5% on MNIST. Each epoch draws one [`Warp`] per
+//! image from the seeded augmentation stream, so it is reproducible and resumable; the warps are
+//! applied on the host, to the whole split at once ([`augment`]) or to each batch as it is
+//! gathered ([`Warp::apply`]), with the same pixels either way.
 
 use rand::Rng;
 
@@ -24,18 +26,66 @@ impl Default for AugmentConfig {
     }
 }
 
-/// Returns a warped copy of `pixels` (`n * 784` bytes), one random warp per image.
-pub fn augment(pixels: &[u8], config: &AugmentConfig, rng: &mut impl Rng) -> Vec<u8> {
-    let mut out = vec![0u8; pixels.len()];
-    for (src, dst) in pixels
-        .chunks_exact(IMAGE_PIXELS)
-        .zip(out.chunks_exact_mut(IMAGE_PIXELS))
-    {
+/// One image's warp: rotation (radians), scale, and shift (pixels) about the centre.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warp {
+    angle: f32,
+    scale: f32,
+    dx: f32,
+    dy: f32,
+}
+
+impl Warp {
+    /// Draws a warp within `config`'s ranges (four draws from `rng`).
+    pub fn draw(config: &AugmentConfig, rng: &mut impl Rng) -> Warp {
         let angle = rng.random_range(-1.0..=1.0) * config.max_rotation_degrees.to_radians();
         let scale = 1.0 + rng.random_range(-1.0..=1.0) * config.max_scale_change;
         let dx = rng.random_range(-1.0..=1.0) * config.max_shift_pixels;
         let dy = rng.random_range(-1.0..=1.0) * config.max_shift_pixels;
-        warp(src, dst, angle, scale, dx, dy);
+        Warp {
+            angle,
+            scale,
+            dx,
+            dy,
+        }
+    }
+
+    /// Writes the warped `src` (784 bytes) into `dst` (784 bytes).
+    pub fn apply(&self, src: &[u8], dst: &mut [u8]) {
+        assert!(
+            src.len() == IMAGE_PIXELS && dst.len() == IMAGE_PIXELS,
+            "a warp takes one 28x28 image"
+        );
+        warp(src, dst, self.angle, self.scale, self.dx, self.dy);
+    }
+}
+
+/// One warp per image of a split of `n`, drawn in image order.
+pub fn draw_warps(n: usize, config: &AugmentConfig, rng: &mut impl Rng) -> Vec<Warp> {
+    (0..n).map(|_| Warp::draw(config, rng)).collect()
+}
+
+/// Returns a warped copy of `pixels` (`n * 784` bytes), one random warp per image
+/// ([`draw_warps`], then each applied).
+pub fn augment(pixels: &[u8], config: &AugmentConfig, rng: &mut impl Rng) -> Vec<u8> {
+    let warps = draw_warps(pixels.len() / IMAGE_PIXELS, config, rng);
+    apply_warps(pixels, &warps)
+}
+
+/// `pixels` (`warps.len() * 784` bytes) with each image warped by its own warp.
+pub fn apply_warps(pixels: &[u8], warps: &[Warp]) -> Vec<u8> {
+    assert_eq!(
+        pixels.len(),
+        warps.len() * IMAGE_PIXELS,
+        "one warp per image"
+    );
+    let mut out = vec![0u8; pixels.len()];
+    for ((src, dst), warp) in pixels
+        .chunks_exact(IMAGE_PIXELS)
+        .zip(out.chunks_exact_mut(IMAGE_PIXELS))
+        .zip(warps)
+    {
+        warp.apply(src, dst);
     }
     out
 }

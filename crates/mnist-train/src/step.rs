@@ -7,8 +7,9 @@ use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
 use mnist_cpu::{CpuTrainer, Level};
+use mnist_data::augment::Warp;
 use mnist_data::batch::DeviceSplit;
-use mnist_data::Normalization;
+use mnist_data::{Normalization, IMAGE_PIXELS};
 use mnist_model::Network;
 
 use crate::classifier::cpu_network;
@@ -39,6 +40,20 @@ impl Backend {
 pub trait TrainStep {
     /// Starts an epoch over `split` in the shuffled `order`, with the running sums at zero.
     fn start_epoch(&mut self, split: &DeviceSplit, order: &[u32]) -> Result<()>;
+
+    /// Whether the step can warp each batch's images as it gathers them
+    /// ([`TrainStep::set_warps`]), so that an augmented epoch needs no warped copy of the split.
+    fn warps_batches(&self) -> bool {
+        false
+    }
+
+    /// For the epoch just started: image `i` of the split is to be trained on as warped by
+    /// `warps[i]`. Only called where [`TrainStep::warps_batches`].
+    fn set_warps(&mut self, _warps: Vec<Warp>) -> Result<()> {
+        Err(TrainError::Config(
+            "this step cannot warp batches; augment the split instead".into(),
+        ))
+    }
 
     /// One update on the images `order[range]` at learning rate `lr`.
     fn step(
@@ -146,6 +161,10 @@ impl TrainStep for AutogradStep {
 pub struct CpuStep {
     trainer: CpuTrainer,
     order: Vec<u32>,
+    /// The epoch's warps, one per image of the split, when it is augmented.
+    warps: Option<Vec<Warp>>,
+    /// A warped batch: its pixels, labels and positions `0..b` (grown to the largest batch).
+    warped: (Vec<u8>, Vec<u32>, Vec<u32>),
     loss_sum: f64,
     correct: usize,
 }
@@ -179,6 +198,8 @@ impl CpuStep {
         Ok(Self {
             trainer,
             order: Vec::new(),
+            warps: None,
+            warped: Default::default(),
             loss_sum: 0.0,
             correct: 0,
         })
@@ -188,8 +209,25 @@ impl CpuStep {
 impl TrainStep for CpuStep {
     fn start_epoch(&mut self, _split: &DeviceSplit, order: &[u32]) -> Result<()> {
         self.order = order.to_vec();
+        self.warps = None;
         self.loss_sum = 0.0;
         self.correct = 0;
+        Ok(())
+    }
+
+    fn warps_batches(&self) -> bool {
+        true
+    }
+
+    fn set_warps(&mut self, warps: Vec<Warp>) -> Result<()> {
+        if warps.len() != self.order.len() {
+            return Err(TrainError::Config(format!(
+                "{} warps for an epoch of {} images",
+                warps.len(),
+                self.order.len()
+            )));
+        }
+        self.warps = Some(warps);
         Ok(())
     }
 
@@ -202,9 +240,32 @@ impl TrainStep for CpuStep {
         lr: f64,
     ) -> Result<()> {
         let indices = &self.order[range];
-        let trainer = &mut self.trainer;
+        let Self {
+            trainer,
+            warps,
+            warped: (batch_pixels, batch_labels, positions),
+            ..
+        } = self;
         let score = split
-            .with_host_data(|pixels, labels| trainer.train_batch(pixels, labels, indices, lr))
+            .with_host_data(|pixels, labels| match warps {
+                None => trainer.train_batch(pixels, labels, indices, lr),
+                // The batch's images warped into a buffer of their own, in batch order: the
+                // same input as gathering them from a warped copy of the split.
+                Some(warps) => {
+                    let b = indices.len();
+                    batch_pixels.resize(b * IMAGE_PIXELS, 0);
+                    batch_labels.clear();
+                    for (dst, &i) in batch_pixels.chunks_exact_mut(IMAGE_PIXELS).zip(indices) {
+                        let i = i as usize;
+                        warps[i].apply(&pixels[i * IMAGE_PIXELS..][..IMAGE_PIXELS], dst);
+                        batch_labels.push(labels[i]);
+                    }
+                    if positions.len() < b {
+                        *positions = (0..b as u32).collect();
+                    }
+                    trainer.train_batch(batch_pixels, batch_labels, &positions[..b], lr)
+                }
+            })
             .ok_or_else(|| TrainError::Config("the CPU backend needs the data on the CPU".into()))?
             .map_err(TrainError::Config)?;
         self.loss_sum += score.loss_sum;
@@ -318,6 +379,65 @@ mod tests {
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
         (diff, b.iter().fold(0f32, |m, x| m.max(x.abs())))
+    }
+
+    /// Warping each batch as it is gathered trains on exactly the pixels of a warped copy of
+    /// the split: the same weights and moments, bit for bit, over several batches (a short last
+    /// one too), in a shuffled order.
+    #[test]
+    fn warped_batches_train_as_a_warped_copy_does() {
+        use mnist_data::augment::{apply_warps, draw_warps, AugmentConfig};
+        use mnist_data::rng::{seeded_rng, RngPurpose};
+
+        let split = data(75);
+        let warps = draw_warps(
+            75,
+            &AugmentConfig::default(),
+            &mut seeded_rng(3, RngPurpose::Augment, 1),
+        );
+        let (pixels, labels) = split
+            .with_host_data(|p, l| {
+                (
+                    apply_warps(p, &warps),
+                    l.iter().map(|&l| l as u8).collect::<Vec<_>>(),
+                )
+            })
+            .unwrap();
+        let warped = DeviceSplit::new(pixels, &labels, &Device::Cpu).unwrap();
+        let order: Vec<u32> = (0..75).map(|i| (i * 31) % 75).collect();
+        let arch =
+            Architecture::from_text("conv8x3,relu,pool2,flatten,dense16,relu,dense10").unwrap();
+        let network = Network::seeded(arch.clone(), 5, &Device::Cpu).unwrap();
+        let optimizer = Optimizer::new(
+            OptimizerConfig::new(OptimizerKind::Adam, 1e-3),
+            network.trainable_vars(),
+        )
+        .unwrap();
+        let norm = arch.default_normalization();
+        let [per_batch, copied] = [true, false].map(|per_batch| {
+            let (network, mut optimizer) = copy(&network, &optimizer);
+            let mut step = new_step(Backend::Cpu, &network, &optimizer, norm).unwrap();
+            let images = if per_batch { &split } else { &warped };
+            step.start_epoch(images, &order).unwrap();
+            if per_batch {
+                step.set_warps(warps.clone()).unwrap();
+            }
+            for range in [0..32, 32..64, 64..75] {
+                step.step(&network, &mut optimizer, images, range, 1e-3)
+                    .unwrap();
+            }
+            step.sync(&network, &mut optimizer).unwrap();
+            (tensors(&network, &optimizer), step.running().unwrap())
+        });
+        assert_eq!(per_batch, copied);
+        // And a warp per image is checked.
+        let mut step = new_step(Backend::Cpu, &network, &optimizer, norm).unwrap();
+        step.start_epoch(&split, &order).unwrap();
+        let err = step
+            .set_warps(warps[..10].to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("10 warps for an epoch of 75 images"), "{err}");
     }
 
     /// A whole step (forward, loss, backward, update) through the CPU backend equals one

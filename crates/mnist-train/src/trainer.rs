@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::Device;
-use mnist_data::augment::{augment, AugmentConfig};
+use mnist_data::augment::{apply_warps, draw_warps, AugmentConfig};
 use mnist_data::batch::{batch_ranges, epoch_order, DeviceSplit};
 use mnist_data::rng::{seeded_rng, RngPurpose};
-use mnist_data::{Mnist, Normalization, Split};
+use mnist_data::{Mnist, Normalization};
 use mnist_model::checkpoint::{self, Checkpoint, CheckpointMeta};
 use mnist_model::{Architecture, Network};
 use serde::{Deserialize, Serialize};
@@ -102,11 +102,15 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
-/// The training split: resident on the device as it is, or kept on the host to be warped and
-/// uploaded afresh each epoch (never both, so augmenting does not hold two copies).
+/// The training split: resident on the device as it is, or kept on the host (a CPU split, which
+/// adopts the buffer) to be warped afresh each epoch: batch by batch where the step can (the CPU
+/// backend: no warped copy at all), else into a warped copy uploaded to the device.
 enum TrainImages {
     Resident(DeviceSplit),
-    Augmented(Split),
+    Augmented {
+        source: DeviceSplit,
+        labels: Vec<u8>,
+    },
 }
 
 pub struct Trainer {
@@ -188,7 +192,10 @@ impl Trainer {
         completed_epochs: usize,
     ) -> Result<Self> {
         let train = if config.augment {
-            TrainImages::Augmented(data.train)
+            TrainImages::Augmented {
+                source: DeviceSplit::new(data.train.images, &data.train.labels, &Device::Cpu)?,
+                labels: data.train.labels,
+            }
         } else {
             TrainImages::Resident(DeviceSplit::new(
                 data.train.images,
@@ -243,7 +250,7 @@ impl Trainer {
     pub fn steps_per_epoch(&self) -> usize {
         let images = match &self.train {
             TrainImages::Resident(split) => split.len(),
-            TrainImages::Augmented(split) => split.len(),
+            TrainImages::Augmented { source, .. } => source.len(),
         };
         images.div_ceil(self.config.batch_size)
     }
@@ -264,17 +271,31 @@ impl Trainer {
         let device = &self.device;
 
         let augmented;
+        let mut batch_warps = None;
         let train = match &self.train {
             TrainImages::Resident(split) => split,
-            TrainImages::Augmented(source) => {
+            TrainImages::Augmented { source, labels } => {
                 let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
-                let pixels = augment(&source.images, &AugmentConfig::default(), &mut rng);
-                augmented = DeviceSplit::new(pixels, &source.labels, device)?;
-                &augmented
+                let warps = draw_warps(source.len(), &AugmentConfig::default(), &mut rng);
+                if self.step.warps_batches() {
+                    batch_warps = Some(warps);
+                    source
+                } else {
+                    let pixels = source
+                        .with_host_data(|pixels, _| apply_warps(pixels, &warps))
+                        .ok_or_else(|| {
+                            TrainError::Config("augmenting needs the images on the host".into())
+                        })?;
+                    augmented = DeviceSplit::new(pixels, labels, device)?;
+                    &augmented
+                }
             }
         };
         let order = epoch_order(train.len(), config.seed, epoch as u64);
         self.step.start_epoch(train, &order)?;
+        if let Some(warps) = batch_warps {
+            self.step.set_warps(warps)?;
+        }
         let steps = train.len().div_ceil(config.batch_size);
         let mut seen = 0usize;
         let mut running = (0.0, 0.0);
