@@ -35,20 +35,9 @@ fn main() -> Result<(), String> {
         rayon::current_num_threads()
     );
     let n = 4096;
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let pixels: Vec<u8> = (0..n * IMAGE_PIXELS)
-        .map(|_| match (next() >> 56) as u8 {
-            r if r < 170 => 0,
-            r => r,
-        })
-        .collect();
-    let labels: Vec<u32> = (0..n).map(|_| (next() % 10) as u32).collect();
+    let split = mnist_data::synthetic::speckled(n, 1);
+    let pixels = split.images;
+    let labels: Vec<u32> = split.labels.into_iter().map(u32::from).collect();
     for list in &lists {
         let arch = Architecture::built_in(list)
             .map_or_else(|| Architecture::from_text(list).map_err(|e| e.0), Ok)?;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
-use mnist_data::{Normalization, IMAGE_PIXELS};
+use mnist_data::Normalization;
 use mnist_model::{Architecture, Network};
 
 use crate::testing::assert_close;
@@ -29,21 +29,11 @@ const LISTS: [&str; 6] = [
 
 /// MNIST-like pixels (mostly paper, some ink) and labels, from a fixed seed.
 fn batch(n: usize, seed: u64) -> (Vec<u8>, Vec<u32>) {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let pixels = (0..n * IMAGE_PIXELS)
-        .map(|_| match (next() >> 56) as u8 {
-            r if r < 170 => 0,
-            r => r,
-        })
-        .collect();
-    let labels = (0..n).map(|_| (next() % 10) as u32).collect();
-    (pixels, labels)
+    let split = mnist_data::synthetic::speckled(n, seed);
+    (
+        split.images,
+        split.labels.into_iter().map(u32::from).collect(),
+    )
 }
 
 /// The backend's copy of a candle network's tensors.

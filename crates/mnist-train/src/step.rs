@@ -311,7 +311,6 @@ impl TrainStep for CpuStep {
 mod tests {
     use std::collections::BTreeMap;
 
-    use mnist_data::IMAGE_PIXELS;
     use mnist_model::Architecture;
 
     use super::*;
@@ -319,21 +318,8 @@ mod tests {
 
     /// MNIST-like pixels and labels from a fixed seed.
     fn data(n: usize) -> DeviceSplit {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let pixels: Vec<u8> = (0..n * IMAGE_PIXELS)
-            .map(|_| match (next() >> 56) as u8 {
-                r if r < 170 => 0,
-                r => r,
-            })
-            .collect();
-        let labels: Vec<u8> = (0..n).map(|_| (next() % 10) as u8).collect();
-        DeviceSplit::new(pixels, &labels, &Device::Cpu).unwrap()
+        let split = mnist_data::synthetic::speckled(n, 1);
+        DeviceSplit::new(split.images, &split.labels, &Device::Cpu).unwrap()
     }
 
     fn host(t: &Tensor) -> Vec<f32> {
