@@ -1,7 +1,7 @@
 //! Training-time augmentation: a small random affine warp per image (rotation, scale, shift),
 //! the classic recipe that takes convnets past 99.5% on MNIST. Each epoch draws one [`Warp`] per
 //! image from the seeded augmentation stream, so it is reproducible and resumable; the warps are
-//! applied on the host, to the whole split at once ([`augment`]) or to each batch as it is
+//! applied on the host, to the whole split at once ([`apply_warps`]) or to each batch as it is
 //! gathered ([`Warp::apply`]), with the same pixels either way.
 
 use rand::Rng;
@@ -63,13 +63,6 @@ impl Warp {
 /// One warp per image of a split of `n`, drawn in image order.
 pub fn draw_warps(n: usize, config: &AugmentConfig, rng: &mut impl Rng) -> Vec<Warp> {
     (0..n).map(|_| Warp::draw(config, rng)).collect()
-}
-
-/// Returns a warped copy of `pixels` (`n * 784` bytes), one random warp per image
-/// ([`draw_warps`], then each applied).
-pub fn augment(pixels: &[u8], config: &AugmentConfig, rng: &mut impl Rng) -> Vec<u8> {
-    let warps = draw_warps(pixels.len() / IMAGE_PIXELS, config, rng);
-    apply_warps(pixels, &warps)
 }
 
 /// `pixels` (`warps.len() * 784` bytes) with each image warped by its own warp.
@@ -170,16 +163,15 @@ mod tests {
     #[test]
     fn augmentation_is_seeded_and_keeps_ink() {
         let src = dot_at(14, 14).repeat(3);
-        let a = augment(
-            &src,
-            &AugmentConfig::default(),
-            &mut seeded_rng(1, RngPurpose::Augment, 0),
-        );
-        let b = augment(
-            &src,
-            &AugmentConfig::default(),
-            &mut seeded_rng(1, RngPurpose::Augment, 0),
-        );
+        let warped = |seed| {
+            let warps = draw_warps(
+                3,
+                &AugmentConfig::default(),
+                &mut seeded_rng(seed, RngPurpose::Augment, 0),
+            );
+            apply_warps(&src, &warps)
+        };
+        let (a, b) = (warped(1), warped(1));
         assert_eq!(a, b);
         assert_eq!(a.len(), src.len());
         for img in a.chunks_exact(IMAGE_PIXELS) {
