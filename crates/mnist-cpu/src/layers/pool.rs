@@ -52,14 +52,17 @@ pub fn forward(
         .zip(winners.par_chunks_mut(d.out_len()))
         .zip(x.par_chunks(d.in_len()))
         .for_each(|((y, winners), x)| {
-            let rows = y.chunks_exact_mut(so).zip(winners.chunks_exact_mut(so));
-            // Output row r of every channel reads input rows 2r and 2r + 1 of its plane.
-            for (r, (y, winners)) in rows.enumerate() {
-                let (ch, py) = (r / so, r % so);
-                let top = &x[ch * s * s + 2 * py * s..][..2 * so];
-                let bottom = &x[ch * s * s + (2 * py + 1) * s..][..2 * so];
-                simd_dispatch!(level, pool_row(relu, top, bottom, y, winners));
-            }
+            // One dispatch per image: the rows' loop is compiled for the level with them.
+            simd_dispatch!(level, {
+                let rows = y.chunks_exact_mut(so).zip(winners.chunks_exact_mut(so));
+                // Output row r of every channel reads input rows 2r and 2r + 1 of its plane.
+                for (r, (y, winners)) in rows.enumerate() {
+                    let (ch, py) = (r / so, r % so);
+                    let top = &x[ch * s * s + 2 * py * s..][..2 * so];
+                    let bottom = &x[ch * s * s + (2 * py + 1) * s..][..2 * so];
+                    pool_row(relu, top, bottom, y, winners);
+                }
+            })
         });
 }
 
