@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mnist_data::{IMAGE_SIDE, NUM_CLASSES};
-use mnist_image::{BBox, ImageError, MnistPixels};
+use mnist_image::{BBox, FoundDigit, ImageError, MnistPixels, Segment};
 use mnist_train::{ranked, Classifier};
 use rayon::prelude::*;
 use serde_json::json;
@@ -33,6 +33,47 @@ pub fn prepare_all<T: Send>(
     prepare: impl Fn(&Path) -> Result<T, ImageError> + Sync,
 ) -> Vec<Result<T, ImageError>> {
     paths.par_iter().map(|p| prepare(p)).collect()
+}
+
+/// A digit of a number with the model's ten probabilities for it.
+pub type ReadDigit = (FoundDigit, [f32; NUM_CLASSES]);
+
+/// The digits of each number (one list of segments per picture) with their probabilities: every
+/// reading of every picture goes through the model in one batched pass, and a group wide enough
+/// to be touching digits is cut or kept whole by which the model reads more confidently
+/// ([`Segment::choose`]).
+pub fn read_numbers(
+    classifier: &Classifier,
+    numbers: &[&[Segment<FoundDigit>]],
+) -> Result<Vec<Vec<ReadDigit>>> {
+    let inputs: Vec<MnistPixels> = numbers
+        .iter()
+        .flat_map(|segments| segments.iter())
+        .flat_map(|segment| segment.candidates())
+        .map(|digit| digit.pixels)
+        .collect();
+    let mut answers = classifier.probabilities(&inputs)?.into_iter();
+    let mut missing = false;
+    let read = numbers
+        .iter()
+        .map(|segments| {
+            segments
+                .iter()
+                .flat_map(|segment| {
+                    let paired = segment.map(|digit| {
+                        let probabilities = answers.next().unwrap_or_else(|| {
+                            missing = true;
+                            [0.0; NUM_CLASSES]
+                        });
+                        (digit.clone(), probabilities)
+                    });
+                    paired.choose(|(_, p)| p.iter().copied().fold(0.0, f32::max))
+                })
+                .collect()
+        })
+        .collect();
+    anyhow::ensure!(!missing, "the model returned fewer answers than digits");
+    Ok(read)
 }
 
 /// One line on stderr for a file that could not be answered, and with `--json` an object on

@@ -12,36 +12,27 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
     let min_confidence = crate::cli::min_confidence(args.min_confidence)?;
     let classifier = images::classifier(&args.model)?;
     let prepared = images::prepare_all(&args.images, mnist_image::read_number);
-    // Every digit of every picture in one batched pass.
-    let inputs: Vec<_> = prepared
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|d| d.pixels)
-        .collect();
-    let mut answers = classifier.probabilities(&inputs)?.into_iter();
+    let numbers: Vec<&[_]> = prepared.iter().flatten().map(Vec::as_slice).collect();
+    let mut read = images::read_numbers(&classifier, &numbers)?.into_iter();
     let mut failed = 0;
     for (path, result) in args.images.iter().zip(&prepared) {
-        let digits = match result {
-            Ok(digits) => digits,
-            Err(error) => {
-                images::report_failure(path, error, args.json);
-                failed += 1;
-                continue;
-            }
+        if let Err(error) = result {
+            images::report_failure(path, error, args.json);
+            failed += 1;
+            continue;
+        }
+        let Some(digits) = read.next() else {
+            anyhow::bail!("fewer numbers read than pictures prepared");
         };
         let mut number = String::new();
         let mut parts = Vec::new();
         let mut text = Vec::new();
-        for (k, found) in digits.iter().enumerate() {
-            let Some(probabilities) = answers.next() else {
-                anyhow::bail!("the model returned fewer answers than digits");
-            };
+        for (k, (found, probabilities)) in digits.iter().enumerate() {
             if let Some(dir) = &args.dump_preprocessed {
                 let name = format!("{}-{}.png", images::stem(path), k + 1);
                 images::dump(dir, &name, &found.pixels)?;
             }
-            let answer = DigitAnswer::new(&probabilities, min_confidence);
+            let answer = DigitAnswer::new(probabilities, min_confidence);
             let (digit, probability) = (answer.digit(), answer.probability());
             number.push(char::from(b'0' + digit as u8));
             if answer.uncertain {

@@ -222,20 +222,19 @@ enum ReadFailure {
 fn answer(state: &AppState, bytes: &[u8]) -> Result<Value, ReadFailure> {
     let name = Path::new(UPLOAD_NAME);
     let image = mnist_image::decode_image(bytes, name).map_err(ReadFailure::Image)?;
-    let digits = mnist_image::digits_in_image(&image);
-    if digits.is_empty() {
+    let segments = mnist_image::digits_in_image(&image);
+    if segments.is_empty() {
         return Err(ReadFailure::Image(ImageError::NoInk {
             path: name.to_path_buf(),
         }));
     }
-    let inputs: Vec<_> = digits.iter().map(|d| d.pixels).collect();
-    let all = state
-        .classifier
-        .probabilities(&inputs)
-        .map_err(|e| ReadFailure::Model(e.into()))?;
+    let digits = images::read_numbers(&state.classifier, &[&segments])
+        .map_err(ReadFailure::Model)?
+        .pop()
+        .unwrap_or_default();
     let mut number = String::new();
     let mut parts = Vec::new();
-    for (found, probabilities) in digits.iter().zip(&all) {
+    for (found, probabilities) in &digits {
         let answer = DigitAnswer::new(probabilities, state.min_confidence);
         number.push(char::from(b'0' + answer.digit() as u8));
         let mut part = answer.to_json(&found.bbox);

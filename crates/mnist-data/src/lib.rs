@@ -28,6 +28,7 @@ pub mod hub;
 pub mod idx;
 pub mod normalize;
 pub mod rng;
+pub mod stroke;
 pub mod synthetic;
 
 /// Height and width of an MNIST image, in pixels.

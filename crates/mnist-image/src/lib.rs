@@ -1,7 +1,8 @@
 //! People's pictures of digits, turned into what an MNIST model expects.
 //!
 //! [`read_digit`] treats the whole picture as one digit; [`read_number`] finds the digits of a
-//! number written left to right. Both decode any PNG, JPEG, BMP, GIF, WebP or TIFF of any size
+//! number written left to right (a group wide enough to be touching digits comes both whole and
+//! cut, for the caller's model to choose: [`Segment::choose`]). Both decode any PNG, JPEG, BMP, GIF, WebP or TIFF of any size
 //! with bounded memory ([`decode`]), find the ink whatever its colour and the paper's
 //! ([`ink`]), segment it ([`segment`]) and give each digit MNIST's own preprocessing
 //! ([`mnist_style`]). The result is 28x28 `u8` pixels, 0 = paper, exactly like MNIST's files,
@@ -16,7 +17,7 @@ pub mod ink;
 pub mod lines;
 pub mod mnist_style;
 pub mod segment;
-pub mod stroke;
+pub use mnist_data::stroke;
 pub mod synth;
 
 use std::path::Path;
@@ -27,7 +28,7 @@ pub use decode::{decode_image, read_image};
 pub use error::ImageError;
 pub use ink::InkMap;
 pub use mnist_style::{to_mnist, MnistPixels};
-pub use segment::{BBox, Glyph};
+pub use segment::{BBox, Glyph, Segment};
 
 /// Pictures are analysed at most this large (longer side): digits need no more, and it bounds
 /// the work on a 40-megapixel photo. Larger pictures are shrunk by a whole factor (a 12-megapixel
@@ -52,7 +53,7 @@ pub fn read_digit(path: &Path) -> Result<FoundDigit, ImageError> {
 }
 
 /// The digits of the number written left to right in the picture at `path`.
-pub fn read_number(path: &Path) -> Result<Vec<FoundDigit>, ImageError> {
+pub fn read_number(path: &Path) -> Result<Vec<Segment<FoundDigit>>, ImageError> {
     let image = read_image(path)?;
     let digits = digits_in_image(&image);
     if digits.is_empty() {
@@ -70,11 +71,11 @@ pub fn digit_in_image(image: &DynamicImage) -> Option<FoundDigit> {
 }
 
 /// The digits of the number in `image`, left to right; empty when there is no ink.
-pub fn digits_in_image(image: &DynamicImage) -> Vec<FoundDigit> {
+pub fn digits_in_image(image: &DynamicImage) -> Vec<Segment<FoundDigit>> {
     let (map, scale) = analysable(image);
     segment::number_glyphs(&map)
         .iter()
-        .map(|g| found(g, scale, image))
+        .map(|s| s.map(|g| found(g, scale, image)))
         .collect()
 }
 

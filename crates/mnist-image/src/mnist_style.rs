@@ -22,13 +22,10 @@ const CENTRE_OF_MASS: f32 = 14.0;
 pub const WORK_SCALE: u32 = 8;
 /// Ink at least this strong (0-1) is stroke when measuring widths.
 const STROKE_INK: f32 = 0.35;
-/// MNIST's median stroke width in pixels of the 20-pixel box, by [`stroke_width`] over the
-/// first 10,000 training digits (`cargo run --release -p mnist-image --example
-/// mnist_stroke_width`: 2.91; its 1st percentile is 1.73). A glyph thinner than half of it
-/// ([`MNIST_THIN_WIDTH`], a pen line on a photo) is drawn again at this width; one within or
-/// near MNIST's range is left as it is (redrawn, a thin digit's small loops close up: a 6
-/// becomes a 1, a 9 a 4).
-pub const MNIST_STROKE_WIDTH: f32 = 2.9;
+pub use crate::stroke::MNIST_STROKE_WIDTH;
+/// A glyph thinner than this ([`MNIST_STROKE_WIDTH`] halved: a pen line on a photo) is drawn
+/// again at MNIST's width; one within or near MNIST's range is left as it is (redrawn, a thin
+/// digit's small loops close up: a 6 becomes a 1, a 9 a 4).
 pub const MNIST_THIN_WIDTH: f32 = MNIST_STROKE_WIDTH / 2.0;
 
 /// A 28x28 MNIST-style image, row-major, 0 = paper, 255 = full stroke.

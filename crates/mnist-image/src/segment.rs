@@ -1,5 +1,6 @@
 //! Finding the digits in an ink map: connected strokes, specks dropped, the pieces of a broken
-//! stroke put back together, touching digits split apart, left to right.
+//! stroke put back together, groups wide enough to be touching digits offered both whole and
+//! cut apart, left to right.
 
 use serde::Serialize;
 
@@ -67,6 +68,62 @@ pub struct Glyph {
     pub ink: Vec<f32>,
 }
 
+/// One group of ink in a number: a digit, or a group wide enough to be touching digits.
+///
+/// Whether a wide group is one digit or several, shape alone cannot tell: a zero written wide
+/// and two touching ones are both a wide ring with a thin waist. So both readings are kept and
+/// the caller, who has a model, picks the one the model reads more confidently
+/// ([`Segment::choose`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment<G> {
+    Digit(G),
+    Wide { whole: G, pieces: Vec<G> },
+}
+
+impl<G> Segment<G> {
+    /// The same segment with `f` applied to every glyph.
+    pub fn map<H>(&self, mut f: impl FnMut(&G) -> H) -> Segment<H> {
+        match self {
+            Segment::Digit(g) => Segment::Digit(f(g)),
+            Segment::Wide { whole, pieces } => Segment::Wide {
+                whole: f(whole),
+                pieces: pieces.iter().map(f).collect(),
+            },
+        }
+    }
+
+    /// Every glyph the segment offers, the whole first.
+    pub fn candidates(&self) -> impl Iterator<Item = &G> {
+        let (first, rest) = match self {
+            Segment::Digit(g) => (g, &[][..]),
+            Segment::Wide { whole, pieces } => (whole, &pieces[..]),
+        };
+        std::iter::once(first).chain(rest)
+    }
+
+    /// The digits this segment stands for, given `confidence` (0-1) for each glyph: a wide group
+    /// is cut when its pieces are read, on average (geometric mean), more confidently than the
+    /// whole.
+    pub fn choose(self, mut confidence: impl FnMut(&G) -> f32) -> Vec<G> {
+        match self {
+            Segment::Digit(g) => vec![g],
+            Segment::Wide { whole, pieces } => {
+                let whole_log = confidence(&whole).max(f32::MIN_POSITIVE).ln();
+                let pieces_log = pieces
+                    .iter()
+                    .map(|p| confidence(p).max(f32::MIN_POSITIVE).ln())
+                    .sum::<f32>()
+                    / pieces.len().max(1) as f32;
+                if pieces.is_empty() || pieces_log <= whole_log {
+                    vec![whole]
+                } else {
+                    pieces
+                }
+            }
+        }
+    }
+}
+
 /// An 8-connected region of nonzero ink.
 #[derive(Debug, Clone)]
 struct Component {
@@ -95,6 +152,10 @@ const JOINED_WIDTH_ALONE: f32 = 1.5;
 /// A cut of a wide group is into digits only if every piece is at least this fraction of the
 /// line's height.
 const PIECE_HEIGHT: f32 = 0.5;
+/// Neighbouring groups whose ink comes this close (a fraction of the line height) may be one
+/// broken digit: a ruled line removed where a stroke ran along it leaves a gap of the rule's
+/// width, a pen skip a little more.
+const BROKEN_GAP: f32 = 0.04;
 /// Expected width of one digit, in line heights, when deciding how many a joined group holds.
 const DIGIT_WIDTH: f32 = 0.85;
 
@@ -195,7 +256,7 @@ pub fn single_glyph(map: &InkMap) -> Option<Glyph> {
 }
 
 /// The digits of a number written left to right, in reading order. Empty when there is no ink.
-pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
+pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
     let (labels, kept) = strokes(map);
     // Groups of component ids with their box and mass, merged while any two share most of
     // their columns (the pieces of one digit stack vertically: a 5's flag, a broken 4).
@@ -229,9 +290,34 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
     } else {
         JOINED_WIDTH_ALONE
     };
-    let mut glyphs = Vec::new();
-    for (ids, bbox, _) in &groups {
+    // Neighbours whose ink nearly touches may be one digit whose stroke was broken (where it ran
+    // along a printed line that was removed, or where the pen skipped) or two digits written
+    // close: both readings are offered.
+    let reach = (BROKEN_GAP * line_height).max(2.0) as usize;
+    let near: Vec<bool> = groups
+        .windows(2)
+        .map(|pair| {
+            let (a, b) = (&pair[0], &pair[1]);
+            a.1.x_gap(&b.1) <= reach as u32 && ink_within(map.width, &labels, a, b, reach)
+        })
+        .collect();
+    let mut segments = Vec::new();
+    let mut k = 0;
+    while k < groups.len() {
+        let (ids, bbox, _) = &groups[k];
         let glyph = crop(map, &labels, ids, *bbox);
+        if near.get(k) == Some(&true) {
+            let (next_ids, next_box, _) = &groups[k + 1];
+            let both: Vec<u32> = ids.iter().chain(next_ids).copied().collect();
+            let union = bbox.union(next_box);
+            segments.push(Segment::Wide {
+                whole: crop(map, &labels, &both, union),
+                pieces: vec![glyph, crop(map, &labels, next_ids, *next_box)],
+            });
+            k += 2;
+            continue;
+        }
+        k += 1;
         // Against the taller of the line and the group itself: a digit written larger than its
         // neighbours is wide for the line but not for itself.
         let height = line_height.max(bbox.h as f32);
@@ -240,17 +326,21 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Glyph> {
             let pieces = split_columns(&glyph, count);
             // Touching digits are each about as high as the line; a piece that is not is the
             // long bar of a 5 or the base of a 2 written wide, and the glyph is one digit.
-            if pieces
-                .iter()
-                .all(|p| p.bbox.h as f32 >= PIECE_HEIGHT * height)
+            if pieces.len() > 1
+                && pieces
+                    .iter()
+                    .all(|p| p.bbox.h as f32 >= PIECE_HEIGHT * height)
             {
-                glyphs.extend(pieces);
+                segments.push(Segment::Wide {
+                    whole: glyph,
+                    pieces,
+                });
                 continue;
             }
         }
-        glyphs.push(glyph);
+        segments.push(Segment::Digit(glyph));
     }
-    glyphs
+    segments
 }
 
 /// Median height of the groups that weigh at least a fifth of the heaviest.
@@ -272,6 +362,45 @@ fn find_pair(
     (0..groups.len())
         .flat_map(|a| (a + 1..groups.len()).map(move |b| (a, b)))
         .find(|&(a, b)| joins(&groups[a].1, &groups[b].1))
+}
+
+/// Whether some ink of group `a` and some of group `b` have at most `gap` paper pixels between
+/// them (in x and in y), given the label image of a map `width` wide. Looks only where their
+/// boxes, `a`'s grown by the gap, overlap.
+fn ink_within(
+    width: usize,
+    labels: &[u32],
+    a: &(Vec<u32>, BBox, f32),
+    b: &(Vec<u32>, BBox, f32),
+    gap: usize,
+) -> bool {
+    let reach = gap + 1;
+    let height = labels.len() / width.max(1);
+    let grown = |v: u32| (v as usize).saturating_sub(reach);
+    let (ax0, ay0) = (grown(a.1.x), grown(a.1.y));
+    let (ax1, ay1) = (
+        (a.1.right() as usize + reach).min(width),
+        (a.1.bottom() as usize + reach).min(height),
+    );
+    let (x0, x1) = (ax0.max(b.1.x as usize), ax1.min(b.1.right() as usize));
+    let (y0, y1) = (ay0.max(b.1.y as usize), ay1.min(b.1.bottom() as usize));
+    for y in y0..y1 {
+        for x in x0..x1 {
+            if !b.0.contains(&labels[y * width + x]) {
+                continue;
+            }
+            let (wx0, wx1) = (x.saturating_sub(reach), (x + reach + 1).min(width));
+            let (wy0, wy1) = (y.saturating_sub(reach), (y + reach + 1).min(height));
+            if (wy0..wy1).any(|yy| {
+                labels[yy * width + wx0..yy * width + wx1]
+                    .iter()
+                    .any(|l| a.0.contains(l))
+            }) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn merge(groups: &mut Vec<(Vec<u32>, BBox, f32)>, a: usize, b: usize) {
@@ -361,10 +490,18 @@ mod tests {
         map
     }
 
-    fn boxes(glyphs: &[Glyph]) -> Vec<[u32; 4]> {
-        glyphs
+    fn corners(g: &Glyph) -> [u32; 4] {
+        [g.bbox.x, g.bbox.y, g.bbox.w, g.bbox.h]
+    }
+
+    /// The boxes of segments that must each be one digit.
+    fn boxes(segments: &[Segment<Glyph>]) -> Vec<[u32; 4]> {
+        segments
             .iter()
-            .map(|g| [g.bbox.x, g.bbox.y, g.bbox.w, g.bbox.h])
+            .map(|s| match s {
+                Segment::Digit(g) => corners(g),
+                wide => panic!("expected one digit, got {:?}", wide.map(corners)),
+            })
             .collect()
     }
 
@@ -398,17 +535,20 @@ mod tests {
             ".............................",
             ".............................",
         ]);
-        let glyphs = number_glyphs(&map);
-        assert_eq!(boxes(&glyphs), [[1, 0, 5, 7], [12, 2, 2, 5]]);
+        let segments = number_glyphs(&map);
+        assert_eq!(boxes(&segments), [[1, 0, 5, 7], [12, 2, 2, 5]]);
         // The glyph's crop keeps only its own components' ink.
+        let Segment::Digit(five) = &segments[0] else {
+            unreachable!("checked above")
+        };
         assert_eq!(
-            glyphs[0].ink.iter().sum::<f32>(),
+            five.ink.iter().sum::<f32>(),
             4.0 + 2.0 + 4.0 + 2.0 + 2.0 + 4.0
         );
     }
 
     #[test]
-    fn touching_digits_are_cut_at_the_thinnest_column() {
+    fn touching_digits_are_offered_whole_and_cut_at_the_thinnest_column() {
         // Two 5x7 rings (zeros) joined by a one-pixel bridge: 11 wide and 7 high.
         let map = art(&[
             "#####.#####",
@@ -419,8 +559,60 @@ mod tests {
             "#...#.#...#",
             "#####.#####",
         ]);
-        let glyphs = number_glyphs(&map);
-        assert_eq!(boxes(&glyphs), [[0, 0, 5, 7], [5, 0, 6, 7]]);
+        let segments: Vec<_> = number_glyphs(&map).iter().map(|s| s.map(corners)).collect();
+        assert_eq!(
+            segments,
+            [Segment::Wide {
+                whole: [0, 0, 11, 7],
+                pieces: vec![[0, 0, 5, 7], [5, 0, 6, 7]]
+            }]
+        );
+    }
+
+    #[test]
+    fn a_wide_group_is_cut_only_when_its_pieces_read_more_confidently() {
+        let wide = || Segment::Wide {
+            whole: 0.9,
+            pieces: vec![0.99, 0.95],
+        };
+        // Geometric mean of the pieces 0.970 against 0.9: cut.
+        assert_eq!(wide().choose(|&p| p), [0.99, 0.95]);
+        // A wide zero read at 0.999 stays whole against pieces at 0.99 and 0.95.
+        assert_eq!(wide().choose(|&p| if p == 0.9 { 0.999 } else { p }), [0.9]);
+        // Confidence 0 (never from a softmax, but possible from a caller) does not produce NaN.
+        assert_eq!(wide().choose(|_| 0.0), [0.9]);
+        assert_eq!(Segment::Digit(0.5).choose(|_| 0.0), [0.5]);
+        assert_eq!(wide().candidates().copied().collect::<Vec<_>>(), [0.9, 0.99, 0.95]);
+    }
+
+    #[test]
+    fn a_digit_broken_where_a_line_was_removed_is_offered_whole_and_far_digits_are_apart() {
+        // A zero 60 high whose ring was cut at the top and bottom (2-pixel gaps, where it ran
+        // along two rules), then a one 20 pixels (a third of the height) to its right.
+        let map = rectangles(
+            200,
+            100,
+            &[
+                [10, 20, 18, 2],
+                [10, 20, 2, 60],
+                [10, 78, 18, 2],
+                [30, 20, 18, 2],
+                [46, 20, 2, 60],
+                [30, 78, 18, 2],
+                [68, 20, 2, 60],
+            ],
+        );
+        let segments: Vec<_> = number_glyphs(&map).iter().map(|s| s.map(corners)).collect();
+        assert_eq!(
+            segments,
+            [
+                Segment::Wide {
+                    whole: [10, 20, 38, 60],
+                    pieces: vec![[10, 20, 18, 60], [30, 20, 18, 60]]
+                },
+                Segment::Digit([68, 20, 2, 60])
+            ]
+        );
     }
 
     #[test]
@@ -477,7 +669,7 @@ mod tests {
             "....#....",
             "...#.....",
         ]);
-        assert_eq!(number_glyphs(&map).len(), 1);
+        assert_eq!(boxes(&number_glyphs(&map)).len(), 1);
     }
 
     /// A `w` x `h` map with ink in the rectangles `[x, y, w, h]`.
