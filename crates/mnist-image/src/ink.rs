@@ -18,6 +18,11 @@ pub struct InkMap {
     /// Ink up to this strength may be the paper's noise just crossing the floor (within
     /// [`FAINT_SIGMAS`] of it); 0 where the picture has no noise.
     pub faint: f32,
+    /// The strength of each pixel before `ink` caps it at 1, on the same scale: on ruled or
+    /// squared paper the printed lines are most of the ink and set the scale, so a pen is 1.5-2
+    /// times as strong as they are, which tells a stroke running along a line from the line
+    /// ([`crate::lines`]). Empty when nothing is above 1 (then `ink` is the strength).
+    pub strength: Vec<f32>,
 }
 
 /// Strokes fainter than this against the paper (on a 0-1 luminance scale) are not ink: a blank
@@ -148,11 +153,18 @@ impl InkMap {
             height,
             ink: vec![0.0; width * height],
             faint: 0.0,
+            strength: Vec::new(),
         }
     }
 
     pub fn at(&self, x: usize, y: usize) -> f32 {
         self.ink[y * self.width + x]
+    }
+
+    /// The strength at `(x, y)` before capping: [`InkMap::strength`], or the ink.
+    pub fn strength_at(&self, x: usize, y: usize) -> f32 {
+        let i = y * self.width + x;
+        self.strength.get(i).copied().unwrap_or(self.ink[i])
     }
 
     /// True when no pixel carries ink.
@@ -177,12 +189,19 @@ impl InkMap {
             Some(alpha) => ink_with_alpha(&mut colour, &alpha, width, height),
             None => ink_against_paper(&colour, width, height),
         };
-        let (ink, faint) = ink.unwrap_or_else(|| (vec![0.0; width * height], 0.0));
+        let (strength, faint) = ink.unwrap_or_else(|| (vec![0.0; width * height], 0.0));
+        let ink: Vec<f32> = strength.iter().map(|&v| v.min(1.0)).collect();
+        let strength = if strength.iter().any(|&v| v > 1.0) {
+            strength
+        } else {
+            Vec::new()
+        };
         Self {
             width,
             height,
             ink,
             faint,
+            strength,
         }
     }
 }
@@ -713,9 +732,9 @@ fn running_line(
     }));
 }
 
-/// Turns raw contrast into 0-1 ink: zero up to the noise floor, 1 at the typical stroke level
+/// Turns raw contrast into ink: zero up to the noise floor, 1 at the typical stroke level
 /// (the median of the pixels Otsu's threshold calls ink among those above the noise), linear
-/// between.
+/// between and beyond (the caller caps it at 1).
 fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
     let max = contrast.iter().copied().fold(0.0f32, f32::max);
     if max < MIN_CONTRAST {
@@ -741,7 +760,7 @@ fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
     let scale = 1.0 / (stroke_level - floor);
     let ink = contrast
         .iter()
-        .map(|&c| ((c - floor) * scale).clamp(0.0, 1.0))
+        .map(|&c| ((c - floor) * scale).max(0.0))
         .collect();
     (ink, FAINT_SIGMAS * noise * scale)
 }

@@ -21,9 +21,10 @@ const SET_COVERAGE: f32 = 0.75;
 /// A line on its own (a margin, a page edge) must have ink over this fraction of its length:
 /// more than any digit's stroke covers of the picture it is in.
 const LONE_COVERAGE: f32 = 0.92;
-/// Ink this much stronger (on the 0-1 scale of strokes) than a line's own, and at least
-/// [`STROKE_ON_LINE`], is a stroke on it: where two printed lines cross, or JPEG rings along
-/// one, a line is darker than its median but not a pen's strength.
+/// Ink this much stronger (on the scale where a typical stroke is 1, uncapped:
+/// [`InkMap::strength`]) than a line's own, and at least [`STROKE_ON_LINE`], is a stroke on
+/// it: where two printed lines cross, or JPEG rings along one, a line is darker than its median
+/// but not a pen's strength.
 const STROKE_ABOVE_LINE: f32 = 0.35;
 const STROKE_ON_LINE: f32 = 0.8;
 /// At least this many lines make an evenly spaced set.
@@ -375,15 +376,16 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             .collect();
         // The band and a pixel of fringe each side. A pen is usually darker than the printed
         // line: what stands well above the line's own strength is a stroke along it (the base
-        // of a 2 written on the rule), kept too.
+        // of a 2 written on the rule), kept too, except where another line crosses.
         let wide = Line {
             low: line.low - 1.0,
             high: line.high + 1.0,
             ..*line
         };
         let stronger = (strength(map, line) + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
+        // Where two lines cross they are darker together: not a stroke.
         for_band(map, &wide, |t, _, x, y| {
-            if !keep[t] && map.at(x, y) <= stronger {
+            if !keep[t] && (map.strength_at(x, y) <= stronger || on_other_line(x, y)) {
                 clear[y * w + x] = true;
             }
         });
@@ -400,7 +402,9 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
 /// that hold ink (writing along the line covers less than half of it).
 fn strength(map: &InkMap, line: &Line) -> f32 {
     let mut core = vec![0.0f32; line.family.positions(map)];
-    for_band(map, line, |t, _, x, y| core[t] = core[t].max(map.at(x, y)));
+    for_band(map, line, |t, _, x, y| {
+        core[t] = core[t].max(map.strength_at(x, y))
+    });
     core.retain(|&v| v > 0.0);
     if core.is_empty() {
         return 0.0;
