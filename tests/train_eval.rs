@@ -124,7 +124,8 @@ fn trains_on_small_synthetic_data_gzipped_or_raw() {
 
 /// A run stopped after epoch 2 and resumed to 4 ends with exactly the weights, batch-norm
 /// statistics and optimizer state of an uninterrupted 4-epoch run (CPU, same seed), for every
-/// shipped network and a list of one's own, with each optimizer.
+/// shipped network and a list of one's own, with each optimizer (and augmentation with pen
+/// redraws).
 #[test]
 fn resume_after_two_of_four_epochs_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,6 +139,8 @@ fn resume_after_two_of_four_epochs_is_bit_identical() {
                 "--model",
                 "convnet",
                 "--augment",
+                "--pen-strokes",
+                "0.3",
                 "--optimizer",
                 "sgd",
                 "--momentum",

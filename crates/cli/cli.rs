@@ -177,6 +177,11 @@ pub struct TrainArgs {
     /// Randomly rotate, scale and shift training images each epoch.
     #[arg(long, conflicts_with = "resume")]
     pub augment: bool,
+    /// With --augment, also redraw this fraction of the training images each epoch with their
+    /// strokes thinned and drawn again with a round pen, the way pen-written photos are shown
+    /// to the model (see docs/photos.md).
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION", conflicts_with = "resume")]
+    pub pen_strokes: f32,
     /// Where to train: auto picks CUDA, then Metal, then CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
     pub device: DeviceChoice,

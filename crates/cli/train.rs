@@ -52,6 +52,7 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
         seed: args.seed,
         normalization,
         augment: args.augment,
+        pen_strokes: args.pen_strokes,
         eval_batch_size: mnist_train::CLASSIFY_BATCH_SIZE,
     };
     config.validate()?;

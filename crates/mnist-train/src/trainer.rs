@@ -32,6 +32,11 @@ pub struct TrainConfig {
     pub normalization: Normalization,
     /// Random affine warps of the training images, redrawn every epoch.
     pub augment: bool,
+    /// With `augment`, the fraction of training images (0-1) whose strokes are also redrawn
+    /// with a pen each epoch, as a photo's pen line is redrawn before a model reads it
+    /// ([`mnist_data::augment::redraw_with_pen`]). 0 in checkpoints from before it existed.
+    #[serde(default)]
+    pub pen_strokes: f32,
     /// Batch size for evaluation (memory only; results do not depend on it).
     pub eval_batch_size: usize,
 }
@@ -67,10 +72,27 @@ impl TrainConfig {
                 o.weight_decay
             ));
         }
+        if !(0.0..=1.0).contains(&self.pen_strokes) {
+            return bad(format!(
+                "--pen-strokes must be a fraction from 0 to 1, got {}",
+                self.pen_strokes
+            ));
+        }
+        if self.pen_strokes > 0.0 && !self.augment {
+            return bad("--pen-strokes redraws images as part of --augment: add --augment".into());
+        }
         if self.eval_batch_size == 0 {
             return bad("the evaluation batch size must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The augmentation this recipe draws each epoch's warps from.
+    pub fn augment_config(&self) -> AugmentConfig {
+        AugmentConfig {
+            pen_fraction: self.pen_strokes,
+            ..AugmentConfig::default()
+        }
     }
 
     /// Learning rate during `epoch` (0-based).
@@ -276,7 +298,7 @@ impl Trainer {
             TrainImages::Resident(split) => split,
             TrainImages::Augmented { source, labels } => {
                 let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
-                let warps = draw_warps(source.len(), &AugmentConfig::default(), &mut rng);
+                let warps = draw_warps(source.len(), &config.augment_config(), &mut rng);
                 if self.step.warps_batches() {
                     batch_warps = Some(warps);
                     source
@@ -427,6 +449,7 @@ mod tests {
             seed: 3,
             normalization: Normalization::Unit,
             augment: false,
+            pen_strokes: 0.0,
             eval_batch_size: 128,
         };
         let mut trainer = Trainer::new(config, data, &Device::Cpu).unwrap();
