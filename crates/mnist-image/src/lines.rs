@@ -376,16 +376,23 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             .collect();
         // The band and a pixel of fringe each side. A pen is usually darker than the printed
         // line: what stands well above the line's own strength is a stroke along it (the base
-        // of a 2 written on the rule), kept too, except where another line crosses.
+        // of a 2 written on the rule), kept too.
         let wide = Line {
             low: line.low - 1.0,
             high: line.high + 1.0,
             ..*line
         };
-        let stronger = (strength(map, line) + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
-        // Where two lines cross they are darker together: not a stroke.
+        let own_strength = strength(map, line);
+        let stronger = (own_strength + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
+        // Where two lines cross, their inks add up: a stroke there is stronger than both.
+        let stronger_than_two = (2.0 * own_strength + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
         for_band(map, &wide, |t, _, x, y| {
-            if !keep[t] && (map.strength_at(x, y) <= stronger || on_other_line(x, y)) {
+            let limit = if on_other_line(x, y) {
+                stronger_than_two
+            } else {
+                stronger
+            };
+            if !keep[t] && map.strength_at(x, y) <= limit {
                 clear[y * w + x] = true;
             }
         });
