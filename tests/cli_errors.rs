@@ -147,7 +147,10 @@ fn bad_flags_are_refused_before_any_work() {
     .one_line_error();
     assert!(err.contains("--lr"), "{err}");
     for (flags, expected) in [
-        (&["--pen-strokes", "1.5", "--augment"][..], "must be a fraction from 0 to 1"),
+        (
+            &["--pen-strokes", "1.5", "--augment"][..],
+            "must be a fraction from 0 to 1",
+        ),
         (&["--pen-strokes", "0.3"][..], "add --augment"),
     ] {
         let err = run(mnist()
@@ -156,7 +159,10 @@ fn bad_flags_are_refused_before_any_work() {
             .arg("--data-dir")
             .arg(dir.path()))
         .one_line_error();
-        assert!(err.contains("--pen-strokes") && err.contains(expected), "{err}");
+        assert!(
+            err.contains("--pen-strokes") && err.contains(expected),
+            "{err}"
+        );
     }
     let err = run(mnist()
         .args([

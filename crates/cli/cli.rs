@@ -180,7 +180,12 @@ pub struct TrainArgs {
     /// With --augment, also redraw this fraction of the training images each epoch with their
     /// strokes thinned and drawn again with a round pen, the way pen-written photos are shown
     /// to the model (see docs/photos.md).
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION", conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "FRACTION",
+        conflicts_with = "resume"
+    )]
     pub pen_strokes: f32,
     /// Where to train: auto picks CUDA, then Metal, then CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]

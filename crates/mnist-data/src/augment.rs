@@ -142,7 +142,9 @@ pub fn redraw_with_pen(src: &[u8], dst: &mut [u8]) {
         let (cx, cy) = (i % IMAGE_SIDE, i / IMAGE_SIDE);
         let mut sum = 0.0;
         for y in cy * PEN_SCALE..(cy + 1) * PEN_SCALE {
-            sum += drawn[y * n + cx * PEN_SCALE..][..PEN_SCALE].iter().sum::<f32>();
+            sum += drawn[y * n + cx * PEN_SCALE..][..PEN_SCALE]
+                .iter()
+                .sum::<f32>();
         }
         *cell = sum / (PEN_SCALE * PEN_SCALE) as f32;
     }
@@ -301,11 +303,18 @@ mod tests {
                 "a {thickness}-px bar redrawn {width:.2} px wide: {row:?}"
             );
             let inked: Vec<usize> = (0..IMAGE_SIDE).filter(|&x| row[x] >= 128).collect();
-            assert!(inked.contains(&14) && inked.len() <= 4, "row 14 inked at {inked:?}");
+            assert!(
+                inked.contains(&14) && inked.len() <= 4,
+                "row 14 inked at {inked:?}"
+            );
             // Still 20 high, give or take the ends: thinning shortens a stroke by half its
             // width at each, the round pen lengthens it by half its own.
             let rows = (0..IMAGE_SIDE)
-                .filter(|&y| dst[y * IMAGE_SIDE..][..IMAGE_SIDE].iter().any(|&v| v >= 128))
+                .filter(|&y| {
+                    dst[y * IMAGE_SIDE..][..IMAGE_SIDE]
+                        .iter()
+                        .any(|&v| v >= 128)
+                })
                 .count();
             assert!((18..=22).contains(&rows), "{rows} rows inked");
         }
@@ -329,10 +338,14 @@ mod tests {
             ..AugmentConfig::default()
         };
         let pens = |fraction| {
-            draw_warps(10_000, &config(fraction), &mut seeded_rng(9, RngPurpose::Augment, 0))
-                .iter()
-                .filter(|w| w.pen)
-                .count()
+            draw_warps(
+                10_000,
+                &config(fraction),
+                &mut seeded_rng(9, RngPurpose::Augment, 0),
+            )
+            .iter()
+            .filter(|w| w.pen)
+            .count()
         };
         assert_eq!(pens(0.0), 0);
         assert!((2800..3200).contains(&pens(0.3)), "{}", pens(0.3));

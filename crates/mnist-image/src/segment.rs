@@ -582,7 +582,10 @@ mod tests {
         // Confidence 0 (never from a softmax, but possible from a caller) does not produce NaN.
         assert_eq!(wide().choose(|_| 0.0), [0.9]);
         assert_eq!(Segment::Digit(0.5).choose(|_| 0.0), [0.5]);
-        assert_eq!(wide().candidates().copied().collect::<Vec<_>>(), [0.9, 0.99, 0.95]);
+        assert_eq!(
+            wide().candidates().copied().collect::<Vec<_>>(),
+            [0.9, 0.99, 0.95]
+        );
     }
 
     #[test]

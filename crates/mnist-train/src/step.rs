@@ -8,10 +8,10 @@ use std::ops::Range;
 use candle_core::{DType, Device, Tensor};
 use mnist_cpu::{CpuTrainer, Level};
 use mnist_data::augment::Warp;
-use rayon::prelude::*;
 use mnist_data::batch::DeviceSplit;
 use mnist_data::{Normalization, IMAGE_PIXELS};
 use mnist_model::Network;
+use rayon::prelude::*;
 
 use crate::classifier::cpu_network;
 use crate::{Optimizer, Result, TrainError};
