@@ -142,6 +142,9 @@ const SPECK_EXTENT: f32 = 0.02;
 /// Writing has a stroke at least this long, as a fraction of the picture's longer side (a
 /// digit in a photo is several percent of it across, and most of a cropped picture).
 const ANCHOR_EXTENT: f32 = 0.04;
+/// A line at most this many pixels thick (and at least 8 times as long) along the picture's
+/// edge is the page's edge or what is left of a printed line the edge cuts, not writing.
+const EDGE_LINE_WIDTH: u32 = 4;
 /// A component this many times wider than high is a flat dash: a rule's stub, or a digit's bar.
 const DASH_ASPECT: u32 = 4;
 /// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
@@ -216,10 +219,17 @@ fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
         .filter(|c| extent(c) >= SPECK_EXTENT * side)
         .map(|c| c.mass)
         .fold(0.0, f32::max);
+    let (width, height) = (map.width as u32, map.height as u32);
+    let hugs_an_edge = |b: &BBox| {
+        let line = |thick: u32, long: u32| thick <= EDGE_LINE_WIDTH && long >= 8 * thick;
+        (line(b.w, b.h) && (b.x <= 1 || b.right() + 1 >= width))
+            || (line(b.h, b.w) && (b.y <= 1 || b.bottom() + 1 >= height))
+    };
     let kept: Vec<(u32, Component)> = components
         .into_iter()
         .enumerate()
         .filter(|(_, c)| c.mass >= SPECK_MASS * heaviest && extent(c) >= SPECK_EXTENT * side)
+        .filter(|(_, c)| !hugs_an_edge(&c.bbox))
         .map(|(i, c)| (i as u32 + 1, c))
         .collect();
     let anchors: Vec<BBox> = kept
@@ -702,6 +712,17 @@ mod tests {
         );
         assert!(single_glyph(&map).is_none());
         assert!(number_glyphs(&map).is_empty());
+    }
+
+    #[test]
+    fn a_line_along_the_pictures_edge_is_not_a_digit() {
+        // On 400x300: a 3-px line down the left edge for 120 rows, a 2-px one along the bottom
+        // for 100 columns; then a one written 2 pixels thick 6 pixels from the right edge.
+        let edges = rectangles(400, 300, &[[0, 20, 3, 120], [150, 298, 100, 2]]);
+        assert!(single_glyph(&edges).is_none());
+        assert!(number_glyphs(&edges).is_empty());
+        let one = rectangles(400, 300, &[[0, 20, 3, 120], [392, 100, 2, 80]]);
+        assert_eq!(boxes(&number_glyphs(&one)), [[392, 100, 2, 80]]);
     }
 
     #[test]
