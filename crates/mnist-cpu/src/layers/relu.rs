@@ -17,6 +17,16 @@ pub fn forward(x: &[f32], y: &mut [f32]) {
         });
 }
 
+/// The gradient rule, in one place: `dy` where the forward's input `x` was positive, else 0.
+#[inline(always)]
+fn gate(x: f32, dy: f32) -> f32 {
+    if x > 0.0 {
+        dy
+    } else {
+        0.0
+    }
+}
+
 /// [`backward`] in place: `dy` kept where `y > 0`, zero elsewhere (`y` the forward's input, or
 /// its output: each is positive exactly where the other is).
 pub fn mask(y: &[f32], dy: &mut [f32]) {
@@ -25,7 +35,7 @@ pub fn mask(y: &[f32], dy: &mut [f32]) {
         .zip(y.par_chunks(CHUNK))
         .for_each(|(dy, y)| {
             for (dy, &y) in dy.iter_mut().zip(y) {
-                *dy = if y > 0.0 { *dy } else { 0.0 };
+                *dy = gate(y, *dy);
             }
         });
 }
@@ -39,7 +49,7 @@ pub fn backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
         .zip(dy.par_chunks(CHUNK).zip(x.par_chunks(CHUNK)))
         .for_each(|(dx, (dy, x))| {
             for ((dx, &dy), &x) in dx.iter_mut().zip(dy).zip(x) {
-                *dx = if x > 0.0 { dy } else { 0.0 };
+                *dx = gate(x, dy);
             }
         });
 }
