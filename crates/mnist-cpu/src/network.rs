@@ -1,6 +1,8 @@
 //! A network on the CPU: its tensors as host vectors, the buffers a batch needs, and the
 //! forward pass as a straight sequence of layer calls.
 
+use std::sync::OnceLock;
+
 use mnist_data::{Normalization, IMAGE_PIXELS};
 use mnist_model::layers::{Layer, ParamSpec};
 use mnist_model::{Architecture, BATCH_NORM_EPS};
@@ -17,6 +19,9 @@ pub struct CpuNetwork {
     level: Level,
     /// The network's tensors, in the plan's order (PyTorch layouts).
     tensors: Vec<Vec<f32>>,
+    /// Per node, conv kernels in the form the conv multiplies them ([`conv::prepared_kernels`]),
+    /// made at the first inference and dropped whenever a tensor may change.
+    prepared: OnceLock<Vec<Option<Vec<f32>>>>,
 }
 
 impl CpuNetwork {
@@ -29,6 +34,7 @@ impl CpuNetwork {
             plan,
             level,
             tensors,
+            prepared: OnceLock::new(),
         }
     }
 
@@ -142,18 +148,40 @@ impl CpuNetwork {
             ));
         }
         tensor.copy_from_slice(values);
+        self.prepared = OnceLock::new();
         Ok(())
     }
 
     /// The plan and the tensors, the latter mutable: what a training step works on.
     pub(crate) fn parts_mut(&mut self) -> (&Plan, &mut [Vec<f32>]) {
+        self.prepared = OnceLock::new();
         (&self.plan, &mut self.tensors)
     }
 
     /// The logits `[b, classes]` of the `b` images already normalized into the workspace's
     /// input ([`Workspace::input`]), with batch norm's running averages.
     pub fn infer<'w>(&self, ws: &'w mut Workspace, b: usize) -> &'w [f32] {
-        forward(self.level, &self.plan, &self.tensors, ws, b, false);
+        let prepared = self.prepared.get_or_init(|| {
+            let plan = &self.plan;
+            plan.nodes
+                .iter()
+                .map(|node| match node.op {
+                    Op::Conv { dims, .. } => {
+                        conv::prepared_kernels(&dims, &self.tensors[node.params[0]])
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        forward(
+            self.level,
+            &self.plan,
+            &self.tensors,
+            Some(prepared),
+            ws,
+            b,
+            false,
+        );
         ws.logits(&self.plan, b)
     }
 }
@@ -250,11 +278,13 @@ impl Workspace {
 
 /// The forward pass over the batch of `b` in `ws.acts[0]`: each node reads its input and writes
 /// its output (and what its backward needs). In training, batch norm uses the batch's
-/// statistics and saves them; the caller updates the running averages.
+/// statistics and saves them; the caller updates the running averages. `prepared` holds each
+/// node's [`conv::prepared_kernels`] when the tensors stay as they are between calls.
 pub(crate) fn forward(
     level: Level,
     plan: &Plan,
     tensors: &[Vec<f32>],
+    prepared: Option<&[Option<Vec<f32>>]>,
     ws: &mut Workspace,
     b: usize,
     train: bool,
@@ -280,7 +310,10 @@ pub(crate) fn forward(
                 let winners = &mut winners[i][..b * node.out_len];
                 first_conv::forward(level, &d, x, t(0), t(1), y, winners)
             }
-            Op::Conv { dims, relu } => conv::forward(level, &dims, relu, x, t(0), bias(), y),
+            Op::Conv { dims, relu } => {
+                let kept = prepared.and_then(|p| p[i].as_deref());
+                conv::forward(level, &dims, relu, x, t(0), kept, bias(), y)
+            }
             Op::BatchNorm { dims, relu } if train => {
                 batchnorm::forward_train(&dims, relu, (t(0), t(1)), x, y, &mut saved[i])
             }

@@ -176,6 +176,59 @@ fn every_list_matches_candle_autograd_at_every_level() {
     }
 }
 
+/// Inference keeps the conv kernels it prepares only while the weights stay as they are: after
+/// a tensor is set, or a training step, the next inference uses the new weights.
+#[test]
+fn inference_follows_weights_changed_after_it() {
+    let norm = Normalization::Unit;
+    let (pixels, labels) = batch(8, 5);
+    let list = LISTS[2];
+    let arch = Architecture::from_text(list).unwrap();
+    let logits = |net: &CpuNetwork| {
+        let mut ws = Workspace::new();
+        let input = ws.input(net.plan(), labels.len());
+        for (x, &p) in input.iter_mut().zip(&pixels) {
+            *x = norm.apply_pixel(p);
+        }
+        net.infer(&mut ws, labels.len()).to_vec()
+    };
+    let first = cpu_copy(
+        &Network::seeded(arch.clone(), 1, &Device::Cpu).unwrap(),
+        Level::Portable,
+    );
+    let second = cpu_copy(
+        &Network::seeded(arch, 2, &Device::Cpu).unwrap(),
+        Level::Portable,
+    );
+    let mut net = first.clone();
+    assert_eq!(logits(&net), logits(&first));
+    for (spec, values) in second.tensors() {
+        net.set(&spec.name, values).unwrap();
+    }
+    assert_eq!(logits(&net), logits(&second), "inference after set");
+    let mut trainer = CpuTrainer::new(net, Rule::Sgd { momentum: 0.0 }, &norm);
+    let _ = logits(trainer.network());
+    let indices: Vec<u32> = (0..labels.len() as u32).collect();
+    trainer
+        .train_batch(&pixels, &labels, &indices, 0.1)
+        .unwrap();
+    let stepped = trainer.network();
+    let mut fresh = CpuNetwork::new(&Architecture::from_text(list).unwrap(), Level::Portable);
+    for (spec, values) in stepped.tensors() {
+        fresh.set(&spec.name, values).unwrap();
+    }
+    assert_ne!(
+        logits(stepped),
+        logits(&second),
+        "the step moved the weights"
+    );
+    assert_eq!(
+        logits(stepped),
+        logits(&fresh),
+        "inference after a training step"
+    );
+}
+
 /// Three Adam steps give the same bits on one thread and on three, for every list.
 #[test]
 fn results_do_not_depend_on_the_thread_count() {

@@ -172,7 +172,7 @@ impl CpuTrainer {
         }
 
         let (plan, tensors) = net.parts_mut();
-        forward(level, plan, tensors, ws, b, true);
+        forward(level, plan, tensors, None, ws, b, true);
         for (i, node) in plan.nodes.iter().enumerate() {
             if let Op::BatchNorm { dims, .. } = node.op {
                 let (mean, var) = two_mut(tensors, node.params[2], node.params[3]);

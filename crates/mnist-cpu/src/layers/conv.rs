@@ -95,20 +95,29 @@ type ChunkArgs<'a> = (
     Option<&'a mut [f32]>,
 );
 
+/// `w` as [`forward`] multiplies it, for a network whose weights stay as they are (inference):
+/// Winograd's transformed kernels where that algorithm applies; `None` where `w` is used as it is.
+pub fn prepared_kernels(d: &ConvDims, w: &[f32]) -> Option<Vec<f32>> {
+    winograd::applies(d).then(|| winograd::transformed_kernels(d, w))
+}
+
 /// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, k, k]) + bias`, then `max(y, 0)` when `relu`
 /// is set (in the pass that writes `y`, not a pass of its own): by Winograd's algorithm where it
-/// applies ([`super::winograd`]), else through im2col.
+/// applies ([`super::winograd`]), else through im2col. `prepared` is [`prepared_kernels`] of
+/// `w`, when the caller keeps it.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     level: Level,
     d: &ConvDims,
     relu: bool,
     x: &[f32],
     w: &[f32],
+    prepared: Option<&[f32]>,
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
     if winograd::applies(d) {
-        winograd::forward(level, d, relu, x, w, bias, y)
+        winograd::forward(level, d, relu, x, w, prepared, bias, y)
     } else {
         im2col_forward(level, d, relu, x, w, bias, y)
     }

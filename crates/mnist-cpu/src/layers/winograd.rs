@@ -89,6 +89,26 @@ fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut
     })
 }
 
+thread_local! {
+    /// Per-thread phase planes and transformed values of one channel, inside the transforms
+    /// (which run within [`with_scratch`]). They hold the previous call's values: the transforms
+    /// zero what they read and do not write.
+    static PHASES: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+fn with_phases<R>(lens: [usize; 2], f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    PHASES.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        for (buf, &len) in bufs.iter_mut().zip(&lens) {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
+        let [a, b] = &mut *bufs;
+        f(&mut a[..lens[0]], &mut b[..lens[1]])
+    })
+}
+
 /// `(g0, g1, g2) → G g`.
 #[inline(always)]
 fn g(k: [f32; 3]) -> [f32; 4] {
@@ -362,13 +382,45 @@ fn transform_inputs(
     v: &mut [f32],
     width: usize,
 ) {
-    simd_dispatch!(
-        level,
-        transform_inputs_body(x, (c, side), images, t, pad, v, width)
-    )
+    // All of the chunk's maps of one channel at once: each image's phase planes take t + 1 rows
+    // of t + 1 columns (the last row and column only feed the next tile), and the flat views run
+    // over all of them; the spare row and column of tiles are dropped at the end.
+    let grid = InputGrid::new(images, t);
+    // The scratch is taken here, outside the SIMD body, so that the body compiles with its
+    // level's features.
+    with_phases([4 * grid.phase_len, XI * grid.flat], |phases, out| {
+        simd_dispatch!(
+            level,
+            transform_inputs_body(x, (c, side), images, t, pad, v, width, grid, phases, out)
+        )
+    })
+}
+
+/// Where [`transform_inputs`] lays out a chunk's phase planes.
+#[derive(Clone, Copy)]
+struct InputGrid {
+    /// Columns (and rows per image) of each phase plane: the tiles plus a spare one.
+    stride: usize,
+    /// Positions the transform runs over, a whole number of vectors.
+    flat: usize,
+    /// Floats of one phase plane: `flat` plus slack for the views shifted by a row and a column.
+    phase_len: usize,
+}
+
+impl InputGrid {
+    fn new(images: usize, t: usize) -> Self {
+        let stride = t + 1;
+        let flat = (images * stride * stride).next_multiple_of(LANES);
+        InputGrid {
+            stride,
+            flat,
+            phase_len: flat + stride + 1,
+        }
+    }
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn transform_inputs_body(
     x: &[f32],
     (c, side): (usize, usize),
@@ -377,29 +429,26 @@ fn transform_inputs_body(
     pad: usize,
     v: &mut [f32],
     width: usize,
+    InputGrid {
+        stride,
+        flat,
+        phase_len,
+    }: InputGrid,
+    phases: &mut [f32],
+    out: &mut [f32],
 ) {
     let plane = side * side;
-    // All of the chunk's maps of one channel at once: each image's phase planes take t + 1 rows
-    // of t + 1 columns (the last row and column only feed the next tile), and the flat views run
-    // over all of them; the spare row and column of tiles are dropped at the end.
-    let stride = t + 1;
-    let rows = images * stride;
-    let flat = (rows * stride).next_multiple_of(LANES);
-    // Slack for the views shifted by one row and one column.
-    let phase_len = flat + stride + 1;
-    let mut phases = vec![0f32; 4 * phase_len];
-    let mut out = vec![0f32; 16 * flat];
+    // The planes hold the previous channel's (or call's) values. Without padding, an even map
+    // writes all of each image's t + 1 rows and columns, and what lies past them feeds only the
+    // spare tiles; otherwise positions outside the map must read 0.
+    let covered = pad == 0 && side % 2 == 0;
     for ch in 0..c {
-        phases.fill(0.0);
+        if !covered {
+            phases.fill(0.0);
+        }
         for i in 0..images {
             let map = &x[(i * c + ch) * plane..][..plane];
-            split_phases(
-                map,
-                side,
-                pad / 2,
-                (phase_len, i * stride, stride),
-                &mut phases,
-            );
+            split_phases(map, side, pad / 2, (phase_len, i * stride, stride), phases);
         }
         // d[r][s] over the tiles: phase (r % 2, s % 2), shifted by (r / 2, s / 2) tiles; Bᵀ d B
         // for every tile in one pass.
@@ -445,10 +494,14 @@ fn transform_outputs(
     relu: bool,
     y: &mut [f32],
 ) {
-    simd_dispatch!(
-        level,
-        transform_outputs_body(m, (o, side), images, t, width, bias, relu, y)
-    )
+    // Each channel's four output phases: every position is written before it is read.
+    let len = (images * t * t).next_multiple_of(LANES);
+    with_phases([4 * len, 0], |phases, _| {
+        simd_dispatch!(
+            level,
+            transform_outputs_body(m, (o, side), images, t, width, bias, relu, y, phases)
+        )
+    })
 }
 
 #[inline(always)]
@@ -462,6 +515,7 @@ fn transform_outputs_body(
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
+    phases: &mut [f32],
 ) {
     let plane = side * side;
     let n = t * t;
@@ -469,7 +523,6 @@ fn transform_outputs_body(
     // 2tx + j) of every tile.
     // In whole vectors: the products have a vector's slack past each row (see `forward`).
     let len = (images * n).next_multiple_of(LANES);
-    let mut phases = vec![0f32; 4 * len];
     for ch in 0..o {
         let mv = |xi: usize| &m[(xi * o + ch) * width..][..len];
         let b = bias.map_or(0.0, |b| b[ch]);
@@ -524,13 +577,28 @@ fn products(
     }
 }
 
-/// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, 3, 3]) + bias`.
+/// The kernels `w [o, c, 3, 3]` as [`forward`] multiplies them, `[16, o, c]`: a network whose
+/// weights stay as they are (inference) makes them once instead of on every call.
+pub fn transformed_kernels(d: &ConvDims, w: &[f32]) -> Vec<f32> {
+    assert!(
+        applies(d) && w.len() == d.o * d.patch_rows(),
+        "winograd conv: kernel size does not match {d:?}"
+    );
+    let mut u = vec![0f32; XI * d.o * d.c];
+    transform_kernels(d, w, false, &mut u);
+    u
+}
+
+/// `y [b, o, area] = conv(x [b, c, s, s], w [o, c, 3, 3]) + bias`; `u` is `w` as
+/// [`transformed_kernels`] gives it, when the caller keeps it.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     level: Level,
     d: &ConvDims,
     relu: bool,
     x: &[f32],
     w: &[f32],
+    u: Option<&[f32]>,
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
@@ -539,7 +607,8 @@ pub fn forward(
         applies(d)
             && x.len() == b * d.in_len()
             && y.len() == b * d.out_len()
-            && w.len() == d.o * d.patch_rows(),
+            && w.len() == d.o * d.patch_rows()
+            && u.is_none_or(|u| u.len() == XI * d.o * d.c),
         "winograd conv: slice sizes do not match {d:?}"
     );
     let so = d.out_side();
@@ -547,8 +616,14 @@ pub fn forward(
     // A whole chunk's width even for the last one, so each image's sums do not depend on where
     // the batch ends.
     let width = n * t * t;
-    let mut u = vec![0f32; XI * d.o * d.c];
-    transform_kernels(d, w, false, &mut u);
+    let made;
+    let u = match u {
+        Some(u) => u,
+        None => {
+            made = transformed_kernels(d, w);
+            &made
+        }
+    };
     y.par_chunks_mut(n * d.out_len())
         .zip(x.par_chunks(n * d.in_len()))
         .for_each(|(y, x)| {
@@ -561,7 +636,7 @@ pub fn forward(
                         v.fill(0.0);
                     }
                     transform_inputs(level, x, (d.c, d.side), images, t, 0, v, width);
-                    products(level, &u, v, m, (d.o, d.c, width));
+                    products(level, u, v, m, (d.o, d.c, width));
                     transform_outputs(level, m, (d.o, so), images, t, width, bias, relu, y);
                 },
             )
@@ -697,13 +772,17 @@ fn transform_output_grads(
     z: &mut [f32],
     width: usize,
 ) {
-    simd_dispatch!(
-        level,
-        transform_output_grads_body(dy, (o, side), images, t, z, width)
-    )
+    let len = (images * t * t).next_multiple_of(LANES);
+    with_phases([4 * len, XI * len], |phases, out| {
+        simd_dispatch!(
+            level,
+            transform_output_grads_body(dy, (o, side), images, t, z, width, phases, out)
+        )
+    })
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn transform_output_grads_body(
     dy: &[f32],
     (o, side): (usize, usize),
@@ -711,6 +790,8 @@ fn transform_output_grads_body(
     t: usize,
     z: &mut [f32],
     width: usize,
+    phases: &mut [f32],
+    out: &mut [f32],
 ) {
     let plane = side * side;
     let n = t * t;
@@ -718,13 +799,16 @@ fn transform_output_grads_body(
     // tile, then A dY Aᵀ in one pass.
     let real = images * n;
     let len = real.next_multiple_of(LANES);
-    let mut phases = vec![0f32; 4 * len];
-    let mut out = vec![0f32; XI * len];
     for ch in 0..o {
-        phases.fill(0.0);
+        // The planes hold earlier values: an even map writes all of each image's t x t, and
+        // what lies past the last image feeds no tile; an odd map leaves its odd phases' last
+        // row and column, which must read 0.
+        if side % 2 == 1 {
+            phases.fill(0.0);
+        }
         for i in 0..images {
             let map = &dy[(i * o + ch) * plane..][..plane];
-            split_phases(map, side, 0, (len, i * t, t), &mut phases);
+            split_phases(map, side, 0, (len, i * t, t), phases);
         }
         let views: [&[f32]; 4] = std::array::from_fn(|q| &phases[q * len..][..len]);
         let mut outs: [&mut [f32]; XI] = split16(&mut out[..XI * len], len);
@@ -799,8 +883,12 @@ mod tests {
             for level in Level::available() {
                 let what = |w: &str| format!("{d:?} {level}: {w}");
                 let mut y = vec![0f32; b * d.out_len()];
-                forward(level, &d, false, &x, &w, Some(&bias), &mut y);
+                forward(level, &d, false, &x, &w, None, Some(&bias), &mut y);
                 assert_close(&y, &y_ref, 1e-5, &what("forward"));
+                let u = transformed_kernels(&d, &w);
+                let mut y_kept = vec![0f32; b * d.out_len()];
+                forward(level, &d, false, &x, &w, Some(&u), Some(&bias), &mut y_kept);
+                assert_eq!(y_kept, y, "{}", what("forward with kept kernels"));
                 let (mut dw, mut db, mut dx) =
                     (vec![0f32; w.len()], vec![0f32; d.o], vec![0f32; x.len()]);
                 let mut partials = vec![0f32; chunks(&d, b) * partial_len(&d)];
