@@ -94,43 +94,50 @@ impl FromStr for Level {
     }
 }
 
-/// Runs `$call` compiled for `$level`'s instruction set: for kernels written as plain loops over
-/// long vectors (Winograd's transforms, pooling), which the compiler widens to the level's
-/// registers once they are inlined into a function with its features.
-macro_rules! simd_dispatch_impl {
-    ($level:expr, $call:expr) => {
-        match $level {
-            // SAFETY: the caller's level is available on this CPU.
+/// Defines `fn NAME(level: Level, ARGS...)`, which runs BODY compiled for `level`'s instruction
+/// set: for kernels written as plain loops over long vectors (Winograd's transforms, pooling),
+/// which the compiler widens to the level's registers.
+///
+/// BODY is an `#[inline(always)]` function called from one `#[target_feature]` function per
+/// level, so it is always compiled with the level's features. (Running it in a closure passed to
+/// such a function left that to the inliner, which declined once a body grew: the closure was
+/// then compiled for the baseline x86-64 and ran at SSE2 speed.) Arguments are plain names.
+macro_rules! simd_kernel_impl {
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name(level: $crate::Level, $($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
-            $crate::Level::Avx512 => unsafe { $crate::simd::avx512_call(|| $call) },
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx512($($arg: $ty),*) {
+                body($($arg),*)
+            }
             #[cfg(target_arch = "x86_64")]
-            $crate::Level::Avx2 => unsafe { $crate::simd::avx2_call(|| $call) },
-            _ => $call,
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx2($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            match level {
+                // SAFETY: the caller's level is available on this CPU.
+                #[cfg(target_arch = "x86_64")]
+                $crate::Level::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::Level::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body($($arg),*),
+            }
         }
     };
 }
 
-/// `f()` compiled with AVX-512F enabled (it is inlined here).
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn avx512_call<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-/// `f()` compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn avx2_call<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-pub(crate) use simd_dispatch_impl as simd_dispatch;
+pub(crate) use simd_kernel_impl as simd_kernel;
 
 #[cfg(test)]
 mod tests {

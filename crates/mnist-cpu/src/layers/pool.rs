@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::simd::simd_dispatch;
+use crate::simd::simd_kernel;
 use crate::Level;
 
 pub use super::first_conv::INACTIVE;
@@ -51,19 +51,28 @@ pub fn forward(
     y.par_chunks_mut(d.out_len())
         .zip(winners.par_chunks_mut(d.out_len()))
         .zip(x.par_chunks(d.in_len()))
-        .for_each(|((y, winners), x)| {
-            // One dispatch per image: the rows' loop is compiled for the level with them.
-            simd_dispatch!(level, {
-                let rows = y.chunks_exact_mut(so).zip(winners.chunks_exact_mut(so));
-                // Output row r of every channel reads input rows 2r and 2r + 1 of its plane.
-                for (r, (y, winners)) in rows.enumerate() {
-                    let (ch, py) = (r / so, r % so);
-                    let top = &x[ch * s * s + 2 * py * s..][..2 * so];
-                    let bottom = &x[ch * s * s + (2 * py + 1) * s..][..2 * so];
-                    pool_row(relu, top, bottom, y, winners);
-                }
-            })
-        });
+        .for_each(|((y, winners), x)| forward_image(level, relu, s, so, x, y, winners));
+}
+
+simd_kernel! {
+    /// One image: every output row of every channel, compiled for the level with its rows.
+    fn forward_image(
+        relu: bool,
+        s: usize,
+        so: usize,
+        x: &[f32],
+        y: &mut [f32],
+        winners: &mut [u8],
+    ) {
+        let rows = y.chunks_exact_mut(so).zip(winners.chunks_exact_mut(so));
+        // Output row r of every channel reads input rows 2r and 2r + 1 of its plane.
+        for (r, (y, winners)) in rows.enumerate() {
+            let (ch, py) = (r / so, r % so);
+            let top = &x[ch * s * s + 2 * py * s..][..2 * so];
+            let bottom = &x[ch * s * s + (2 * py + 1) * s..][..2 * so];
+            pool_row(relu, top, bottom, y, winners);
+        }
+    }
 }
 
 /// One output row from its two input rows: exact-length slices and no branches, so the

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 
 use super::conv::ConvDims;
 use crate::gemm::{matmul, matmul_rows};
-use crate::simd::simd_dispatch;
+use crate::simd::simd_kernel;
 use crate::Level;
 
 /// Transformed positions per tile.
@@ -90,23 +90,27 @@ fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut
 }
 
 thread_local! {
-    /// Per-thread phase planes and transformed values of one channel, inside the transforms
-    /// (which run within [`with_scratch`]). They hold the previous call's values: the transforms
-    /// zero what they read and do not write.
+    /// Per-thread phase planes and transformed values of one channel, for the transforms (which
+    /// run inside [`with_scratch`]). They hold the previous call's values: the transforms zero
+    /// what they read and do not write.
     static PHASES: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
 }
 
-fn with_phases<R>(lens: [usize; 2], f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    PHASES.with(|cell| {
-        let mut bufs = cell.borrow_mut();
-        for (buf, &len) in bufs.iter_mut().zip(&lens) {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
+/// This thread's [`PHASES`], taken out (give them back with [`return_phases`]) and grown to
+/// `lens`. Taken rather than lent to a closure: the transform bodies must be called straight
+/// from their SIMD dispatch, or the compiler may not inline them into the level's function.
+fn take_phases(lens: [usize; 2]) -> [Vec<f32>; 2] {
+    let mut bufs = PHASES.take();
+    for (buf, &len) in bufs.iter_mut().zip(&lens) {
+        if buf.len() < len {
+            buf.resize(len, 0.0);
         }
-        let [a, b] = &mut *bufs;
-        f(&mut a[..lens[0]], &mut b[..lens[1]])
-    })
+    }
+    bufs
+}
+
+fn return_phases(bufs: [Vec<f32>; 2]) {
+    PHASES.set(bufs);
 }
 
 /// `(g0, g1, g2) → G g`.
@@ -189,46 +193,91 @@ fn split_phases(
 }
 
 /// `even` and `odd` get `row`'s values at even and odd positions (`even` one more for an odd
-/// length): blocks of eight pairs, which the compiler turns into a few shuffles, then pairs.
+/// length).
+///
+/// In blocks of pairs, which the compiler turns into a few shuffles: the widest block the row
+/// holds, then the same block moved back to end at the last pair (writing some values twice)
+/// instead of a scalar loop over the rest; the maps' rows are 8-26 values, so the rest was most
+/// of the work.
 #[inline(always)]
 fn deinterleave(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
     let pairs = row.len() / 2;
-    let blocks = pairs / 8;
-    for k in 0..blocks {
-        let block: &[f32; 16] = row[16 * k..][..16].try_into().expect("16 floats");
-        let e: [f32; 8] = std::array::from_fn(|i| block[2 * i]);
-        let o: [f32; 8] = std::array::from_fn(|i| block[2 * i + 1]);
-        even[8 * k..][..8].copy_from_slice(&e);
-        odd[8 * k..][..8].copy_from_slice(&o);
-    }
-    for j in 8 * blocks..pairs {
-        even[j] = row[2 * j];
-        odd[j] = row[2 * j + 1];
+    match pairs {
+        8.. => deinterleave_pairs::<8>(row, even, odd),
+        4.. => deinterleave_pairs::<4>(row, even, odd),
+        2.. => deinterleave_pairs::<2>(row, even, odd),
+        1 => deinterleave_pairs::<1>(row, even, odd),
+        0 => {}
     }
     if row.len() % 2 == 1 {
         even[pairs] = row[row.len() - 1];
     }
 }
 
-/// The inverse of [`deinterleave`]: `row` from its values at even and odd positions.
+/// [`deinterleave`]'s pairs, `P` at a time (`row` holds at least `P` pairs).
+#[inline(always)]
+fn deinterleave_pairs<const P: usize>(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let pairs = row.len() / 2;
+    let mut j = 0;
+    while j + P <= pairs {
+        deinterleave_block::<P>(&row[2 * j..], &mut even[j..], &mut odd[j..]);
+        j += P;
+    }
+    if j < pairs {
+        let j = pairs - P;
+        deinterleave_block::<P>(&row[2 * j..], &mut even[j..], &mut odd[j..]);
+    }
+}
+
+/// The first `P` pairs of `src` into the first `P` values of `even` and `odd`.
+#[inline(always)]
+fn deinterleave_block<const P: usize>(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let src = &src[..2 * P];
+    let e: [f32; P] = std::array::from_fn(|i| src[2 * i]);
+    let o: [f32; P] = std::array::from_fn(|i| src[2 * i + 1]);
+    even[..P].copy_from_slice(&e);
+    odd[..P].copy_from_slice(&o);
+}
+
+/// The inverse of [`deinterleave`]: `row` from its values at even and odd positions, in blocks
+/// the same way.
 #[inline(always)]
 fn interleave(even: &[f32], odd: &[f32], row: &mut [f32]) {
     let pairs = row.len() / 2;
-    let blocks = pairs / 8;
-    for k in 0..blocks {
-        let e: &[f32; 8] = even[8 * k..][..8].try_into().expect("8 floats");
-        let o: &[f32; 8] = odd[8 * k..][..8].try_into().expect("8 floats");
-        let block: [f32; 16] =
-            std::array::from_fn(|i| if i % 2 == 0 { e[i / 2] } else { o[i / 2] });
-        row[16 * k..][..16].copy_from_slice(&block);
-    }
-    for j in 8 * blocks..pairs {
-        row[2 * j] = even[j];
-        row[2 * j + 1] = odd[j];
+    match pairs {
+        8.. => interleave_pairs::<8>(even, odd, row),
+        4.. => interleave_pairs::<4>(even, odd, row),
+        2.. => interleave_pairs::<2>(even, odd, row),
+        1 => interleave_pairs::<1>(even, odd, row),
+        0 => {}
     }
     if row.len() % 2 == 1 {
         row[2 * pairs] = even[pairs];
     }
+}
+
+/// [`interleave`]'s pairs, `P` at a time (`row` holds at least `P` pairs).
+#[inline(always)]
+fn interleave_pairs<const P: usize>(even: &[f32], odd: &[f32], row: &mut [f32]) {
+    let pairs = row.len() / 2;
+    let mut j = 0;
+    while j + P <= pairs {
+        interleave_block::<P>(&even[j..], &odd[j..], &mut row[2 * j..]);
+        j += P;
+    }
+    if j < pairs {
+        let j = pairs - P;
+        interleave_block::<P>(&even[j..], &odd[j..], &mut row[2 * j..]);
+    }
+}
+
+/// The first `P` values of `even` and `odd` into the first `P` pairs of `dst`.
+#[inline(always)]
+fn interleave_block<const P: usize>(even: &[f32], odd: &[f32], dst: &mut [f32]) {
+    let e: &[f32; P] = even[..P].try_into().expect("P floats");
+    let o: &[f32; P] = odd[..P].try_into().expect("P floats");
+    let pairs: [[f32; 2]; P] = std::array::from_fn(|i| [e[i], o[i]]);
+    dst[..2 * P].copy_from_slice(pairs.as_flattened());
 }
 
 /// Sixteen tiles' values of one position, one per lane: the transforms work on these, so the
@@ -388,12 +437,21 @@ fn transform_inputs(
     let grid = InputGrid::new(images, t);
     // The scratch is taken here, outside the SIMD body, so that the body compiles with its
     // level's features.
-    with_phases([4 * grid.phase_len, XI * grid.flat], |phases, out| {
-        simd_dispatch!(
-            level,
-            transform_inputs_body(x, (c, side), images, t, pad, v, width, grid, phases, out)
-        )
-    })
+    let [mut phases, mut out] = take_phases([4 * grid.phase_len, XI * grid.flat]);
+    transform_inputs_body(
+        level,
+        x,
+        (c, side),
+        images,
+        t,
+        pad,
+        v,
+        width,
+        grid,
+        &mut phases[..4 * grid.phase_len],
+        &mut out[..XI * grid.flat],
+    );
+    return_phases([phases, out]);
 }
 
 /// Where [`transform_inputs`] lays out a chunk's phase planes.
@@ -419,60 +477,62 @@ impl InputGrid {
     }
 }
 
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn transform_inputs_body(
-    x: &[f32],
-    (c, side): (usize, usize),
-    images: usize,
-    t: usize,
-    pad: usize,
-    v: &mut [f32],
-    width: usize,
-    InputGrid {
-        stride,
-        flat,
-        phase_len,
-    }: InputGrid,
-    phases: &mut [f32],
-    out: &mut [f32],
-) {
-    let plane = side * side;
-    // The planes hold the previous channel's (or call's) values. Without padding, an even map
-    // writes all of each image's t + 1 rows and columns, and what lies past them feeds only the
-    // spare tiles; otherwise positions outside the map must read 0.
-    let covered = pad == 0 && side % 2 == 0;
-    for ch in 0..c {
-        if !covered {
-            phases.fill(0.0);
-        }
-        for i in 0..images {
-            let map = &x[(i * c + ch) * plane..][..plane];
-            split_phases(map, side, pad / 2, (phase_len, i * stride, stride), phases);
-        }
-        // d[r][s] over the tiles: phase (r % 2, s % 2), shifted by (r / 2, s / 2) tiles; Bᵀ d B
-        // for every tile in one pass.
-        let views: [&[f32]; XI] = std::array::from_fn(|q| {
-            let (r, s) = (q / 4, q % 4);
-            let at = (2 * (r % 2) + s % 2) * phase_len + (r / 2) * stride + s / 2;
-            &phases[at..][..flat]
-        });
-        let mut outs: [&mut [f32]; XI] = split16(&mut out[..XI * flat], flat);
-        for k in (0..flat).step_by(LANES) {
-            bt_d_b(
-                |r, s| Lanes::load(views[r * 4 + s], k),
-                |r, s, v| v.store(outs[r * 4 + s], k),
-            );
-        }
-        // The tiles that exist, image after image: tile row ty of image i is row i * stride + ty
-        // of the flat grid.
-        for xi in 0..XI {
-            let values = &out[xi * flat..][..flat];
-            let dst = &mut v[(xi * c + ch) * width..][..images * t * t];
+simd_kernel! {
+    fn transform_inputs_body(
+        x: &[f32],
+        dims: (usize, usize),
+        images: usize,
+        t: usize,
+        pad: usize,
+        v: &mut [f32],
+        width: usize,
+        grid: InputGrid,
+        phases: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let InputGrid {
+            stride,
+            flat,
+            phase_len,
+        } = grid;
+        let (c, side) = dims;
+        let plane = side * side;
+        // The planes hold the previous channel's (or call's) values. Without padding, an even map
+        // writes all of each image's t + 1 rows and columns, and what lies past them feeds only the
+        // spare tiles; otherwise positions outside the map must read 0.
+        let covered = pad == 0 && side % 2 == 0;
+        for ch in 0..c {
+            if !covered {
+                phases.fill(0.0);
+            }
             for i in 0..images {
-                for ty in 0..t {
-                    let src = &values[(i * stride + ty) * stride..][..t];
-                    super::conv::copy_short(&mut dst[(i * t + ty) * t..][..t], src);
+                let map = &x[(i * c + ch) * plane..][..plane];
+                split_phases(map, side, pad / 2, (phase_len, i * stride, stride), phases);
+            }
+            // d[r][s] over the tiles: phase (r % 2, s % 2), shifted by (r / 2, s / 2) tiles; Bᵀ d B
+            // for every tile in one pass.
+            let views: [&[f32]; XI] = std::array::from_fn(|q| {
+                let (r, s) = (q / 4, q % 4);
+                let at = (2 * (r % 2) + s % 2) * phase_len + (r / 2) * stride + s / 2;
+                &phases[at..][..flat]
+            });
+            let mut outs: [&mut [f32]; XI] = split16(&mut out[..XI * flat], flat);
+            for k in (0..flat).step_by(LANES) {
+                bt_d_b(
+                    |r, s| Lanes::load(views[r * 4 + s], k),
+                    |r, s, v| v.store(outs[r * 4 + s], k),
+                );
+            }
+            // The tiles that exist, image after image: tile row ty of image i is row i * stride + ty
+            // of the flat grid.
+            for xi in 0..XI {
+                let values = &out[xi * flat..][..flat];
+                let dst = &mut v[(xi * c + ch) * width..][..images * t * t];
+                for i in 0..images {
+                    for ty in 0..t {
+                        let src = &values[(i * stride + ty) * stride..][..t];
+                        super::conv::copy_short(&mut dst[(i * t + ty) * t..][..t], src);
+                    }
                 }
             }
         }
@@ -496,59 +556,68 @@ fn transform_outputs(
 ) {
     // Each channel's four output phases: every position is written before it is read.
     let len = (images * t * t).next_multiple_of(LANES);
-    with_phases([4 * len, 0], |phases, _| {
-        simd_dispatch!(
-            level,
-            transform_outputs_body(m, (o, side), images, t, width, bias, relu, y, phases)
-        )
-    })
+    let [mut phases, out] = take_phases([4 * len, 0]);
+    transform_outputs_body(
+        level,
+        m,
+        (o, side),
+        images,
+        t,
+        width,
+        bias,
+        relu,
+        y,
+        &mut phases[..4 * len],
+    );
+    return_phases([phases, out]);
 }
 
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn transform_outputs_body(
-    m: &[f32],
-    (o, side): (usize, usize),
-    images: usize,
-    t: usize,
-    width: usize,
-    bias: Option<&[f32]>,
-    relu: bool,
-    y: &mut [f32],
-    phases: &mut [f32],
-) {
-    let plane = side * side;
-    let n = t * t;
-    // Over all of the chunk's tiles at once, in one pass: phases[2a + j], output (2ty + a,
-    // 2tx + j) of every tile.
-    // In whole vectors: the products have a vector's slack past each row (see `forward`).
-    let len = (images * n).next_multiple_of(LANES);
-    for ch in 0..o {
-        let mv = |xi: usize| &m[(xi * o + ch) * width..][..len];
-        let b = bias.map_or(0.0, |b| b[ch]);
-        let views: [&[f32]; XI] = std::array::from_fn(mv);
-        let mut outs: [&mut [f32]; 4] = {
-            let (a, rest) = phases.split_at_mut(len);
-            let (b2, rest) = rest.split_at_mut(len);
-            let (c2, d2) = rest.split_at_mut(len);
-            [a, b2, c2, &mut d2[..len]]
-        };
-        let bias = Lanes::splat(b);
-        for k in (0..len).step_by(LANES) {
-            let y = at_m_a(|r, s| Lanes::load(views[r * 4 + s], k));
-            for (o, y) in outs.iter_mut().zip(y) {
-                let y = y + bias;
-                if relu { y.relu() } else { y }.store(o, k);
+simd_kernel! {
+    fn transform_outputs_body(
+        m: &[f32],
+        dims: (usize, usize),
+        images: usize,
+        t: usize,
+        width: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        y: &mut [f32],
+        phases: &mut [f32],
+    ) {
+        let (o, side) = dims;
+        let plane = side * side;
+        let n = t * t;
+        // Over all of the chunk's tiles at once, in one pass: phases[2a + j], output (2ty + a,
+        // 2tx + j) of every tile.
+        // In whole vectors: the products have a vector's slack past each row (see `forward`).
+        let len = (images * n).next_multiple_of(LANES);
+        for ch in 0..o {
+            let mv = |xi: usize| &m[(xi * o + ch) * width..][..len];
+            let b = bias.map_or(0.0, |b| b[ch]);
+            let views: [&[f32]; XI] = std::array::from_fn(mv);
+            let mut outs: [&mut [f32]; 4] = {
+                let (a, rest) = phases.split_at_mut(len);
+                let (b2, rest) = rest.split_at_mut(len);
+                let (c2, d2) = rest.split_at_mut(len);
+                [a, b2, c2, &mut d2[..len]]
+            };
+            let bias = Lanes::splat(b);
+            for k in (0..len).step_by(LANES) {
+                let y = at_m_a(|r, s| Lanes::load(views[r * 4 + s], k));
+                for (o, y) in outs.iter_mut().zip(y) {
+                    let y = y + bias;
+                    if relu { y.relu() } else { y }.store(o, k);
+                }
             }
-        }
-        for i in 0..images {
-            let map = &mut y[(i * o + ch) * plane..][..plane];
-            for (yy, row) in map.chunks_exact_mut(side).enumerate() {
-                let (a, ty) = (yy % 2, yy / 2);
-                let at = i * n + ty * t;
-                let even = &phases[(2 * a) * len + at..][..t];
-                let odd = &phases[(2 * a + 1) * len + at..][..t];
-                interleave(even, odd, row);
+            for i in 0..images {
+                let map = &mut y[(i * o + ch) * plane..][..plane];
+                for (yy, row) in map.chunks_exact_mut(side).enumerate() {
+                    let (a, ty) = (yy % 2, yy / 2);
+                    let at = i * n + ty * t;
+                    let even = &phases[(2 * a) * len + at..][..t];
+                    let odd = &phases[(2 * a + 1) * len + at..][..t];
+                    interleave(even, odd, row);
+                }
             }
         }
     }
@@ -773,51 +842,59 @@ fn transform_output_grads(
     width: usize,
 ) {
     let len = (images * t * t).next_multiple_of(LANES);
-    with_phases([4 * len, XI * len], |phases, out| {
-        simd_dispatch!(
-            level,
-            transform_output_grads_body(dy, (o, side), images, t, z, width, phases, out)
-        )
-    })
+    let [mut phases, mut out] = take_phases([4 * len, XI * len]);
+    transform_output_grads_body(
+        level,
+        dy,
+        (o, side),
+        images,
+        t,
+        z,
+        width,
+        &mut phases[..4 * len],
+        &mut out[..XI * len],
+    );
+    return_phases([phases, out]);
 }
 
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn transform_output_grads_body(
-    dy: &[f32],
-    (o, side): (usize, usize),
-    images: usize,
-    t: usize,
-    z: &mut [f32],
-    width: usize,
-    phases: &mut [f32],
-    out: &mut [f32],
-) {
-    let plane = side * side;
-    let n = t * t;
-    // Over all of the chunk's tiles at once: phases[2a + b], dY (2ty + a, 2tx + b) of every
-    // tile, then A dY Aᵀ in one pass.
-    let real = images * n;
-    let len = real.next_multiple_of(LANES);
-    for ch in 0..o {
-        // The planes hold earlier values: an even map writes all of each image's t x t, and
-        // what lies past the last image feeds no tile; an odd map leaves its odd phases' last
-        // row and column, which must read 0.
-        if side % 2 == 1 {
-            phases.fill(0.0);
-        }
-        for i in 0..images {
-            let map = &dy[(i * o + ch) * plane..][..plane];
-            split_phases(map, side, 0, (len, i * t, t), phases);
-        }
-        let views: [&[f32]; 4] = std::array::from_fn(|q| &phases[q * len..][..len]);
-        let mut outs: [&mut [f32]; XI] = split16(&mut out[..XI * len], len);
-        for k in (0..len).step_by(LANES) {
-            let dy = [0, 1, 2, 3].map(|q| Lanes::load(views[q], k));
-            a_dy_at(dy, |r, s, v| v.store(outs[r * 4 + s], k));
-        }
-        for (xi, values) in out.chunks_exact(len).enumerate() {
-            z[(xi * o + ch) * width..][..real].copy_from_slice(&values[..real]);
+simd_kernel! {
+    fn transform_output_grads_body(
+        dy: &[f32],
+        dims: (usize, usize),
+        images: usize,
+        t: usize,
+        z: &mut [f32],
+        width: usize,
+        phases: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let (o, side) = dims;
+        let plane = side * side;
+        let n = t * t;
+        // Over all of the chunk's tiles at once: phases[2a + b], dY (2ty + a, 2tx + b) of every
+        // tile, then A dY Aᵀ in one pass.
+        let real = images * n;
+        let len = real.next_multiple_of(LANES);
+        for ch in 0..o {
+            // The planes hold earlier values: an even map writes all of each image's t x t, and
+            // what lies past the last image feeds no tile; an odd map leaves its odd phases' last
+            // row and column, which must read 0.
+            if side % 2 == 1 {
+                phases.fill(0.0);
+            }
+            for i in 0..images {
+                let map = &dy[(i * o + ch) * plane..][..plane];
+                split_phases(map, side, 0, (len, i * t, t), phases);
+            }
+            let views: [&[f32]; 4] = std::array::from_fn(|q| &phases[q * len..][..len]);
+            let mut outs: [&mut [f32]; XI] = split16(&mut out[..XI * len], len);
+            for k in (0..len).step_by(LANES) {
+                let dy = [0, 1, 2, 3].map(|q| Lanes::load(views[q], k));
+                a_dy_at(dy, |r, s, v| v.store(outs[r * 4 + s], k));
+            }
+            for (xi, values) in out.chunks_exact(len).enumerate() {
+                z[(xi * o + ch) * width..][..real].copy_from_slice(&values[..real]);
+            }
         }
     }
 }
@@ -826,6 +903,32 @@ fn transform_output_grads_body(
 mod tests {
     use super::*;
     use crate::testing::{assert_close, seeded_uniform};
+
+    /// Every row length the maps can have, against the plain definition.
+    #[test]
+    fn deinterleave_and_interleave_every_length() {
+        for len in 0..40usize {
+            let row: Vec<f32> = (0..len).map(|i| i as f32 + 0.5).collect();
+            let (ne, no) = (len.div_ceil(2), len / 2);
+            // A sentinel past each part: nothing may be written there.
+            let mut even = vec![-1.0; ne + 1];
+            let mut odd = vec![-1.0; no + 1];
+            deinterleave(&row, &mut even, &mut odd);
+            let want_even: Vec<f32> = row.iter().step_by(2).copied().collect();
+            let want_odd: Vec<f32> = row.iter().skip(1).step_by(2).copied().collect();
+            assert_eq!(&even[..ne], &want_even[..], "len {len}");
+            assert_eq!(&odd[..no], &want_odd[..], "len {len}");
+            assert_eq!(
+                (even[ne], odd[no]),
+                (-1.0, -1.0),
+                "len {len}: wrote past the end"
+            );
+            let mut back = vec![-1.0; len + 1];
+            interleave(&even, &odd, &mut back[..len]);
+            assert_eq!(&back[..len], &row[..], "len {len}");
+            assert_eq!(back[len], -1.0, "len {len}: wrote past the end");
+        }
+    }
 
     /// Forward, weight, bias and input gradients against im2col's at every level, on even and
     /// odd maps and a batch that ends in a partial chunk.
