@@ -315,10 +315,10 @@ pub(crate) fn forward(
                 conv::forward(level, &dims, relu, x, t(0), kept, bias(), y)
             }
             Op::BatchNorm { dims, relu } if train => {
-                batchnorm::forward_train(&dims, relu, (t(0), t(1)), x, y, &mut saved[i])
+                batchnorm::forward_train(level, &dims, relu, (t(0), t(1)), x, y, &mut saved[i])
             }
             Op::BatchNorm { dims, relu } => {
-                batchnorm::forward_infer(&dims, relu, (t(0), t(1)), t(2), t(3), x, y)
+                batchnorm::forward_infer(level, &dims, relu, (t(0), t(1)), t(2), t(3), x, y)
             }
             Op::Relu => relu::forward(x, y),
             Op::Pool { dims, relu } => pool::forward(

@@ -105,24 +105,24 @@ impl FromStr for Level {
 macro_rules! simd_kernel_impl {
     (
         $(#[$attr:meta])*
-        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
     ) => {
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name(level: $crate::Level, $($arg: $ty),*) {
+        $vis fn $name(level: $crate::Level, $($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
-            fn body($($arg: $ty),*) $body
+            fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             #[allow(clippy::too_many_arguments)]
-            fn avx512($($arg: $ty),*) {
+            fn avx512($($arg: $ty),*) $(-> $ret)? {
                 body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
-            fn avx2($($arg: $ty),*) {
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
                 body($($arg),*)
             }
             match level {

@@ -255,7 +255,9 @@ impl CpuTrainer {
                 Op::BatchNorm { dims, relu } => {
                     let (dgamma, dbeta) = two_mut(grads, node.params[0], node.params[1]);
                     let (gamma, y) = (&tensors[node.params[0]], &acts[i + 1][..b * node.out_len]);
-                    batchnorm::backward(&dims, relu, gamma, &saved[i], x, y, dy, dgamma, dbeta, dx);
+                    batchnorm::backward(
+                        level, &dims, relu, gamma, &saved[i], x, y, dy, dgamma, dbeta, dx,
+                    );
                 }
                 Op::Relu => {
                     if let Some(dx) = dx {

@@ -6,9 +6,14 @@
 //!
 //! Each image's planes are summed in f32 sixteen lanes at a time (vectorized), one task per
 //! image; the planes' sums are then added per channel in f64, in image order, so results do not
-//! depend on the thread count.
+//! depend on the thread count. The per-plane passes are compiled for the run's SIMD level, with
+//! the same arithmetic at every level (no fused multiply-add), so every level gives the same
+//! bits.
 
 use rayon::prelude::*;
+
+use crate::simd::simd_kernel;
+use crate::Level;
 
 /// Batch norm over `c` channels of `plane` values per image.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +57,20 @@ fn plane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
     acc.iter().sum()
 }
 
+simd_kernel! {
+    /// `Σ x` over a plane.
+    fn sum_of(x: &[f32]) -> f32 {
+        plane_sum(x.len(), |k| x[k])
+    }
+}
+
+simd_kernel! {
+    /// `Σ (x - mean)²` over a plane.
+    fn squared_deviations(x: &[f32], mean: f32) -> f32 {
+        plane_sum(x.len(), |k| (x[k] - mean) * (x[k] - mean))
+    }
+}
+
 /// Per image and channel, `[Σ f(x), …]` over the plane, then per channel the sum over images in
 /// f64, in order.
 fn channel_sums(
@@ -74,26 +93,48 @@ fn channel_sums(
 }
 
 /// `y = x * scale[ch] + shift[ch]` (then `max(_, 0)` with `relu`), image by image in parallel.
-fn affine(d: &NormDims, relu: bool, x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn affine(
+    level: Level,
+    d: &NormDims,
+    relu: bool,
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    y: &mut [f32],
+) {
+    let plane = d.plane;
     y.par_chunks_mut(d.len())
         .zip(x.par_chunks(d.len()))
-        .for_each(|(y, x)| {
-            for ((y, x), (&a, &b)) in y
-                .chunks_exact_mut(d.plane)
-                .zip(x.chunks_exact(d.plane))
-                .zip(scale.iter().zip(shift))
-            {
-                if relu {
-                    for (y, &x) in y.iter_mut().zip(x) {
-                        *y = (x * a + b).max(0.0);
-                    }
-                } else {
-                    for (y, &x) in y.iter_mut().zip(x) {
-                        *y = x * a + b;
-                    }
+        .for_each(|(y, x)| affine_image(level, plane, relu, x, scale, shift, y));
+}
+
+simd_kernel! {
+    /// [`affine`] of one image.
+    fn affine_image(
+        plane: usize,
+        relu: bool,
+        x: &[f32],
+        scale: &[f32],
+        shift: &[f32],
+        y: &mut [f32],
+    ) {
+        for ((y, x), (&a, &b)) in y
+            .chunks_exact_mut(plane)
+            .zip(x.chunks_exact(plane))
+            .zip(scale.iter().zip(shift))
+        {
+            if relu {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = (x * a + b).max(0.0);
+                }
+            } else {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = x * a + b;
                 }
             }
-        });
+        }
+    }
 }
 
 /// The training forward: normalizes with the batch's statistics (then the ReLU, with `relu`),
@@ -101,6 +142,7 @@ fn affine(d: &NormDims, relu: bool, x: &[f32], scale: &[f32], shift: &[f32], y: 
 /// [`update_running`]. Two passes over `x` for the statistics (mean, then squared deviations),
 /// one to normalize.
 pub fn forward_train(
+    level: Level,
     d: &NormDims,
     relu: bool,
     (gamma, beta): (&[f32], &[f32]),
@@ -115,17 +157,13 @@ pub fn forward_train(
     );
     let n = (b * d.plane) as f64;
     let plane = |i: usize, ch: usize| &x[i * d.len() + ch * d.plane..][..d.plane];
-    let means: Vec<f64> = channel_sums(d, b, |i, ch| {
-        let p = plane(i, ch);
-        plane_sum(d.plane, |k| p[k])
-    })
-    .into_iter()
-    .map(|s| s / n)
-    .collect();
+    let means: Vec<f64> = channel_sums(d, b, |i, ch| sum_of(level, plane(i, ch)))
+        .into_iter()
+        .map(|s| s / n)
+        .collect();
     let means32: Vec<f32> = means.iter().map(|&m| m as f32).collect();
     let vars: Vec<f64> = channel_sums(d, b, |i, ch| {
-        let (p, m) = (plane(i, ch), means32[ch]);
-        plane_sum(d.plane, |k| (p[k] - m) * (p[k] - m))
+        squared_deviations(level, plane(i, ch), means32[ch])
     })
     .into_iter()
     .map(|s| s / n)
@@ -142,7 +180,7 @@ pub fn forward_train(
         scale[ch] = (gamma[ch] as f64 * invstd) as f32;
         shift[ch] = (beta[ch] as f64 - means32[ch] as f64 * gamma[ch] as f64 * invstd) as f32;
     }
-    affine(d, relu, x, &scale, &shift, y);
+    affine(level, d, relu, x, &scale, &shift, y);
 }
 
 /// Moves the running averages `momentum` of the way towards a batch's statistics (`saved` by
@@ -166,7 +204,9 @@ pub fn update_running(
 }
 
 /// The inference forward, with the running averages (then the ReLU, with `relu`).
+#[allow(clippy::too_many_arguments)]
 pub fn forward_infer(
+    level: Level,
     d: &NormDims,
     relu: bool,
     (gamma, beta): (&[f32], &[f32]),
@@ -186,7 +226,7 @@ pub fn forward_infer(
         scale[ch] = (gamma[ch] as f64 * invstd) as f32;
         shift[ch] = (beta[ch] as f64 - running_mean[ch] as f64 * gamma[ch] as f64 * invstd) as f32;
     }
-    affine(d, relu, x, &scale, &shift, y);
+    affine(level, d, relu, x, &scale, &shift, y);
 }
 
 /// The backward of [`forward_train`] from `dy`, the gradient of its output `y`: `dgamma`,
@@ -194,6 +234,7 @@ pub fn forward_infer(
 /// `y > 0`.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
+    level: Level,
     d: &NormDims,
     relu: bool,
     gamma: &[f32],
@@ -221,6 +262,7 @@ pub fn backward(
             let base = i * d.len() + ch * d.plane;
             let plane = base..base + d.plane;
             dz_sums(
+                level,
                 relu,
                 &x[plane.clone()],
                 &y[plane.clone()],
@@ -254,15 +296,32 @@ pub fn backward(
             ]
         })
         .collect();
-    dx.par_chunks_mut(d.len()).enumerate().for_each(|(i, dx)| {
-        for (ch, dx) in dx.chunks_exact_mut(d.plane).enumerate() {
+    let (len, plane) = (d.len(), d.plane);
+    dx.par_chunks_mut(len)
+        .zip(
+            x.par_chunks(len)
+                .zip(y.par_chunks(len))
+                .zip(dy.par_chunks(len)),
+        )
+        .for_each(|(dx, ((x, y), dy))| input_grad_image(level, plane, relu, &coef, x, y, dy, dx));
+}
+
+simd_kernel! {
+    /// [`backward`]'s input gradient of one image, with each channel's `[scale, mean(dz),
+    /// slope, mean]` in `coef`.
+    fn input_grad_image(
+        plane: usize,
+        relu: bool,
+        coef: &[[f32; 4]],
+        x: &[f32],
+        y: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+    ) {
+        for (ch, dx) in dx.chunks_exact_mut(plane).enumerate() {
             let [scale, mean_dz, slope, mean] = coef[ch];
-            let base = i * d.len() + ch * d.plane;
-            let (x, y, dy) = (
-                &x[base..][..d.plane],
-                &y[base..][..d.plane],
-                &dy[base..][..d.plane],
-            );
+            let at = ch * plane;
+            let (x, y, dy) = (&x[at..][..plane], &y[at..][..plane], &dy[at..][..plane]);
             if relu {
                 for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
                     let dz = if y > 0.0 { dy } else { 0.0 };
@@ -274,13 +333,19 @@ pub fn backward(
                 }
             }
         }
-    });
+    }
 }
 
-/// `(Σ dz, Σ dz (x - mean))` over one plane, `dz = dy` where `y > 0` (all of it without
-/// `relu`), in sixteen f32 lanes.
+simd_kernel! {
+    /// `(Σ dz, Σ dz (x - mean))` over one plane, `dz = dy` where `y > 0` (all of it without
+    /// `relu`), in sixteen f32 lanes.
+    fn dz_sums(relu: bool, x: &[f32], y: &[f32], dy: &[f32], mean: f32) -> (f32, f32) {
+        dz_sums_body(relu, x, y, dy, mean)
+    }
+}
+
 #[inline(always)]
-fn dz_sums(relu: bool, x: &[f32], y: &[f32], dy: &[f32], mean: f32) -> (f32, f32) {
+fn dz_sums_body(relu: bool, x: &[f32], y: &[f32], dy: &[f32], mean: f32) -> (f32, f32) {
     let (mut s1, mut s2) = ([0f32; LANES], [0f32; LANES]);
     let mut add = |l: usize, x: f32, y: f32, dy: f32| {
         let dz = if relu && y <= 0.0 { 0.0 } else { dy };
