@@ -169,6 +169,37 @@ pub fn width(mask: &[bool], w: usize, h: usize) -> Option<f32> {
     (length > 0).then(|| area as f32 / length as f32)
 }
 
+/// The 8-connected regions of `mask` (`w` x `h`): each cell's region (`0` off the mask,
+/// `k + 1` in region `k`) and each region's area in cells.
+pub fn regions(mask: &[bool], w: usize, h: usize) -> (Vec<u32>, Vec<usize>) {
+    let mut label = vec![0u32; mask.len()];
+    let mut areas = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if !mask[start] || label[start] != 0 {
+            continue;
+        }
+        areas.push(0);
+        let k = areas.len() as u32;
+        label[start] = k;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            areas[k as usize - 1] += 1;
+            let (x, y) = (i % w, i / w);
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let j = ny * w + nx;
+                    if mask[j] && label[j] == 0 {
+                        label[j] = k;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+    }
+    (label, areas)
+}
+
 /// Coverage (0-1, anti-aliased) of a round pen `pen` cells wide drawn along `skeleton`.
 pub fn redraw(skeleton: &[bool], w: usize, h: usize, pen: f32) -> Vec<f32> {
     squared_distance(skeleton, w, h)
@@ -270,6 +301,16 @@ mod tests {
                 .count();
             assert!(n >= 2, "cell ({x}, {y}) is an end: the ring was cut");
         }
+    }
+
+    #[test]
+    fn regions_are_counted_with_diagonal_neighbours() {
+        let (mask, w, h) = grid(&["#..##", ".#...", "....#", "#...#"]);
+        let (label, areas) = regions(&mask, w, h);
+        assert_eq!(areas, [2, 2, 2, 1]);
+        assert_eq!(label[..6], [1, 0, 0, 2, 2, 0]);
+        assert_eq!((label[6], label[19], label[15]), (1, 3, 4));
+        assert!(regions(&[false; 4], 2, 2).1.is_empty());
     }
 
     #[test]

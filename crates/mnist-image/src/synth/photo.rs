@@ -3,11 +3,12 @@
 //! the pictures measure `predict` and `read` per condition (`scripts/photo-accuracy.sh`,
 //! `tests/photos.rs`), and [`Blank`] pages with no writing must still be refused.
 //!
-//! Each digit is an MNIST test digit thinned to its centre line ([`crate::stroke::thin`]) and
-//! drawn again as a pen line 1-4 px wide on a picture 300-1400 px across (a phone photo's
-//! scale), so the writing is a person's but the stroke is a ballpoint's. The page under it is
-//! plain, ruled, squared or recycled paper, possibly with a red margin line, lit unevenly, in a
-//! shadow, turned a little, with sensor noise and JPEG compression.
+//! Each digit is an MNIST test digit thinned to its centre line (`pen_path`: cut from its grey
+//! levels where no faint stroke falls apart) and drawn again as a pen line 1-4 px wide on a
+//! picture 300-1400 px across (a phone photo's scale), so the writing is a person's but the
+//! stroke is a ballpoint's. The page under it is plain, ruled, squared or recycled paper,
+//! possibly with a red margin line, lit unevenly, in a shadow, turned a little, with sensor
+//! noise and JPEG compression.
 
 use std::path::{Path, PathBuf};
 
@@ -516,8 +517,7 @@ impl PenDigit {
             .unwrap_or_default();
         let big = imageops::resize(&tile, res, res, FilterType::CatmullRom);
         let n = res as usize;
-        let mask: Vec<bool> = big.pixels().map(|p| p.0[0] >= 110).collect();
-        let skeleton = stroke::thin(&mask, n, n);
+        let skeleton = pen_path(big.as_raw(), n);
         // Each skeleton cell at the mean of its skeleton neighbours within 2 cells: a smooth
         // line rather than a staircase when scaled up.
         let on = |x: isize, y: isize| {
@@ -601,6 +601,29 @@ impl PenDigit {
             }
         }
     }
+}
+
+/// Grey levels (0-255) at which the pen line may be cut from an upscaled MNIST digit, highest
+/// first: a high level keeps loops open that MNIST's anti-aliasing greyed over, a low one keeps
+/// faint strokes whole.
+const PEN_LEVELS: [u8; 5] = [110, 90, 70, 50, 30];
+
+/// Where the writer's pen went in an MNIST digit upscaled to `n` x `n` (`grey`, 0-255): a
+/// one-cell-wide skeleton. The digit is cut at the highest of [`PEN_LEVELS`] that does not break
+/// it into more pieces than the lowest level does: cut too high, a faint stroke falls apart
+/// into dots and dashes, and the picture would show marks the writer never made (read as an
+/// extra "1" or a "!"); cut lower than needed, the small loops of an 8 or a 9 fill in.
+fn pen_path(grey: &[u8], n: usize) -> Vec<bool> {
+    let cut = |level: u8| -> Vec<bool> { grey.iter().map(|&v| v >= level).collect() };
+    let pieces = |mask: &[bool]| stroke::regions(mask, n, n).1.len();
+    let lowest = cut(PEN_LEVELS[PEN_LEVELS.len() - 1]);
+    let whole = pieces(&lowest);
+    let mask = PEN_LEVELS
+        .iter()
+        .map(|&level| cut(level))
+        .find(|mask| pieces(mask) <= whole)
+        .unwrap_or(lowest);
+    stroke::thin(&mask, n, n)
 }
 
 fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
@@ -876,5 +899,54 @@ fn photo_encoding(condition: Condition, rng: &mut impl Rng) -> Encoding {
         Encoding::Jpeg(rng.random_range(75..=92))
     } else {
         Encoding::Png
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_faint_stretch_of_stroke_stays_part_of_the_pen_line() {
+        // A bar 4 cells thick across a 40x40 grid: grey 220, but 80 in the middle (MNIST's
+        // scanner greyed it). Cut at 110, the pen line would be two dashes.
+        let grey: Vec<u8> = (0..40 * 40)
+            .map(|i| {
+                let (x, y) = (i % 40, i / 40);
+                match (
+                    (18..22).contains(&y),
+                    (5..35).contains(&x),
+                    (17..23).contains(&x),
+                ) {
+                    (true, true, true) => 80,
+                    (true, true, false) => 220,
+                    _ => 0,
+                }
+            })
+            .collect();
+        let line = pen_path(&grey, 40);
+        assert_eq!(stroke::regions(&line, 40, 40).1.len(), 1);
+        assert!((8..32).all(|x| (18..22).any(|y| line[y * 40 + x])));
+        // A ring whose hole MNIST's anti-aliasing greyed to 60 is in one piece at 110, and
+        // cut there: its loop stays open (cut at 30, the hole would fill and thin to a dot).
+        let ring: Vec<u8> = (0..40 * 40)
+            .map(|i| {
+                let (x, y) = ((i % 40) as f32 - 19.5, (i / 40) as f32 - 19.5);
+                match (x * x + y * y).sqrt() {
+                    r if r < 6.0 => 60,
+                    r if r < 12.0 => 220,
+                    _ => 0,
+                }
+            })
+            .collect();
+        let line = pen_path(&ring, 40);
+        assert_eq!(line, stroke::thin(&cut_at(&ring, 110), 40, 40));
+        let row = &line[20 * 40..21 * 40];
+        assert!(!row[18..22].contains(&true), "the loop filled in");
+        assert!(row[6..14].contains(&true) && row[26..34].contains(&true));
+    }
+
+    fn cut_at(grey: &[u8], level: u8) -> Vec<bool> {
+        grey.iter().map(|&v| v >= level).collect()
     }
 }
