@@ -279,7 +279,7 @@ fn luminance(planes: &[Vec<f32>]) -> Vec<f32> {
 /// noise ([`scale_to_strokes`]).
 fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option<(Vec<f32>, f32)> {
     let luma = luminance(planes);
-    let dark_ink = dark_ink(&luma)?;
+    let dark_ink = dark_ink(&luma, width, height)?;
     let mut candidates: Vec<&[f32]> = vec![&luma];
     if planes.len() == 3 {
         candidates.extend(planes.iter().map(Vec::as_slice));
@@ -425,11 +425,12 @@ fn centre_and_noise(darker: &[f32]) -> (f32, f32) {
 /// Whether the ink is darker than the paper. First by the tails beyond the paper's levels:
 /// the darkest and the brightest of the luminance histogram's peaks (each holding at least 5%
 /// of the picture) are paper, or paper in a shadow, and thin ink is a tail reaching well below
-/// the darkest or above the brightest. When neither tail clearly wins (bold ink is a peak of its
+/// the darkest or above the brightest, made of strokes rather than a patch the frame cuts
+/// ([`framed_patch`]). When neither tail clearly wins (bold ink is a peak of its
 /// own), a picture that is mostly light ([`LIGHT_PAPER`]) is paper: in a page half in a
 /// shadow, the lit half would otherwise pass for a light stroke. Otherwise, whether the
 /// luminance reaches further below its median than above it. `None` for an empty picture.
-fn dark_ink(luma: &[f32]) -> Option<bool> {
+fn dark_ink(luma: &[f32], width: usize, height: usize) -> Option<bool> {
     if luma.is_empty() {
         return None;
     }
@@ -451,8 +452,17 @@ fn dark_ink(luma: &[f32]) -> Option<bool> {
         .collect();
     if let (Some(&lowest), Some(&highest)) = (peaks.first(), peaks.last()) {
         let level = |i: usize| (i as f32 + 0.5) / BINS as f32;
-        let below = level(lowest) - fine.quantile(0.002);
-        let above = fine.quantile(0.998) - level(highest);
+        let (dark_end, light_end) = (fine.quantile(0.002), fine.quantile(0.998));
+        let (paper_low, paper_high) = (level(lowest), level(highest));
+        let (mut below, mut above) = (paper_low - dark_end, light_end - paper_high);
+        // A tail that the picture's frame cuts along much of its outline is a patch of light
+        // or shade (the lit corner of a page that lies mostly in a shadow), not strokes.
+        if framed_patch(luma, width, height, |v| v > (paper_high + light_end) / 2.0) {
+            above = 0.0;
+        }
+        if framed_patch(luma, width, height, |v| v < (paper_low + dark_end) / 2.0) {
+            below = 0.0;
+        }
         if below > 0.1 && below > 2.0 * above {
             return Some(true);
         }
@@ -468,9 +478,35 @@ fn dark_ink(luma: &[f32]) -> Option<bool> {
     Some(median - low >= high - median)
 }
 
+/// Whether the pixels of `luma` (`width` x `height`) that are `beyond` the paper have at least
+/// [`FRAMED_OUTLINE`] of their outline on the picture's edge.
+fn framed_patch(luma: &[f32], width: usize, height: usize, beyond: impl Fn(f32) -> bool) -> bool {
+    let on = |x: usize, y: usize| beyond(luma[y * width + x]);
+    let (mut outline, mut framed) = (0usize, 0usize);
+    for y in 0..height {
+        for x in 0..width {
+            if !on(x, y) {
+                continue;
+            }
+            let edge = x == 0 || y == 0 || x + 1 == width || y + 1 == height;
+            if edge {
+                framed += 1;
+                outline += 1;
+            } else if !(on(x - 1, y) && on(x + 1, y) && on(x, y - 1) && on(x, y + 1)) {
+                outline += 1;
+            }
+        }
+    }
+    outline > 0 && framed as f32 >= FRAMED_OUTLINE * outline as f32
+}
+
 /// A picture whose median luminance is at least this is light paper, even in a shadow: light
 /// ink comes on black, a blackboard, a dark-mode canvas.
 const LIGHT_PAPER: f32 = 0.35;
+/// Pixels beyond the paper's levels with at least this fraction of their outline on the
+/// picture's edge are a patch of light or shade that the frame cuts, not strokes (a stroke that
+/// runs off the picture leaves only its width on the edge).
+const FRAMED_OUTLINE: f32 = 0.25;
 
 /// A fine histogram of values in 0-1, for quantiles of a whole picture in one pass.
 struct Histogram {
@@ -945,6 +981,25 @@ mod tests {
             .collect();
         assert_eq!(got, [55.0, 75.0, 90.0, 205.0, 225.0, 240.0]);
         assert!(planes.alpha.is_none());
+    }
+
+    #[test]
+    fn a_lit_corner_of_a_page_in_shadow_is_not_ink() {
+        // Paper 80 in a shadow, lit to 190 in a corner triangle (2% of the picture), a 3-px
+        // stroke of ink 40: the ink is the dark stroke, though the bright corner reaches further
+        // beyond the paper.
+        let img = GrayImage::from_fn(400, 300, |x, y| {
+            Luma([if (195..198).contains(&x) && (80..220).contains(&y) {
+                40
+            } else if x + (300 - y) < 70 {
+                190
+            } else {
+                80
+            }])
+        });
+        let map = InkMap::from_image(&DynamicImage::ImageLuma8(img));
+        assert!((80..220).all(|y| map.at(196, y) > 0.9));
+        assert_eq!(map.at(5, 295), 0.0);
     }
 
     #[test]
