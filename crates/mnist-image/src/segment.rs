@@ -57,6 +57,19 @@ impl BBox {
             .max(other.x)
             .saturating_sub(self.right().min(other.right()))
     }
+
+    /// Empty rows between the two boxes (0 when they overlap).
+    fn y_gap(&self, other: &BBox) -> u32 {
+        self.y
+            .max(other.y)
+            .saturating_sub(self.bottom().min(other.bottom()))
+    }
+
+    /// Whether the two boxes are no further apart vertically than [`STACKED_GAP`] of the
+    /// taller one's height: the pieces of one digit.
+    fn stacked_close(&self, other: &BBox) -> bool {
+        self.y_gap(other) as f32 <= STACKED_GAP * self.h.max(other.h) as f32
+    }
 }
 
 /// One digit's ink, cropped to its box, with every pixel that belongs to something else zeroed.
@@ -147,6 +160,13 @@ const ANCHOR_EXTENT: f32 = 0.04;
 const EDGE_LINE_WIDTH: u32 = 4;
 /// A component this many times wider than high is a flat dash: a rule's stub, or a digit's bar.
 const DASH_ASPECT: u32 = 4;
+/// A group at least this many times as high as wide is a straight line, not a "1", when it is
+/// also far taller than the line's digits.
+const RULE_ASPECT: f32 = 8.0;
+/// Pieces of one digit (a 5's flag, a broken 4) are at most this fraction of the taller one's
+/// height apart vertically; further apart, a piece that shares their columns is something else
+/// (what a shadow's edge or a page's edge left below the line).
+const STACKED_GAP: f32 = 0.35;
 /// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
 /// at most 1.0 wide, two joined ones 1.3 and more); a lone group needs more, since the line
 /// height is then its own.
@@ -276,7 +296,7 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
         .collect();
     while let Some((a, b)) = find_pair(&groups, |a, b| {
         let overlap = a.x_overlap(b) as f32;
-        overlap >= 0.5 * a.w.min(b.w) as f32
+        overlap >= 0.5 * a.w.min(b.w) as f32 && a.stacked_close(b)
     }) {
         merge(&mut groups, a, b);
     }
@@ -287,13 +307,21 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
     let first_height = line_height(&groups);
     while let Some((a, b)) = find_pair(&groups, |a, b| {
         let small = |g: &BBox| (g.h as f32) < 0.5 * first_height;
-        (small(a) || small(b)) && (a.x_gap(b) as f32) < 0.15 * first_height
+        (small(a) || small(b)) && (a.x_gap(b) as f32) < 0.15 * first_height && a.stacked_close(b)
     }) {
         merge(&mut groups, a, b);
     }
     let line_height = line_height(&groups);
-    // What is still small in both directions is a speck near the strokes, not a digit.
-    groups.retain(|g| g.1.h as f32 >= 0.3 * line_height || g.1.w as f32 >= 0.3 * line_height);
+    // What is still small (under 0.4 of the line's height and 0.3 of it across) is a speck or
+    // a short dash near the strokes, not a digit. A flat dash on its own, or a thin line twice
+    // the line's height, is what a printed line or the page's edge left behind (a digit's own
+    // dashes, the flag of a 5 or the bar of a 7, were merged into it above).
+    groups.retain(|g| {
+        let (w, h) = (g.1.w as f32, g.1.h as f32);
+        (h >= 0.4 * line_height || w >= 0.3 * line_height)
+            && w < DASH_ASPECT as f32 * h
+            && !(h >= 1.8 * line_height && w * RULE_ASPECT <= h)
+    });
     groups.sort_by_key(|g| g.1.x);
     let joined = if groups.len() > 1 {
         JOINED_WIDTH
@@ -694,6 +722,25 @@ mod tests {
             }
         }
         map
+    }
+
+    #[test]
+    fn what_printed_lines_and_stray_marks_leave_around_a_number_is_not_a_digit() {
+        // On 400x300, two ones 80 high at x 100 and 160 (the line's height is 80), and around
+        // them: a flat dash under both, 60 rows below the line (what a shadow's edge or the
+        // page's edge left; close enough to the ones to count, too far below to be a piece of
+        // either); a short vertical dash between them (30 high, under 0.4 of the line: a mark,
+        // not a one); and a thin line 180 high to their right (a rule's remnant).
+        let ones = [[100, 100, 6, 80], [160, 100, 6, 80]];
+        let clutter = [[90, 240, 90, 3], [130, 130, 3, 30], [220, 40, 4, 180]];
+        let parts: Vec<[usize; 4]> = ones.iter().chain(&clutter).copied().collect();
+        let segments = number_glyphs(&rectangles(400, 300, &parts));
+        assert_eq!(boxes(&segments), [[100, 100, 6, 80], [160, 100, 6, 80]]);
+        // A dash just below a digit (4 rows) is still a piece of it.
+        let near_dash = [[96, 184, 14, 3]];
+        let parts: Vec<[usize; 4]> = ones.iter().chain(&near_dash).copied().collect();
+        let segments = number_glyphs(&rectangles(400, 300, &parts));
+        assert_eq!(boxes(&segments), [[96, 100, 14, 87], [160, 100, 6, 80]]);
     }
 
     #[test]
