@@ -65,10 +65,19 @@ impl BBox {
             .saturating_sub(self.bottom().min(other.bottom()))
     }
 
-    /// Whether the two boxes are no further apart vertically than [`STACKED_GAP`] of the
-    /// taller one's height: the pieces of one digit.
+    /// Whether the box is a flat dash ([`DASH_ASPECT`]).
+    fn is_dash(&self) -> bool {
+        self.w >= DASH_ASPECT * self.h
+    }
+
+    /// Whether the two boxes may hold pieces of one digit as far as their rows go: a flat dash
+    /// (a 5's flag, a 7's bar) sits at most [`DASH_GAP`] of the other's height above or below
+    /// it. Other pieces may be further apart, where a removed rule cut a stroke.
     fn stacked_close(&self, other: &BBox) -> bool {
-        self.y_gap(other) as f32 <= STACKED_GAP * self.h.max(other.h) as f32
+        let dash_gap = |dash: &BBox, piece: &BBox| {
+            !dash.is_dash() || dash.y_gap(piece) as f32 <= DASH_GAP * piece.h as f32
+        };
+        dash_gap(self, other) && dash_gap(other, self)
     }
 }
 
@@ -163,10 +172,10 @@ const DASH_ASPECT: u32 = 4;
 /// A group at least this many times as high as wide is a straight line, not a "1", when it is
 /// also far taller than the line's digits.
 const RULE_ASPECT: f32 = 8.0;
-/// Pieces of one digit (a 5's flag, a broken 4) are at most this fraction of the taller one's
-/// height apart vertically; further apart, a piece that shares their columns is something else
-/// (what a shadow's edge or a page's edge left below the line).
-const STACKED_GAP: f32 = 0.35;
+/// A flat dash that is a piece of a digit is at most this fraction of the digit's height above
+/// or below it; further away, a dash that shares its columns is something else (what a
+/// shadow's edge or the page's edge left below the line).
+const DASH_GAP: f32 = 0.35;
 /// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
 /// at most 1.0 wide, two joined ones 1.3 and more); a lone group needs more, since the line
 /// height is then its own.
@@ -255,7 +264,7 @@ fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
     let anchors: Vec<BBox> = kept
         .iter()
         .map(|(_, c)| c.bbox)
-        .filter(|b| b.w.max(b.h) as f32 >= ANCHOR_EXTENT * side && b.w < DASH_ASPECT * b.h)
+        .filter(|b| b.w.max(b.h) as f32 >= ANCHOR_EXTENT * side && !b.is_dash())
         .collect();
     let near_an_anchor = |b: &BBox| {
         anchors.iter().any(|a| {
@@ -319,7 +328,7 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
     groups.retain(|g| {
         let (w, h) = (g.1.w as f32, g.1.h as f32);
         (h >= 0.4 * line_height || w >= 0.3 * line_height)
-            && w < DASH_ASPECT as f32 * h
+            && !g.1.is_dash()
             && !(h >= 1.8 * line_height && w * RULE_ASPECT <= h)
     });
     groups.sort_by_key(|g| g.1.x);
@@ -736,11 +745,15 @@ mod tests {
         let parts: Vec<[usize; 4]> = ones.iter().chain(&clutter).copied().collect();
         let segments = number_glyphs(&rectangles(400, 300, &parts));
         assert_eq!(boxes(&segments), [[100, 100, 6, 80], [160, 100, 6, 80]]);
-        // A dash just below a digit (4 rows) is still a piece of it.
-        let near_dash = [[96, 184, 14, 3]];
-        let parts: Vec<[usize; 4]> = ones.iter().chain(&near_dash).copied().collect();
+        // A dash just below a digit (4 rows) is still a piece of it, and so are two halves of
+        // a digit 25 rows apart (where a removed rule cut its stroke).
+        let pieces = [[94, 184, 18, 4], [220, 100, 30, 40], [222, 165, 30, 15]];
+        let parts: Vec<[usize; 4]> = ones.iter().chain(&pieces).copied().collect();
         let segments = number_glyphs(&rectangles(400, 300, &parts));
-        assert_eq!(boxes(&segments), [[96, 100, 14, 87], [160, 100, 6, 80]]);
+        assert_eq!(
+            boxes(&segments),
+            [[94, 100, 18, 88], [160, 100, 6, 80], [220, 100, 32, 80]]
+        );
     }
 
     #[test]
