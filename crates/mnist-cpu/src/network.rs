@@ -7,7 +7,7 @@ use mnist_data::{Normalization, IMAGE_PIXELS};
 use mnist_model::layers::{Layer, ParamSpec};
 use mnist_model::{Architecture, BATCH_NORM_EPS};
 
-use crate::layers::{batchnorm, conv, dense, first_conv, pool, relu};
+use crate::layers::{batchnorm, conv, dense, first_conv, grow, pool, relu};
 use crate::plan::{Op, Plan};
 use crate::Level;
 
@@ -218,11 +218,6 @@ impl Workspace {
     /// Grows the buffers for batches of `b` images of `plan`: the forward's, and the backward's
     /// too when `train`.
     pub(crate) fn ensure(&mut self, plan: &Plan, b: usize, train: bool) {
-        let grow = |v: &mut Vec<f32>, len: usize| {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-        };
         if b > self.capacity || self.acts.len() != plan.nodes.len() + 1 {
             let b = b.max(self.capacity);
             self.acts.resize_with(plan.nodes.len() + 1, Vec::new);

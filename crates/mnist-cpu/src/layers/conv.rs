@@ -79,9 +79,7 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]
     SCRATCH.with(|cell| {
         let mut bufs = cell.borrow_mut();
         for buf in bufs.iter_mut() {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
+            super::grow(buf, len);
         }
         let [a, b, c] = &mut *bufs;
         f(&mut a[..len], &mut b[..len], &mut c[..len])

@@ -11,3 +11,11 @@ pub mod first_conv;
 pub mod pool;
 pub mod relu;
 pub mod winograd;
+
+/// Grows a reused buffer to at least `len` values, zero-filling the new room. It never shrinks,
+/// so per-thread and per-workspace buffers settle at the largest size they are asked for.
+pub(crate) fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+}

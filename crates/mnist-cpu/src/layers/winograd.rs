@@ -80,9 +80,7 @@ fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut
     SCRATCH.with(|cell| {
         let mut bufs = cell.borrow_mut();
         for (buf, &len) in bufs.iter_mut().zip(&lens) {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
+            super::grow(buf, len);
         }
         let [a, b, c] = &mut *bufs;
         f(&mut a[..lens[0]], &mut b[..lens[1]], &mut c[..lens[2]])
@@ -102,9 +100,7 @@ thread_local! {
 fn take_phases(lens: [usize; 2]) -> [Vec<f32>; 2] {
     let mut bufs = PHASES.take();
     for (buf, &len) in bufs.iter_mut().zip(&lens) {
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
+        super::grow(buf, len);
     }
     bufs
 }
