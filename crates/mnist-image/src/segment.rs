@@ -322,9 +322,9 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
     }
     let line_height = line_height(&groups);
     // What is still small (under 0.4 of the line's height and 0.3 of it across) is a speck or
-    // a short dash near the strokes, not a digit. A flat dash on its own, or a thin line twice
-    // the line's height, is what a printed line or the page's edge left behind (a digit's own
-    // dashes, the flag of a 5 or the bar of a 7, were merged into it above).
+    // a short dash near the strokes, not a digit. A flat dash on its own, or a thin line 1.8
+    // times the line's height or more, is what a printed line or the page's edge left behind (a
+    // digit's own dashes, the flag of a 5 or the bar of a 7, were merged into it above).
     groups.retain(|g| {
         let (w, h) = (g.1.w as f32, g.1.h as f32);
         (h >= 0.4 * line_height || w >= 0.3 * line_height)
