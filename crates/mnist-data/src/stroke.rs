@@ -1,13 +1,14 @@
-//! Stroke geometry on small binary grids: the Euclidean distance transform, thinning to a
-//! one-pixel skeleton, a stroke's width, and redrawing a skeleton with a round pen.
+//! Stroke geometry on binary grids: the Euclidean distance transform, thinning to a one-pixel
+//! skeleton, a stroke's width, connected regions, and redrawing a skeleton with a round pen.
 //!
-//! Used three times: by `mnist_image::mnist_style` to bring a thin pen line to MNIST's stroke
-//! width before it is scaled to 20 pixels (a 1-px line on a 900-px picture would otherwise become
-//! a faint trace), by `mnist_image::synth::photo` to turn an MNIST digit into a thin pen line,
-//! and by [`crate::augment`] to redraw training digits the way the first of these redraws a
-//! photo's. The grids are glyph-sized (at most a few hundred pixels a side), so plain loops are
-//! fast enough; the `imageproc` crate has a distance transform but no thinning, and would bring
-//! nalgebra and a third `rand` into the workspace for one 40-line function.
+//! Used by `mnist_image::mnist_style` to bring a thin pen line to MNIST's stroke width before it
+//! is scaled to 20 pixels (a 1-px line on a 900-px picture would otherwise become a faint trace),
+//! by `mnist_image::synth::photo` to turn an MNIST digit into a thin pen line, by
+//! [`crate::augment`] to redraw training digits the way the first of these redraws a photo's, and
+//! by `mnist_image::segment` to label the ink of a whole picture ([`regions`], linear in its
+//! cells). Thinning runs on glyph-sized grids only, so plain loops are fast enough; the
+//! `imageproc` crate has a distance transform but no thinning, and would bring nalgebra and a
+//! third `rand` into the workspace for one 40-line function.
 
 /// MNIST's median stroke width in pixels of the 20-pixel box its digits are scaled to, by
 /// `mnist_image::mnist_style::stroke_width` over the first 10,000 training digits (`cargo run

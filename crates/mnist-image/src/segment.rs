@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::ink::InkMap;
+use crate::stroke;
 
 /// A rectangle in pixels: left, top, width, height. Serializes as `[x, y, w, h]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,34 +195,23 @@ const DIGIT_WIDTH: f32 = 0.85;
 /// Labels 8-connected components of nonzero ink; returns the label image (0 = paper, `i + 1`
 /// = component `i`) and the components.
 fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
-    let (w, h) = (map.width, map.height);
-    let mut labels = vec![0u32; w * h];
-    let mut components = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..w * h {
-        if map.ink[start] == 0.0 || labels[start] != 0 {
+    let w = map.width;
+    let inked: Vec<bool> = map.ink.iter().map(|&v| v != 0.0).collect();
+    let (labels, areas) = stroke::regions(&inked, w, map.height);
+    // Each component's extent (x0, y0, x1, y1) and mass, in one pass over the labels.
+    let mut found = vec![((usize::MAX, usize::MAX, 0, 0), 0.0f32); areas.len()];
+    for (i, &label) in labels.iter().enumerate() {
+        if label == 0 {
             continue;
         }
-        let label = components.len() as u32 + 1;
-        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-        let mut mass = 0.0;
-        labels[start] = label;
-        stack.push(start);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % w, i / w);
-            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            mass += map.ink[i];
-            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
-                for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
-                    let j = ny * w + nx;
-                    if map.ink[j] != 0.0 && labels[j] == 0 {
-                        labels[j] = label;
-                        stack.push(j);
-                    }
-                }
-            }
-        }
-        components.push(Component {
+        let ((x0, y0, x1, y1), mass) = &mut found[label as usize - 1];
+        let (x, y) = (i % w, i / w);
+        (*x0, *y0, *x1, *y1) = ((*x0).min(x), (*y0).min(y), (*x1).max(x), (*y1).max(y));
+        *mass += map.ink[i];
+    }
+    let components = found
+        .into_iter()
+        .map(|((x0, y0, x1, y1), mass)| Component {
             bbox: BBox {
                 x: x0 as u32,
                 y: y0 as u32,
@@ -229,8 +219,8 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
                 h: (y1 - y0 + 1) as u32,
             },
             mass,
-        });
-    }
+        })
+        .collect();
     (labels, components)
 }
 
