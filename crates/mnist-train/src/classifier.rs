@@ -170,7 +170,13 @@ mod tests {
             let last = classifier
                 .probabilities(&images[images.len() - 1..])
                 .unwrap();
-            assert_eq!(all[images.len() - 1], last[0], "{name}");
+            // Bit for bit with the AVX-512 kernels; the AVX2 ones sum a short batch's tail in
+            // another order, which moves the last bit of a probability, never the answer.
+            let (a, b) = (&all[images.len() - 1], &last[0]);
+            assert!(
+                a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6) && ranked(a) == ranked(b),
+                "{name}: {a:?} vs {b:?}"
+            );
             for p in &all {
                 assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
             }
