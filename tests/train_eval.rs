@@ -517,14 +517,8 @@ fn eval_batch_size_does_not_change_the_results() {
     }
 }
 
-/// Whether this CPU runs the AVX-512 kernels, the ones the shipped weights were trained with.
+/// Whether training here runs the AVX-512 kernels, the ones the shipped weights were trained
+/// with (the level the trainer picks: the CPU's best, or `MNIST_SIMD`).
 fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    mnist_cpu::Level::from_env() == Ok(mnist_cpu::Level::Avx512)
 }
