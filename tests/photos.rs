@@ -23,7 +23,9 @@ fn photos(dir: &std::path::Path, counts: Counts) -> Vec<PhotoSample> {
     let mnist_dir = real_mnist_dir();
     let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
     let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
-    write_photos(dir, &images.pixels, &labels.0, counts, 17).unwrap()
+    write_photos(dir, &images.pixels, &labels.0, counts, 17)
+        .unwrap()
+        .samples
 }
 
 /// Right answers per condition: what `command --json` said about `samples` of that kind.

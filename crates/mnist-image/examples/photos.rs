@@ -16,19 +16,25 @@
 //! `photos example CONDITION DIGITS OUT.jpg [SEED]` writes one picture of a number of DIGITS
 //! digits written under CONDITION (`number_photo_of`), as JPEG quality 80, and prints the
 //! number: the photo docs/photos.md and the README show.
+//!
+//! `photos fidelity` measures `pen_fidelity` over MNIST's 10,000 test digits and prints its
+//! percentiles and how many digits, of each label, fall under `MIN_PEN_FIDELITY`: the ones the
+//! generators pass over.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mnist_data::IMAGE_PIXELS;
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
 use mnist_image::synth::photo::{
-    number_photo_of, phone_photo, write_photos, Blank, Condition, Counts,
+    number_photo_of, pen_fidelity, phone_photo, write_photos, Blank, Condition, Counts,
+    MIN_PEN_FIDELITY,
 };
 use mnist_image::synth::{encode, Encoding};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED]";
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity";
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,6 +43,7 @@ fn main() -> Result<(), Error> {
         Some("score") => score(&args[1..]),
         Some("big") => big(&args[1..]),
         Some("example") => example(&args[1..]),
+        Some("fidelity") => fidelity(),
         _ => Err(USAGE.into()),
     }
 }
@@ -54,8 +61,52 @@ fn write(args: &[String]) -> Result<(), Error> {
         numbers: numbers.parse()?,
         blanks: blanks.parse()?,
     };
-    let samples = write_photos(&out, &images, &labels, counts, seed)?;
-    eprintln!("wrote {} pictures to {}", samples.len(), out.display());
+    let set = write_photos(&out, &images, &labels, counts, seed)?;
+    eprintln!(
+        "wrote {} pictures to {} (passed over {} MNIST digits whose pen line does not stand for them)",
+        set.samples.len(),
+        out.display(),
+        set.skipped
+    );
+    Ok(())
+}
+
+fn fidelity() -> Result<(), Error> {
+    let (images, labels) = test_set()?;
+    let scores: Vec<f32> = images
+        .chunks_exact(IMAGE_PIXELS)
+        .map(pen_fidelity)
+        .collect();
+    let mut sorted = scores.clone();
+    sorted.sort_by(f32::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "pen fidelity over {} MNIST test digits: 1% {:.3}, 5% {:.3}, 10% {:.3}, median {:.3}, 90% {:.3}",
+        sorted.len(),
+        at(0.01),
+        at(0.05),
+        at(0.1),
+        at(0.5),
+        at(0.9)
+    );
+    for cut in [0.75, 0.8, MIN_PEN_FIDELITY, 0.85, 0.9] {
+        let mut under = [0usize; 10];
+        for (score, &label) in scores.iter().zip(&labels) {
+            if *score < cut {
+                under[label as usize] += 1;
+            }
+        }
+        let total: usize = under.iter().sum();
+        println!(
+            "under {cut}{}: {total} ({:.1}%), by label 0-9: {under:?}",
+            if cut == MIN_PEN_FIDELITY {
+                " (the generators' cut)"
+            } else {
+                ""
+            },
+            100.0 * total as f64 / scores.len() as f64
+        );
+    }
     Ok(())
 }
 
