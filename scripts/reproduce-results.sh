@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Reproduces the accuracy table of docs/performance.md: trains the tutorial recipe, the time-to-99% recipe and
-# the convnet recipe on the CPU with seed 42, and prints one markdown row per model.
-# Takes about a minute (tutorial and fast) plus about 13 minutes (convnet) on a quiet 2-core machine.
+# Reproduces the accuracy table of docs/performance.md: trains the tutorial recipe, the time-to-99% recipe,
+# the convnet recipe and the pen-stroke recipe (weights/pen.safetensors) on the CPU with seed 42, and
+# prints one markdown row per model.
+# Takes about a minute (tutorial and fast) plus about 13 and 18 minutes (convnet, pen) on a quiet
+# 2-core machine.
 # Usage: scripts/reproduce-results.sh [OUT_DIR]   (default runs/; the data: --data-dir's default,
 # the clone's data/mnist unless MNIST_DIR names another folder)
 set -euo pipefail
@@ -22,6 +24,7 @@ train() { # name, then train flags
 tutorial_s=$(train tutorial)
 fast_s=$(train fast --model fast --epochs 3 --lr 3e-3 --lr-decay 0.2)
 convnet_s=$(train convnet --model convnet --augment --epochs 20 --lr-decay 0.8)
+pen_s=$(train pen --model convnet --augment --pen-strokes 1.0 --epochs 20 --lr-decay 0.8)
 
 echo "| model | command | test accuracy | epochs | wall time | median s/epoch |"
 echo "| --- | --- | --- | --- | --- | --- |"
@@ -37,4 +40,5 @@ PY
 row tutorial "mnist train" "$tutorial_s"
 row fast "mnist train --model fast --epochs 3 --lr 3e-3 --lr-decay 0.2" "$fast_s"
 row convnet "mnist train --model convnet --augment --epochs 20 --lr-decay 0.8" "$convnet_s"
+row pen "mnist train --model convnet --augment --pen-strokes 1.0 --epochs 20 --lr-decay 0.8" "$pen_s"
 "$mnist" eval --device cpu --weights "$out/convnet.safetensors" --json >&2

@@ -292,6 +292,7 @@ fn the_shipped_weights_score_what_the_readme_says() {
         ("weights/tutorial.safetensors", 9854),
         ("weights/fast.safetensors", 9934),
         ("weights/convnet.safetensors", 9971),
+        ("weights/pen.safetensors", 9810),
     ] {
         let out = mnist()
             .current_dir(elsewhere.path())

@@ -6,24 +6,73 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mnist_data::{IMAGE_SIDE, NUM_CLASSES};
-use mnist_image::{BBox, FoundDigit, ImageError, MnistPixels, Segment};
+use mnist_image::{FoundDigit, ImageError, MnistPixels, Segment};
 use mnist_train::{ranked, Classifier};
 use rayon::prelude::*;
 use serde_json::json;
 
 use crate::cli::ModelArgs;
-use crate::device;
+use crate::{device, weights};
 
-/// Loads the model named by `args` (or the built-in one) as a classifier.
-pub fn classifier(args: &ModelArgs) -> Result<Classifier> {
-    let (device, device_name) = device::open(args.device)?;
-    let loaded = args.weights.load(&device)?;
-    eprintln!(
-        "model: {} from {} on {device_name}",
-        loaded.network.architecture,
-        loaded.source.display()
-    );
-    Ok(Classifier::new(&loaded.network, loaded.normalization)?)
+/// The models that read found digits: the one `--weights` names for every digit, or the
+/// built-in ones, each for the digits it was trained on (the convnet for MNIST-like strokes, the
+/// pen model for thin pen lines the image reader redrew).
+pub struct Reader {
+    general: Classifier,
+    /// For [`FoundDigit::redrawn`] digits; `None` with `--weights`.
+    pen: Option<Classifier>,
+}
+
+impl Reader {
+    /// Loads the model named by `args`, or the built-in ones.
+    pub fn load(args: &ModelArgs) -> Result<Self> {
+        let (device, device_name) = device::open(args.device)?;
+        let loaded = args.weights.load(&device)?;
+        eprintln!(
+            "model: {} from {} on {device_name}",
+            loaded.network.architecture,
+            loaded.source.display()
+        );
+        let general = Classifier::new(&loaded.network, loaded.normalization)?;
+        let pen = match args.weights.weights {
+            Some(_) => None,
+            None => {
+                let pen = weights::load_pen(&device)?;
+                eprintln!("model for thin pen strokes: {}", pen.source.display());
+                Some(Classifier::new(&pen.network, pen.normalization)?)
+            }
+        };
+        Ok(Self { general, pen })
+    }
+
+    /// Each digit's ten probabilities, in order: one batched pass per model.
+    pub fn probabilities(&self, digits: &[&FoundDigit]) -> Result<Vec<[f32; NUM_CLASSES]>> {
+        let for_pen = |digit: &FoundDigit| digit.redrawn && self.pen.is_some();
+        let batch = |pen: bool| -> Vec<MnistPixels> {
+            digits
+                .iter()
+                .filter(|d| for_pen(d) == pen)
+                .map(|d| d.pixels)
+                .collect()
+        };
+        let mut general = self.general.probabilities(&batch(false))?.into_iter();
+        let mut pen = match &self.pen {
+            Some(pen) => pen.probabilities(&batch(true))?,
+            None => Vec::new(),
+        }
+        .into_iter();
+        digits
+            .iter()
+            .map(|d| {
+                let answer = if for_pen(d) {
+                    pen.next()
+                } else {
+                    general.next()
+                };
+                answer.context("the model returned fewer answers than digits")
+            })
+            .collect()
+    }
 }
 
 /// Runs `prepare` on every path in parallel (decoding is most of the work for large pictures),
@@ -43,16 +92,15 @@ pub type ReadDigit = (FoundDigit, [f32; NUM_CLASSES]);
 /// to be touching digits is cut or kept whole by which the model reads more confidently
 /// ([`Segment::choose`]).
 pub fn read_numbers(
-    classifier: &Classifier,
+    reader: &Reader,
     numbers: &[&[Segment<FoundDigit>]],
 ) -> Result<Vec<Vec<ReadDigit>>> {
-    let inputs: Vec<MnistPixels> = numbers
+    let inputs: Vec<&FoundDigit> = numbers
         .iter()
         .flat_map(|segments| segments.iter())
         .flat_map(|segment| segment.candidates())
-        .map(|digit| digit.pixels)
         .collect();
-    let mut answers = classifier.probabilities(&inputs)?.into_iter();
+    let mut answers = reader.probabilities(&inputs)?.into_iter();
     let mut missing = false;
     let read = numbers
         .iter()
@@ -139,9 +187,9 @@ impl DigitAnswer {
         self.top3[0].1
     }
 
-    /// `digit`, `probability`, `uncertain`, `box` and `top3`: one element of `digits` in
-    /// `read --json`.
-    pub fn to_json(&self, bbox: &BBox) -> serde_json::Value {
+    /// `digit`, `probability`, `uncertain`, `box`, `redrawn` and `top3`: one element of
+    /// `digits` in `read --json`.
+    pub fn to_json(&self, found: &FoundDigit) -> serde_json::Value {
         let top3: Vec<_> = self
             .top3
             .iter()
@@ -151,7 +199,8 @@ impl DigitAnswer {
             "digit": self.digit(),
             "probability": self.probability(),
             "uncertain": self.uncertain,
-            "box": bbox,
+            "box": found.bbox,
+            "redrawn": found.redrawn,
             "top3": top3,
         })
     }

@@ -6,13 +6,13 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::PredictArgs;
-use crate::images::{self, percent, top};
+use crate::images::{self, percent, top, Reader};
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
-    let classifier = images::classifier(&args.model)?;
+    let reader = Reader::load(&args.model)?;
     let prepared = images::prepare_all(&args.images, mnist_image::read_digit);
-    let inputs: Vec<_> = prepared.iter().flatten().map(|d| d.pixels).collect();
-    let mut answers = classifier.probabilities(&inputs)?.into_iter();
+    let inputs: Vec<_> = prepared.iter().flatten().collect();
+    let mut answers = reader.probabilities(&inputs)?.into_iter();
     let mut failed = 0;
     for (path, result) in args.images.iter().zip(&prepared) {
         let found = match result {
@@ -43,6 +43,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                 "probabilities": probabilities,
                 "top3": top3,
                 "box": found.bbox,
+                "redrawn": found.redrawn,
             });
             println!("{line}");
         } else {

@@ -6,14 +6,14 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::cli::ReadArgs;
-use crate::images::{self, percent, DigitAnswer};
+use crate::images::{self, percent, DigitAnswer, Reader};
 
 pub fn run(args: ReadArgs) -> Result<ExitCode> {
     let min_confidence = crate::cli::min_confidence(args.min_confidence)?;
-    let classifier = images::classifier(&args.model)?;
+    let reader = Reader::load(&args.model)?;
     let prepared = images::prepare_all(&args.images, mnist_image::read_number);
     let numbers: Vec<&[_]> = prepared.iter().flatten().map(Vec::as_slice).collect();
-    let mut read = images::read_numbers(&classifier, &numbers)?.into_iter();
+    let mut read = images::read_numbers(&reader, &numbers)?.into_iter();
     let mut failed = 0;
     for (path, result) in args.images.iter().zip(&prepared) {
         if let Err(error) = result {
@@ -51,7 +51,7 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
                 if answer.uncertain { "?" } else { "" },
                 percent(probability)
             ));
-            parts.push(answer.to_json(&found.bbox));
+            parts.push(answer.to_json(found));
         }
         let any_uncertain = parts.iter().any(|p| p["uncertain"] == true);
         if args.json {

@@ -4,7 +4,7 @@
 //!
 //! `POST /api/read` takes an image file's bytes (the page sends its canvas as PNG) and answers
 //! JSON. The page itself (`serve/`) is plain HTML, CSS and JavaScript compiled into the binary:
-//! no build step, no CDN, works offline. The classifier is immutable and shared; decoding and
+//! no build step, no CDN, works offline. The models are immutable and shared; decoding and
 //! classifying are CPU work, so they run on blocking threads, at most one per core at a time,
 //! and the async threads only move bytes. Bad requests get a 4xx with a JSON `error` and the
 //! server carries on.
@@ -23,12 +23,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mnist_image::ImageError;
-use mnist_train::Classifier;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::cli::ServeArgs;
-use crate::images::{self, DigitAnswer};
+use crate::images::{self, DigitAnswer, Reader};
 
 /// Largest request body: a phone photo fits, a canvas PNG is a few kB.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -41,7 +40,7 @@ static APP_JS: &str = include_str!("serve/app.js");
 static STYLE_CSS: &str = include_str!("serve/style.css");
 
 struct AppState {
-    classifier: Classifier,
+    reader: Reader,
     min_confidence: f32,
     /// One permit per core: requests beyond that wait their turn instead of all slowing down.
     workers: Semaphore,
@@ -49,7 +48,7 @@ struct AppState {
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let min_confidence = crate::cli::min_confidence(args.min_confidence)?;
-    let classifier = images::classifier(&args.model)?;
+    let reader = Reader::load(&args.model)?;
     if !args.addr.ip().is_loopback() {
         eprintln!(
             "warning: --addr {}: not a loopback address, so anyone who can reach this machine can use the page",
@@ -58,7 +57,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let state = Arc::new(AppState {
-        classifier,
+        reader,
         min_confidence,
         workers: Semaphore::new(workers),
     });
@@ -228,7 +227,7 @@ fn answer(state: &AppState, bytes: &[u8]) -> Result<Value, ReadFailure> {
             path: name.to_path_buf(),
         }));
     }
-    let digits = images::read_numbers(&state.classifier, &[&segments])
+    let digits = images::read_numbers(&state.reader, &[&segments])
         .map_err(ReadFailure::Model)?
         .pop()
         .unwrap_or_default();
@@ -237,7 +236,7 @@ fn answer(state: &AppState, bytes: &[u8]) -> Result<Value, ReadFailure> {
     for (found, probabilities) in &digits {
         let answer = DigitAnswer::new(probabilities, state.min_confidence);
         number.push(char::from(b'0' + answer.digit() as u8));
-        let mut part = answer.to_json(&found.bbox);
+        let mut part = answer.to_json(found);
         part["probabilities"] = json!(probabilities);
         part["pixels"] = json!(found.pixels.to_vec());
         parts.push(part);

@@ -27,7 +27,7 @@ use image::DynamicImage;
 pub use decode::{decode_image, read_image};
 pub use error::ImageError;
 pub use ink::InkMap;
-pub use mnist_style::{to_mnist, MnistPixels};
+pub use mnist_style::{style, to_mnist, MnistPixels, Styled};
 pub use segment::{BBox, Glyph, Segment};
 
 /// Pictures are analysed at most this large (longer side): digits need no more, and it bounds
@@ -42,6 +42,8 @@ pub struct FoundDigit {
     pub pixels: MnistPixels,
     /// Where the digit is, in the original picture's pixels.
     pub bbox: BBox,
+    /// Its strokes were a thin pen line, redrawn at MNIST's width ([`Styled::redrawn`]).
+    pub redrawn: bool,
 }
 
 /// The whole picture at `path` as a single digit.
@@ -105,8 +107,10 @@ fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
     );
     let right = to_original(b.x + b.w, image.width()).max(x + 1);
     let bottom = to_original(b.y + b.h, image.height()).max(y + 1);
+    let Styled { pixels, redrawn } = style(glyph);
     FoundDigit {
-        pixels: to_mnist(glyph),
+        pixels,
+        redrawn,
         bbox: BBox {
             x,
             y,

@@ -41,11 +41,11 @@ pub fn stroke_width(ink: &[f32], w: usize, h: usize) -> Option<f32> {
 /// `glyph` with thin strokes brought to MNIST's width: at a working size of [`WORK_SCALE`]
 /// times the 20-pixel box (each cell the strongest ink it covers, so no thin line fades), a
 /// glyph thinner than [`MNIST_THIN_WIDTH`] is thinned to its centre line and drawn again with a
-/// round pen [`MNIST_STROKE_WIDTH`] wide. Other glyphs come back as they were. Returns the ink
-/// and its width and height.
-fn with_mnist_strokes(glyph: &Glyph) -> (Vec<f32>, usize, usize) {
+/// round pen [`MNIST_STROKE_WIDTH`] wide. Other glyphs come back as they were. Returns the ink,
+/// its width and height, and whether it was redrawn.
+fn with_mnist_strokes(glyph: &Glyph) -> (Vec<f32>, usize, usize, bool) {
     let (w, h) = (glyph.bbox.w.max(1) as usize, glyph.bbox.h.max(1) as usize);
-    let original = || (glyph.ink.clone(), w, h);
+    let original = || (glyph.ink.clone(), w, h, false);
     if glyph.ink.len() != w * h {
         return original();
     }
@@ -86,13 +86,34 @@ fn with_mnist_strokes(glyph: &Glyph) -> (Vec<f32>, usize, usize) {
     let ink = (y0..=y1)
         .flat_map(|y| drawn[y * gw + x0..=y * gw + x1].iter().copied())
         .collect();
-    (ink, x1 - x0 + 1, y1 - y0 + 1)
+    (ink, x1 - x0 + 1, y1 - y0 + 1, true)
+}
+
+/// A glyph as an MNIST model sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Styled {
+    pub pixels: MnistPixels,
+    /// Its strokes were a pen line thinner than MNIST's, thinned and drawn again with a round
+    /// pen: a model trained on such strokes (`mnist train --pen-strokes`) reads it better than
+    /// one trained on MNIST's own.
+    pub redrawn: bool,
 }
 
 /// Scales, centres and quantizes `glyph` the way MNIST's digits were made.
 pub fn to_mnist(glyph: &Glyph) -> MnistPixels {
-    let (ink, w, h) = with_mnist_strokes(glyph);
-    let (w, h) = (w as u32, h as u32);
+    style(glyph).pixels
+}
+
+/// [`to_mnist`], saying whether the strokes were redrawn on the way.
+pub fn style(glyph: &Glyph) -> Styled {
+    let (ink, w, h, redrawn) = with_mnist_strokes(glyph);
+    let pixels = scaled_and_centred(ink, w as u32, h as u32);
+    Styled { pixels, redrawn }
+}
+
+/// `ink` (`w` x `h`, 0-1) with its longer side scaled to [`DIGIT_BOX`], its centre of mass at
+/// MNIST's, quantized to `u8`.
+fn scaled_and_centred(ink: Vec<f32>, w: u32, h: u32) -> MnistPixels {
     let scale = DIGIT_BOX as f32 / w.max(h) as f32;
     let (new_w, new_h) = (
         ((w as f32 * scale).round() as u32).clamp(1, DIGIT_BOX),
@@ -193,6 +214,30 @@ mod tests {
         // A 1-pixel line in a 200-pixel box shrinks to a tenth of a pixel of grey.
         let pixels = to_mnist(&glyph(200, 200, |x, _| if x == 100 { 0.5 } else { 0.0 }));
         assert_eq!(pixels.iter().copied().max(), Some(255));
+    }
+
+    #[test]
+    fn only_strokes_thinner_than_mnist_are_said_to_be_redrawn() {
+        // A 2-pixel pen line across a 200-pixel box: 0.2 pixels at MNIST's size.
+        let ring = |x: u32, y: u32, r: f32, width: f32| {
+            let d = ((x as f32 - 100.0).powi(2) + (y as f32 - 100.0).powi(2)).sqrt();
+            if (d - r).abs() <= width / 2.0 {
+                1.0
+            } else {
+                0.0
+            }
+        };
+        let thin = style(&glyph(200, 200, |x, y| ring(x, y, 90.0, 2.0)));
+        assert!(thin.redrawn);
+        // Redrawn at MNIST's width: a ring 20 pixels across with a solid, not hairline, stroke.
+        assert!(thin.pixels.iter().filter(|&&v| v >= 128).count() > 60);
+        // The same ring drawn with MNIST's own pen (2 of 20 pixels wide) stays as it is.
+        let mnist_like = style(&glyph(200, 200, |x, y| ring(x, y, 90.0, 20.0)));
+        assert!(!mnist_like.redrawn);
+        assert_eq!(
+            mnist_like.pixels,
+            to_mnist(&glyph(200, 200, |x, y| ring(x, y, 90.0, 20.0)))
+        );
     }
 
     #[test]
