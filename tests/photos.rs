@@ -204,6 +204,7 @@ fn pen_lines_are_read_by_the_pen_model_and_other_digits_by_the_convnet() {
     let pen_line = dir.path().join("pen.jpg");
     std::fs::write(&pen_line, encode(&photo, Encoding::Jpeg(90))).unwrap();
     let mnist_like = common::repo().join("tests/pictures/00001-digit-6.jpg");
+    // One picture per call, so that every model reads a batch of one whatever it is given.
     let predict = |picture: &std::path::Path, weights: Option<&str>| -> Value {
         let mut cmd = mnist();
         cmd.args(["predict", "--json", "--device", "cpu"]);
@@ -212,17 +213,17 @@ fn pen_lines_are_read_by_the_pen_model_and_other_digits_by_the_convnet() {
         }
         serde_json::from_str(run(cmd.arg(picture)).ok().trim()).unwrap()
     };
-    let built_in = predict(&pen_line, None);
-    assert_eq!(built_in["redrawn"], true, "{built_in}");
-    let pen = predict(&pen_line, Some("weights/pen.safetensors"));
-    let convnet = predict(&pen_line, Some("weights/convnet.safetensors"));
-    assert_eq!(built_in["probabilities"], pen["probabilities"]);
-    assert_ne!(built_in["probabilities"], convnet["probabilities"]);
-
-    let built_in = predict(&mnist_like, None);
-    assert_eq!(built_in["redrawn"], false, "{built_in}");
-    let convnet = predict(&mnist_like, Some("weights/convnet.safetensors"));
-    let pen = predict(&mnist_like, Some("weights/pen.safetensors"));
-    assert_eq!(built_in["probabilities"], convnet["probabilities"]);
-    assert_ne!(built_in["probabilities"], pen["probabilities"]);
+    let pen = "weights/pen.safetensors";
+    let convnet = "weights/convnet.safetensors";
+    // (picture, redrawn, the model that must have read it, the one that must not)
+    for (picture, redrawn, reader, other) in [
+        (&pen_line, true, pen, convnet),
+        (&mnist_like, false, convnet, pen),
+    ] {
+        let answer = predict(picture, None);
+        assert_eq!(answer["redrawn"], redrawn, "{answer}");
+        let probabilities = |weights| predict(picture, Some(weights))["probabilities"].clone();
+        assert_eq!(answer["probabilities"], probabilities(reader), "{answer}");
+        assert_ne!(answer["probabilities"], probabilities(other), "{answer}");
+    }
 }

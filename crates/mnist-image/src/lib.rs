@@ -27,7 +27,7 @@ use image::DynamicImage;
 pub use decode::{decode_image, read_image};
 pub use error::ImageError;
 pub use ink::InkMap;
-pub use mnist_style::{style, to_mnist, MnistPixels, Styled};
+pub use mnist_style::{style, MnistPixels, Styled};
 pub use segment::{BBox, Glyph, Segment};
 
 /// Pictures are analysed at most this large (longer side): digits need no more, and it bounds
