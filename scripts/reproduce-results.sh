@@ -2,8 +2,8 @@
 # Reproduces the accuracy table of docs/performance.md: trains the tutorial recipe, the time-to-99% recipe,
 # the convnet recipe and the pen-stroke recipe (weights/pen.safetensors) on the CPU with seed 42, and
 # prints one markdown row per model.
-# Takes about a minute (tutorial and fast) plus about 13 and 18 minutes (convnet, pen) on a quiet
-# 2-core machine.
+# Takes about a minute (tutorial and fast) plus about 13 minutes (convnet) on a quiet 2-core
+# machine, and pen took 23.8 minutes on 2 cores beside other work.
 # Usage: scripts/reproduce-results.sh [OUT_DIR]   (default runs/; the data: --data-dir's default,
 # the clone's data/mnist unless MNIST_DIR names another folder)
 set -euo pipefail
