@@ -72,11 +72,13 @@ impl BBox {
     }
 
     /// Whether the two boxes may hold pieces of one digit as far as their rows go: a flat dash
-    /// (a 5's flag, a 7's bar) sits at most [`DASH_GAP`] of the other's height above or below
-    /// it. Other pieces may be further apart, where a removed rule cut a stroke.
+    /// (a 5's flag, a 7's bar) sits at most [`DASH_GAP`] of the other's height below it, twice
+    /// that above. Other pieces may be further apart, where a removed rule cut a stroke.
     fn stacked_close(&self, other: &BBox) -> bool {
         let dash_gap = |dash: &BBox, piece: &BBox| {
-            !dash.is_dash() || dash.y_gap(piece) as f32 <= DASH_GAP * piece.h as f32
+            let above = dash.bottom() <= piece.y;
+            let gap = if above { 2.0 * DASH_GAP } else { DASH_GAP };
+            !dash.is_dash() || dash.y_gap(piece) as f32 <= gap * piece.h as f32
         };
         dash_gap(self, other) && dash_gap(other, self)
     }
@@ -173,8 +175,8 @@ const DASH_ASPECT: u32 = 4;
 /// A group at least this many times as high as wide is a straight line, not a "1", when it is
 /// also far taller than the line's digits.
 const RULE_ASPECT: f32 = 8.0;
-/// A flat dash that is a piece of a digit is at most this fraction of the digit's height above
-/// or below it; further away, a dash that shares its columns is something else (what a
+/// A flat dash that is a piece of a digit is at most this fraction of the digit's height below
+/// it, or twice that above it (a 5's flag); further away, a dash that shares its columns is something else (what a
 /// shadow's edge or the page's edge left below the line).
 const DASH_GAP: f32 = 0.35;
 /// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
@@ -189,6 +191,17 @@ const PIECE_HEIGHT: f32 = 0.5;
 /// broken digit: a ruled line removed where a stroke ran along it leaves a gap of the rule's
 /// width, a pen skip a little more.
 const BROKEN_GAP: f32 = 0.04;
+/// A group under this fraction of the line's height is a fragment of a digit, not a digit.
+const FRAGMENT_HEIGHT: f32 = 0.5;
+/// A fragment belongs to a digit at most this fraction of the line's height away across; further
+/// off, it is a mark of its own.
+const FRAGMENT_REACH: f32 = 0.15;
+/// A flag (a flat fragment high on the line) may stand further off: a 5's flag drawn on its own
+/// ends up to a quarter of the height from its stem.
+const FLAG_REACH: f32 = 0.3;
+/// How much nearer (a fraction of the line's height, on top of half the distance) the digit on
+/// a flag's right must be to take it from the digit on its left.
+const FLAG_SLACK: f32 = 0.1;
 /// Expected width of one digit, in line heights, when deciding how many a joined group holds.
 const DIGIT_WIDTH: f32 = 0.85;
 
@@ -302,13 +315,10 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
     if groups.is_empty() {
         return Vec::new();
     }
-    // Small fragments next to a digit belong to it (a stroke broken sideways).
+    // Small fragments next to a digit belong to it (a stroke broken sideways, a 5's flag).
     let first_height = line_height(&groups);
-    while let Some((a, b)) = find_pair(&groups, |a, b| {
-        let small = |g: &BBox| (g.h as f32) < 0.5 * first_height;
-        (small(a) || small(b)) && (a.x_gap(b) as f32) < 0.15 * first_height && a.stacked_close(b)
-    }) {
-        merge(&mut groups, a, b);
+    while let Some((fragment, digit)) = fragment_owner(&groups, first_height) {
+        merge(&mut groups, fragment.min(digit), fragment.max(digit));
     }
     let line_height = line_height(&groups);
     // What is still small (under 0.4 of the line's height and 0.3 of it across) is a speck or
@@ -390,6 +400,42 @@ fn line_height(groups: &[(Vec<u32>, BBox, f32)]) -> f32 {
         .collect();
     heights.sort_unstable();
     heights[heights.len() / 2] as f32
+}
+
+/// A fragment (a group under [`FRAGMENT_HEIGHT`] of the line's height `line`) and the group
+/// it belongs to, if any is near enough: the one whose columns it shares most, or lies nearest
+/// to, within [`FRAGMENT_REACH`] of the line's height across (rows apart are what a removed
+/// rule cut, limited only for dashes: [`BBox::stacked_close`]). A flat fragment in the upper half of its
+/// neighbour is a flag, and may stand further off ([`FLAG_REACH`]): a 5's flag runs right from
+/// the top of its stem and often ends closer to the next digit than to its own, so the digit on
+/// the left keeps it unless the one on the right is much nearer (then it is the loose bar of a
+/// 7 or a 4's arm).
+fn fragment_owner(groups: &[(Vec<u32>, BBox, f32)], line: f32) -> Option<(usize, usize)> {
+    let small = |b: &BBox| (b.h as f32) < FRAGMENT_HEIGHT * line;
+    let centre = |b: &BBox| b.y as f32 + b.h as f32 / 2.0;
+    let mut best: Option<(f32, usize, usize)> = None;
+    for (f, (_, piece, _)) in groups.iter().enumerate().filter(|(_, g)| small(&g.1)) {
+        for (d, (_, other, _)) in groups.iter().enumerate() {
+            if d == f || !piece.stacked_close(other) {
+                continue;
+            }
+            let flag = piece.w * 2 >= piece.h * 3 && centre(piece) < centre(other) && !small(other);
+            let reach = if flag { FLAG_REACH } else { FRAGMENT_REACH } * line;
+            let gap = piece.x_gap(other) as f32;
+            if gap > reach {
+                continue;
+            }
+            // Columns shared count against the gap: the fragment over a digit is its own.
+            let mut cost = gap - piece.x_overlap(other) as f32;
+            if flag && other.x > piece.x {
+                cost = 2.0 * cost + FLAG_SLACK * line;
+            }
+            if best.is_none_or(|(c, _, _)| cost < c) {
+                best = Some((cost, f, d));
+            }
+        }
+    }
+    best.map(|(_, f, d)| (f, d))
 }
 
 fn find_pair(
@@ -794,6 +840,38 @@ mod tests {
             }
         );
         assert_eq!(boxes(&number_glyphs(&map)), [[150, 52, 30, 64]]);
+    }
+
+    #[test]
+    fn a_loose_flag_goes_to_the_five_on_its_left_and_a_loose_bar_to_the_seven_on_its_right() {
+        // Ones 80 high. A 5's body 60 high, its flag 10 to its upper right and as close to the
+        // one after it: the five keeps it.
+        let one = |x: usize| [x, 100, 6, 80];
+        let five = [one(40), [100, 120, 40, 60], [150, 100, 30, 8], one(190)];
+        assert_eq!(
+            boxes(&number_glyphs(&rectangles(400, 300, &five))),
+            [[40, 100, 6, 80], [100, 100, 80, 80], [190, 100, 6, 80]]
+        );
+        // A 7's bar, loose 2 columns left of its stem, and 24 columns (the furthest a flag
+        // reaches) right of a one: the seven takes it.
+        let seven = [one(70), [100, 100, 26, 8], [128, 100, 6, 80]];
+        assert_eq!(
+            boxes(&number_glyphs(&rectangles(400, 300, &seven))),
+            [[70, 100, 6, 80], [100, 100, 34, 80]]
+        );
+        // A 7 whose bar and stem a removed rule parted (the stem's foot, alone below it, is a
+        // fragment too): the pieces join each other, not the digit on the bar's left, however
+        // near it is.
+        let parted = [
+            [40, 100, 60, 80],
+            [110, 100, 60, 16],
+            [168, 150, 10, 30],
+            [200, 100, 6, 80],
+        ];
+        assert_eq!(
+            boxes(&number_glyphs(&rectangles(400, 300, &parted))),
+            [[40, 100, 60, 80], [110, 100, 68, 80], [200, 100, 6, 80]]
+        );
     }
 
     #[test]
