@@ -15,11 +15,13 @@ use crate::cli::ModelArgs;
 use crate::{device, weights};
 
 /// The models that read found digits: the one `--weights` names for every digit, or the
-/// built-in ones, each for the digits it was trained on (the convnet for MNIST-like strokes, the
-/// pen model for thin pen lines the image reader redrew).
+/// built-in ones: the convnet for MNIST-like strokes, and for thin pen lines the image reader
+/// redrew, the convnet and the pen model together (the mean of their probabilities: the two
+/// were trained on different strokes and miss different digits, so together they miss fewer
+/// than the pen model alone; see docs/photos.md).
 pub struct Reader {
     general: Classifier,
-    /// For [`FoundDigit::redrawn`] digits; `None` with `--weights`.
+    /// Joins `general` on [`FoundDigit::redrawn`] digits; `None` with `--weights`.
     pen: Option<Classifier>,
 }
 
@@ -38,7 +40,10 @@ impl Reader {
             Some(_) => None,
             None => {
                 let pen = weights::load_pen(&device)?;
-                eprintln!("model for thin pen strokes: {}", pen.source.display());
+                eprintln!(
+                    "model for thin pen strokes, with the first: {}",
+                    pen.source.display()
+                );
                 Some(Classifier::new(&pen.network, pen.normalization)?)
             }
         };
@@ -47,29 +52,34 @@ impl Reader {
 
     /// Each digit's ten probabilities, in order: one batched pass per model.
     pub fn probabilities(&self, digits: &[&FoundDigit]) -> Result<Vec<[f32; NUM_CLASSES]>> {
-        let for_pen = |digit: &FoundDigit| digit.redrawn && self.pen.is_some();
-        let batch = |pen: bool| -> Vec<MnistPixels> {
-            digits
-                .iter()
-                .filter(|d| for_pen(d) == pen)
-                .map(|d| d.pixels)
-                .collect()
+        let all: Vec<MnistPixels> = digits.iter().map(|d| d.pixels).collect();
+        let general = self.general.probabilities(&all)?;
+        anyhow::ensure!(
+            general.len() == digits.len(),
+            "the model returned {} answers for {} digits",
+            general.len(),
+            digits.len()
+        );
+        let Some(pen) = &self.pen else {
+            return Ok(general);
         };
-        let mut general = self.general.probabilities(&batch(false))?.into_iter();
-        let mut pen = match &self.pen {
-            Some(pen) => pen.probabilities(&batch(true))?,
-            None => Vec::new(),
-        }
-        .into_iter();
+        let redrawn: Vec<MnistPixels> = digits
+            .iter()
+            .filter(|d| d.redrawn)
+            .map(|d| d.pixels)
+            .collect();
+        let mut pen = pen.probabilities(&redrawn)?.into_iter();
         digits
             .iter()
-            .map(|d| {
-                let answer = if for_pen(d) {
-                    pen.next()
-                } else {
-                    general.next()
-                };
-                answer.context("the model returned fewer answers than digits")
+            .zip(general)
+            .map(|(digit, general)| {
+                if !digit.redrawn {
+                    return Ok(general);
+                }
+                let pen = pen
+                    .next()
+                    .context("the pen model returned fewer answers than digits")?;
+                Ok(std::array::from_fn(|k| (general[k] + pen[k]) / 2.0))
             })
             .collect()
     }
