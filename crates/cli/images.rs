@@ -41,7 +41,7 @@ impl Reader {
             None => {
                 let pen = weights::load_pen(&device)?;
                 eprintln!(
-                    "model for thin pen strokes, with the first: {}",
+                    "model for thin pen strokes (with the first): {}",
                     pen.source.display()
                 );
                 Some(Classifier::new(&pen.network, pen.normalization)?)
