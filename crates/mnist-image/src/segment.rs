@@ -176,8 +176,8 @@ const DASH_ASPECT: u32 = 4;
 /// also far taller than the line's digits.
 const RULE_ASPECT: f32 = 8.0;
 /// A flat dash that is a piece of a digit is at most this fraction of the digit's height below
-/// it, or twice that above it (a 5's flag); further away, a dash that shares its columns is something else (what a
-/// shadow's edge or the page's edge left below the line).
+/// it, or twice that above it (a 5's flag); further away, a dash that shares its columns is
+/// something else (what a shadow's edge or the page's edge left below the line).
 const DASH_GAP: f32 = 0.35;
 /// Touching digits are suspected when a group is this many line heights wide (MNIST digits are
 /// at most 1.0 wide, two joined ones 1.3 and more); a lone group needs more, since the line
@@ -404,12 +404,12 @@ fn line_height(groups: &[(Vec<u32>, BBox, f32)]) -> f32 {
 
 /// A fragment (a group under [`FRAGMENT_HEIGHT`] of the line's height `line`) and the group
 /// it belongs to, if any is near enough: the one whose columns it shares most, or lies nearest
-/// to, within [`FRAGMENT_REACH`] of the line's height across (rows apart are what a removed
-/// rule cut, limited only for dashes: [`BBox::stacked_close`]). A flat fragment in the upper half of its
-/// neighbour is a flag, and may stand further off ([`FLAG_REACH`]): a 5's flag runs right from
-/// the top of its stem and often ends closer to the next digit than to its own, so the digit on
-/// the left keeps it unless the one on the right is much nearer (then it is the loose bar of a
-/// 7 or a 4's arm).
+/// to, within [`FRAGMENT_REACH`] of the line's height across. Rows apart are what a removed
+/// rule cut, limited only for dashes ([`BBox::stacked_close`]). A flat fragment in the upper
+/// half of a digit beside it is a flag, and may stand further off ([`FLAG_REACH`]): a 5's flag
+/// runs right from the top of its stem and often ends closer to the next digit than to its own,
+/// so the digit on the left keeps it unless the one on the right is much nearer (then it is the
+/// loose bar of a 7 or a 4's arm).
 fn fragment_owner(groups: &[(Vec<u32>, BBox, f32)], line: f32) -> Option<(usize, usize)> {
     let small = |b: &BBox| (b.h as f32) < FRAGMENT_HEIGHT * line;
     let centre = |b: &BBox| b.y as f32 + b.h as f32 / 2.0;
@@ -703,7 +703,8 @@ mod tests {
 
     #[test]
     fn a_digit_written_larger_than_its_neighbours_is_not_split() {
-        // Two short ones, then a zero 9 wide and 8 high: wide for the line (4 high), not for itself.
+        // Two short ones, then a zero 9 wide and 8 high: wide for the line (4 high), not for
+        // itself.
         let map = art(&[
             "...........#########",
             "...........#.......#",
