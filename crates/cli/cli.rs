@@ -187,6 +187,16 @@ pub struct TrainArgs {
         conflicts_with = "resume"
     )]
     pub pen_strokes: f32,
+    /// With --augment, also bend the training images elastically each epoch: a random
+    /// displacement field smoothed over 4 pixels and scaled by this many pixels (Simard et al.'s
+    /// 34; 0 for none).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "PIXELS",
+        conflicts_with = "resume"
+    )]
+    pub elastic: f32,
     /// Where to train: auto picks CUDA, then Metal, then CPU.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]|metal")]
     pub device: DeviceChoice,

@@ -53,6 +53,7 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
         normalization,
         augment: args.augment,
         pen_strokes: args.pen_strokes,
+        elastic: args.elastic,
         eval_batch_size: mnist_train::CLASSIFY_BATCH_SIZE,
     };
     config.validate()?;

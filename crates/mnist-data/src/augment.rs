@@ -1,12 +1,14 @@
 //! Training-time augmentation: a small random affine warp per image (rotation, scale, shift),
-//! the classic recipe that takes convnets past 99.5% on MNIST, and optionally, for a fraction of
-//! the images, the strokes redrawn the way a photo's pen line is redrawn before a model reads it
+//! the classic recipe that takes convnets past 99.5% on MNIST, optionally an elastic distortion
+//! on top (Simard, Steinkraus and Platt, 2003: the wobble of a hand rather than of a page), and
+//! optionally, for a fraction of the images, the strokes redrawn the way a photo's pen line is redrawn before a model reads it
 //! ([`redraw_with_pen`]). Each epoch draws one [`Warp`] per image from the seeded augmentation
 //! stream, so it is reproducible and resumable; the warps are applied on the host, to the whole
 //! split at once ([`apply_warps`]) or to each batch as it is gathered ([`Warp::apply`]), with the
 //! same pixels either way.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::stroke::{self, MNIST_STROKE_WIDTH};
@@ -22,7 +24,15 @@ pub struct AugmentConfig {
     /// before they are warped. At 0 no draw is spent on it, so the warps are those of a
     /// configuration without it.
     pub pen_fraction: f32,
+    /// Strength of the elastic distortion ([`ELASTIC_SIGMA`]): the scale, in pixels, of a
+    /// random displacement field smoothed by a Gaussian; Simard et al. use 34. At 0 there is
+    /// none and no draw is spent on it.
+    pub elastic: f32,
 }
+
+/// Width (pixels) of the Gaussian that smooths the elastic displacement field: strokes bend
+/// over a few pixels rather than jitter pixel by pixel (Simard et al.'s 4).
+pub const ELASTIC_SIGMA: f32 = 4.0;
 
 impl Default for AugmentConfig {
     fn default() -> Self {
@@ -31,12 +41,14 @@ impl Default for AugmentConfig {
             max_scale_change: 0.1,
             max_shift_pixels: 2.0,
             pen_fraction: 0.0,
+            elastic: 0.0,
         }
     }
 }
 
-/// One image's warp: rotation (radians), scale, and shift (pixels) about the centre, after its
-/// strokes are redrawn with a pen when `pen`.
+/// One image's warp: rotation (radians), scale, and shift (pixels) about the centre, plus an
+/// elastic distortion of strength `elastic.0` drawn from seed `elastic.1`, after its strokes are
+/// redrawn with a pen when `pen`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Warp {
     angle: f32,
@@ -44,11 +56,12 @@ pub struct Warp {
     dx: f32,
     dy: f32,
     pen: bool,
+    elastic: Option<(f32, u64)>,
 }
 
 impl Warp {
     /// Draws a warp within `config`'s ranges (four draws from `rng`, a fifth when
-    /// `config.pen_fraction` is above 0).
+    /// `config.pen_fraction` is above 0, and then one more when `config.elastic` is).
     pub fn draw(config: &AugmentConfig, rng: &mut impl Rng) -> Warp {
         let angle = rng.random_range(-1.0..=1.0) * config.max_rotation_degrees.to_radians();
         let scale = 1.0 + rng.random_range(-1.0..=1.0) * config.max_scale_change;
@@ -56,12 +69,14 @@ impl Warp {
         let dy = rng.random_range(-1.0..=1.0) * config.max_shift_pixels;
         let pen = config.pen_fraction > 0.0
             && rng.random_bool(f64::from(config.pen_fraction.clamp(0.0, 1.0)));
+        let elastic = (config.elastic > 0.0).then(|| (config.elastic, rng.random::<u64>()));
         Warp {
             angle,
             scale,
             dx,
             dy,
             pen,
+            elastic,
         }
     }
 
@@ -71,12 +86,19 @@ impl Warp {
             src.len() == IMAGE_PIXELS && dst.len() == IMAGE_PIXELS,
             "a warp takes one 28x28 image"
         );
+        let field = self.elastic.map(|(alpha, seed)| elastic_field(alpha, seed));
+        let affine = Affine {
+            angle: self.angle,
+            scale: self.scale,
+            dx: self.dx,
+            dy: self.dy,
+        };
         if self.pen {
             let mut redrawn = [0u8; IMAGE_PIXELS];
             redraw_with_pen(src, &mut redrawn);
-            warp(&redrawn, dst, self.angle, self.scale, self.dx, self.dy);
+            warp(&redrawn, dst, affine, field.as_ref());
         } else {
-            warp(src, dst, self.angle, self.scale, self.dx, self.dy);
+            warp(src, dst, affine, field.as_ref());
         }
     }
 }
@@ -180,9 +202,71 @@ pub fn apply_warps(pixels: &[u8], warps: &[Warp]) -> Vec<u8> {
     out
 }
 
-/// Inverse-maps each output pixel through rotation/scale about the centre plus a shift, with
-/// bilinear sampling; outside the source is background (0).
-fn warp(src: &[u8], dst: &mut [u8], angle: f32, scale: f32, dx: f32, dy: f32) {
+/// Rotation (radians) and scale about the centre, then a shift (pixels).
+#[derive(Debug, Clone, Copy)]
+struct Affine {
+    angle: f32,
+    scale: f32,
+    dx: f32,
+    dy: f32,
+}
+
+/// An elastic displacement field: for every output pixel, how far (x, y) to move the point it
+/// samples.
+type Field = ([f32; IMAGE_PIXELS], [f32; IMAGE_PIXELS]);
+
+/// The displacement field of strength `alpha` drawn from `seed`: uniform noise in -1..1 for
+/// each pixel and axis, smoothed by a Gaussian [`ELASTIC_SIGMA`] wide (zero beyond the image)
+/// and scaled by `alpha`.
+fn elastic_field(alpha: f32, seed: u64) -> Field {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let radius = (3.0 * ELASTIC_SIGMA).ceil() as isize;
+    let kernel: Vec<f32> = (-radius..=radius)
+        .map(|d| (-(d * d) as f32 / (2.0 * ELASTIC_SIGMA * ELASTIC_SIGMA)).exp())
+        .collect();
+    let total: f32 = kernel.iter().sum();
+    let side = IMAGE_SIDE as isize;
+    let mut smooth = || {
+        let noise: Vec<f32> = (0..IMAGE_PIXELS)
+            .map(|_| rng.random_range(-1.0f32..=1.0))
+            .collect();
+        // Separable: along rows, then along columns.
+        let blur = |src: &[f32], step: (isize, isize)| -> Vec<f32> {
+            (0..IMAGE_PIXELS)
+                .map(|i| {
+                    let (x, y) = ((i % IMAGE_SIDE) as isize, (i / IMAGE_SIDE) as isize);
+                    (-radius..=radius)
+                        .map(|d| {
+                            (
+                                x + d * step.0,
+                                y + d * step.1,
+                                kernel[(d + radius) as usize],
+                            )
+                        })
+                        .filter(|&(x, y, _)| x >= 0 && y >= 0 && x < side && y < side)
+                        .map(|(x, y, k)| k * src[(y * side + x) as usize])
+                        .sum::<f32>()
+                        / total
+                })
+                .collect()
+        };
+        let out = blur(&blur(&noise, (1, 0)), (0, 1));
+        std::array::from_fn(|i| alpha * out[i])
+    };
+    let fx = smooth();
+    (fx, smooth())
+}
+
+/// Inverse-maps each output pixel through rotation/scale about the centre plus a shift, then
+/// moves it by `field` when there is one, with bilinear sampling; outside the source is
+/// background (0).
+fn warp(src: &[u8], dst: &mut [u8], affine: Affine, field: Option<&Field>) {
+    let Affine {
+        angle,
+        scale,
+        dx,
+        dy,
+    } = affine;
     let c = (IMAGE_SIDE as f32 - 1.0) / 2.0;
     let (sin, cos) = angle.sin_cos();
     let side = IMAGE_SIDE as isize;
@@ -196,8 +280,12 @@ fn warp(src: &[u8], dst: &mut [u8], angle: f32, scale: f32, dx: f32, dy: f32) {
     for y in 0..IMAGE_SIDE {
         for x in 0..IMAGE_SIDE {
             let (ox, oy) = (x as f32 - c - dx, y as f32 - c - dy);
-            let sx = (cos * ox + sin * oy) / scale + c;
-            let sy = (-sin * ox + cos * oy) / scale + c;
+            let mut sx = (cos * ox + sin * oy) / scale + c;
+            let mut sy = (-sin * ox + cos * oy) / scale + c;
+            if let Some((fx, fy)) = field {
+                sx += fx[y * IMAGE_SIDE + x];
+                sy += fy[y * IMAGE_SIDE + x];
+            }
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = (sx - x0, sy - y0);
             let (x0, y0) = (x0 as isize, y0 as isize);
@@ -221,18 +309,27 @@ mod tests {
         img
     }
 
+    fn affine(angle: f32, scale: f32, dx: f32, dy: f32) -> Affine {
+        Affine {
+            angle,
+            scale,
+            dx,
+            dy,
+        }
+    }
+
     #[test]
     fn identity_warp_is_exact() {
         let src: Vec<u8> = (0..IMAGE_PIXELS).map(|i| (i % 251) as u8).collect();
         let mut dst = vec![0u8; IMAGE_PIXELS];
-        warp(&src, &mut dst, 0.0, 1.0, 0.0, 0.0);
+        warp(&src, &mut dst, affine(0.0, 1.0, 0.0, 0.0), None);
         assert_eq!(src, dst);
     }
 
     #[test]
     fn integer_shift_moves_a_dot() {
         let mut dst = vec![0u8; IMAGE_PIXELS];
-        warp(&dot_at(10, 12), &mut dst, 0.0, 1.0, 2.0, -1.0);
+        warp(&dot_at(10, 12), &mut dst, affine(0.0, 1.0, 2.0, -1.0), None);
         assert_eq!(dst, dot_at(12, 11));
     }
 
@@ -241,14 +338,8 @@ mod tests {
         // With angle 90°, output (x, y) samples source (c + (y - c), c - (x - c)), so a source dot
         // at (27, 13.5±) lands near the top or bottom edge; check the exact pixel mapping.
         let mut dst = vec![0u8; IMAGE_PIXELS];
-        warp(
-            &dot_at(20, 5),
-            &mut dst,
-            std::f32::consts::FRAC_PI_2,
-            1.0,
-            0.0,
-            0.0,
-        );
+        let quarter = affine(std::f32::consts::FRAC_PI_2, 1.0, 0.0, 0.0);
+        warp(&dot_at(20, 5), &mut dst, quarter, None);
         // source (sx, sy) = (20, 5) ← output with oy = sx - c = 6.5, ox = -(sy - c) = 8.5.
         let bright: Vec<usize> = (0..IMAGE_PIXELS).filter(|&i| dst[i] > 200).collect();
         assert_eq!(
@@ -358,5 +449,79 @@ mod tests {
             let _: f32 = b.random_range(-1.0..=1.0);
         }
         assert_eq!(a.random::<u64>(), b.random::<u64>());
+    }
+
+    #[test]
+    fn the_elastic_field_is_seeded_smooth_and_as_strong_as_asked() {
+        let (fx, fy) = elastic_field(34.0, 7);
+        assert_eq!(elastic_field(34.0, 7), (fx, fy));
+        assert_ne!(elastic_field(34.0, 8).0, fx);
+        let rms = |f: &[f32]| (f.iter().map(|v| v * v).sum::<f32>() / f.len() as f32).sqrt();
+        // Uniform noise (variance 1/3) smoothed by a normalized Gaussian of width 4 keeps about
+        // 1/(4 pi 4^2) of its variance: 34 * sqrt(1/3 / 201) = 1.38 pixels inside the image, less
+        // near its edges.
+        for f in [&fx, &fy] {
+            assert!((0.9..1.6).contains(&rms(f)), "rms {}", rms(f));
+            // Smooth: a pixel moves almost as its neighbour does.
+            let step: Vec<f32> = (0..IMAGE_PIXELS - 1)
+                .filter(|i| (i + 1) % IMAGE_SIDE != 0)
+                .map(|i| f[i + 1] - f[i])
+                .collect();
+            assert!(rms(&step) < 0.25 * rms(f), "{} vs {}", rms(&step), rms(f));
+        }
+        let scaled = elastic_field(17.0, 7).0;
+        assert!(scaled
+            .iter()
+            .zip(&fx)
+            .all(|(a, b)| (2.0 * a - b).abs() < 1e-5));
+    }
+
+    #[test]
+    fn an_elastic_warp_bends_strokes_and_keeps_their_ink() {
+        let bar = block(13, 4, 3, 20);
+        let config = AugmentConfig {
+            max_rotation_degrees: 0.0,
+            max_scale_change: 0.0,
+            max_shift_pixels: 0.0,
+            pen_fraction: 0.0,
+            elastic: 34.0,
+        };
+        let warps = draw_warps(20, &config, &mut seeded_rng(4, RngPurpose::Augment, 0));
+        let bent = apply_warps(&bar.repeat(20), &warps);
+        let ink = |img: &[u8]| img.iter().map(|&v| f32::from(v)).sum::<f32>();
+        // Stretched here and squeezed there, a stroke keeps about its ink.
+        let ratios: Vec<f32> = bent
+            .chunks_exact(IMAGE_PIXELS)
+            .map(|img| ink(img) / ink(&bar))
+            .collect();
+        let mean = ratios.iter().sum::<f32>() / ratios.len() as f32;
+        assert!((0.9..1.1).contains(&mean), "{ratios:?}");
+        assert!(ratios.iter().all(|r| (0.6..1.7).contains(r)), "{ratios:?}");
+        assert!(bent.chunks_exact(IMAGE_PIXELS).all(|img| img != &bar[..]));
+        // Without it, the same warp is the identity.
+        let none = AugmentConfig {
+            elastic: 0.0,
+            ..config
+        };
+        let warps = draw_warps(1, &none, &mut seeded_rng(4, RngPurpose::Augment, 0));
+        assert_eq!(apply_warps(&bar, &warps), bar);
+    }
+
+    #[test]
+    fn the_elastic_seed_is_drawn_after_the_others() {
+        let with = AugmentConfig {
+            pen_fraction: 0.5,
+            elastic: 10.0,
+            ..AugmentConfig::default()
+        };
+        let without = AugmentConfig {
+            elastic: 0.0,
+            ..with
+        };
+        let mut a = seeded_rng(2, RngPurpose::Augment, 0);
+        let mut b = seeded_rng(2, RngPurpose::Augment, 0);
+        let (w, o) = (Warp::draw(&with, &mut a), Warp::draw(&without, &mut b));
+        assert_eq!(Warp { elastic: None, ..w }, o);
+        assert_eq!(w.elastic, Some((10.0, b.random::<u64>())));
     }
 }

@@ -37,6 +37,11 @@ pub struct TrainConfig {
     /// ([`mnist_data::augment::redraw_with_pen`]). 0 in checkpoints from before it existed.
     #[serde(default)]
     pub pen_strokes: f32,
+    /// With `augment`, the strength of an elastic distortion on top of the affine warp
+    /// ([`mnist_data::augment::AugmentConfig::elastic`]; 0 for none, and in checkpoints from
+    /// before it existed).
+    #[serde(default)]
+    pub elastic: f32,
     /// Batch size for evaluation (memory only; results do not depend on it).
     pub eval_batch_size: usize,
 }
@@ -81,6 +86,15 @@ impl TrainConfig {
         if self.pen_strokes > 0.0 && !self.augment {
             return bad("--pen-strokes redraws images as part of --augment: add --augment".into());
         }
+        if !(self.elastic.is_finite() && (0.0..=100.0).contains(&self.elastic)) {
+            return bad(format!(
+                "--elastic must be a strength from 0 to 100 pixels, got {}",
+                self.elastic
+            ));
+        }
+        if self.elastic > 0.0 && !self.augment {
+            return bad("--elastic distorts images as part of --augment: add --augment".into());
+        }
         if self.eval_batch_size == 0 {
             return bad("the evaluation batch size must be at least 1".into());
         }
@@ -91,6 +105,7 @@ impl TrainConfig {
     pub fn augment_config(&self) -> AugmentConfig {
         AugmentConfig {
             pen_fraction: self.pen_strokes,
+            elastic: self.elastic,
             ..AugmentConfig::default()
         }
     }
@@ -450,6 +465,7 @@ mod tests {
             normalization: Normalization::Unit,
             augment: false,
             pen_strokes: 0.0,
+            elastic: 0.0,
             eval_batch_size: 128,
         };
         let mut trainer = Trainer::new(config, data, &Device::Cpu).unwrap();
