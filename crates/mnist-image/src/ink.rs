@@ -16,7 +16,8 @@ pub struct InkMap {
     pub height: usize,
     pub ink: Vec<f32>,
     /// Ink up to this strength may be the paper's noise just crossing the floor (within
-    /// [`FAINT_SIGMAS`] of it); 0 where the picture has no noise.
+    /// `FAINT_SIGMAS`, a private constant of this module, noise deviations of it); 0 where the
+    /// picture has no noise.
     pub faint: f32,
     /// The strength of each pixel before `ink` caps it at 1, on the same scale: on ruled or
     /// squared paper the printed lines are most of the ink and set the scale, so a pen is 1.5-2
