@@ -615,7 +615,7 @@ fn pen_path(grey: &[u8], n: usize) -> Vec<bool> {
     stroke::thin(&pen_mask(grey, n), n, n)
 }
 
-/// The ink [`pen_path`] thins: `grey` cut at the level it chooses.
+/// The ink `pen_path` thins: `grey` cut at the level it chooses.
 fn pen_mask(grey: &[u8], n: usize) -> Vec<bool> {
     let cut = |level: u8| -> Vec<bool> { grey.iter().map(|&v| v >= level).collect() };
     let pieces = |mask: &[bool]| stroke::regions(mask, n, n).1.len();
@@ -637,9 +637,9 @@ const FIDELITY_SIDE: u32 = 112;
 pub const MIN_PEN_FIDELITY: f32 = 0.82;
 
 /// How much of an MNIST digit (28x28 `pixels`) its pen line stands for: the share of its ink
-/// (cut as [`pen_path`] cuts it, at [`FIDELITY_SIDE`]) that lies within the digit's median
-/// stroke width of its centre line. The median digit scores 0.95. A digit whose
-/// loops are filled in (a blotted 8, a 6 or a 2 written with a broad pen) scores low: its centre
+/// (cut as `pen_path` cuts it, at 4 times MNIST's resolution) that lies within the digit's
+/// median stroke width of its centre line. The median digit scores 0.95. A digit whose loops are
+/// filled in (a blotted 8, a 6 or a 2 written with a broad pen) scores low: its centre
 /// line is a single stroke where the loop was, and drawn with a thin pen it is another digit,
 /// one no person wrote. The measure never looks at the label.
 pub fn pen_fidelity(pixels: &[u8]) -> f32 {
