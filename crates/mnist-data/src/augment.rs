@@ -1,8 +1,8 @@
 //! Training-time augmentation: a small random affine warp per image (rotation, scale, shift),
 //! the classic recipe that takes convnets past 99.5% on MNIST, optionally an elastic distortion
 //! on top (Simard, Steinkraus and Platt, 2003: the wobble of a hand rather than of a page), and
-//! optionally, for a fraction of the images, the strokes redrawn the way a photo's pen line is redrawn before a model reads it
-//! ([`redraw_with_pen`]). Each epoch draws one [`Warp`] per image from the seeded augmentation
+//! optionally, for a fraction of the images, the strokes redrawn the way a photo's pen line is
+//! redrawn before a model reads it ([`redraw_with_pen`]). Each epoch draws one [`Warp`] per image from the seeded augmentation
 //! stream, so it is reproducible and resumable; the warps are applied on the host, to the whole
 //! split at once ([`apply_warps`]) or to each batch as it is gathered ([`Warp::apply`]), with the
 //! same pixels either way.
@@ -51,10 +51,7 @@ impl Default for AugmentConfig {
 /// redrawn with a pen when `pen`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Warp {
-    angle: f32,
-    scale: f32,
-    dx: f32,
-    dy: f32,
+    affine: Affine,
     pen: bool,
     elastic: Option<(f32, u64)>,
 }
@@ -71,10 +68,12 @@ impl Warp {
             && rng.random_bool(f64::from(config.pen_fraction.clamp(0.0, 1.0)));
         let elastic = (config.elastic > 0.0).then(|| (config.elastic, rng.random::<u64>()));
         Warp {
-            angle,
-            scale,
-            dx,
-            dy,
+            affine: Affine {
+                angle,
+                scale,
+                dx,
+                dy,
+            },
             pen,
             elastic,
         }
@@ -87,18 +86,12 @@ impl Warp {
             "a warp takes one 28x28 image"
         );
         let field = self.elastic.map(|(alpha, seed)| elastic_field(alpha, seed));
-        let affine = Affine {
-            angle: self.angle,
-            scale: self.scale,
-            dx: self.dx,
-            dy: self.dy,
-        };
         if self.pen {
             let mut redrawn = [0u8; IMAGE_PIXELS];
             redraw_with_pen(src, &mut redrawn);
-            warp(&redrawn, dst, affine, field.as_ref());
+            warp(&redrawn, dst, self.affine, field.as_ref());
         } else {
-            warp(src, dst, affine, field.as_ref());
+            warp(src, dst, self.affine, field.as_ref());
         }
     }
 }
@@ -203,7 +196,7 @@ pub fn apply_warps(pixels: &[u8], warps: &[Warp]) -> Vec<u8> {
 }
 
 /// Rotation (radians) and scale about the centre, then a shift (pixels).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Affine {
     angle: f32,
     scale: f32,
