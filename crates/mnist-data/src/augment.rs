@@ -453,8 +453,9 @@ mod tests {
         // Uniform noise (variance 1/3) smoothed by a normalized Gaussian of width 4 keeps about
         // 1/(4 pi 4^2) of its variance: 34 * sqrt(1/3 / 201) = 1.38 pixels inside the image, less
         // near its edges.
+        // Seed 7 gives 1.24 (x) and 1.32 (y).
         for f in [&fx, &fy] {
-            assert!((0.9..1.6).contains(&rms(f)), "rms {}", rms(f));
+            assert!((1.15..1.45).contains(&rms(f)), "rms {}", rms(f));
             // Smooth: a pixel moves almost as its neighbour does.
             let step: Vec<f32> = (0..IMAGE_PIXELS - 1)
                 .filter(|i| (i + 1) % IMAGE_SIDE != 0)
@@ -489,7 +490,8 @@ mod tests {
             .collect();
         let mean = ratios.iter().sum::<f32>() / ratios.len() as f32;
         assert!((0.9..1.1).contains(&mean), "{ratios:?}");
-        assert!(ratios.iter().all(|r| (0.6..1.7).contains(r)), "{ratios:?}");
+        // Seed 4 gives 0.74 to 1.48.
+        assert!(ratios.iter().all(|r| (0.7..1.55).contains(r)), "{ratios:?}");
         assert!(bent.chunks_exact(IMAGE_PIXELS).all(|img| img != &bar[..]));
         // Without it, the same warp is the identity.
         let none = AugmentConfig {
