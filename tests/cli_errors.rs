@@ -149,9 +149,24 @@ fn bad_flags_are_refused_before_any_work() {
     for (flags, expected) in [
         (
             &["--pen-strokes", "1.5", "--augment"][..],
-            "must be a fraction from 0 to 1",
+            "--pen-strokes must be a fraction from 0 to 1",
         ),
-        (&["--pen-strokes", "0.3"][..], "add --augment"),
+        (
+            &["--pen-strokes", "0.3"][..],
+            "--pen-strokes redraws images as part of --augment: add --augment",
+        ),
+        (
+            &["--elastic=-1", "--augment"][..],
+            "--elastic must be a strength from 0 to 100",
+        ),
+        (
+            &["--elastic", "NaN", "--augment"][..],
+            "--elastic must be a strength from 0 to 100",
+        ),
+        (
+            &["--elastic", "34"][..],
+            "--elastic distorts images as part of --augment: add --augment",
+        ),
     ] {
         let err = run(mnist()
             .arg("train")
@@ -159,10 +174,7 @@ fn bad_flags_are_refused_before_any_work() {
             .arg("--data-dir")
             .arg(dir.path()))
         .one_line_error();
-        assert!(
-            err.contains("--pen-strokes") && err.contains(expected),
-            "{err}"
-        );
+        assert!(err.contains(expected), "{err}");
     }
     let err = run(mnist()
         .args([
