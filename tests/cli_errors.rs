@@ -159,6 +159,16 @@ fn bad_flags_are_refused_before_any_work() {
             &["--elastic=-1", "--augment"][..],
             "--elastic must be a strength from 0 to 100",
         ),
+        // A negative number after a space is the option's value, not another option.
+        (
+            &["--elastic", "-1", "--augment"][..],
+            "--elastic must be a strength from 0 to 100",
+        ),
+        (&["--lr", "-0.5"][..], "--lr must be a positive number"),
+        (
+            &["--pen-strokes", "-0.5", "--augment"][..],
+            "--pen-strokes must be a fraction from 0 to 1",
+        ),
         (
             &["--elastic", "NaN", "--augment"][..],
             "--elastic must be a strength from 0 to 100",

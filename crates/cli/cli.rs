@@ -144,6 +144,8 @@ pub enum NormalizationName {
     MeanStd,
 }
 
+/// Numeric options take negative numbers as values (`--lr -1`), so that a wrong sign gets the
+/// option's own error rather than "unexpected argument".
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// What to train (the tutorial's network unless --model or --layers says otherwise).
@@ -157,19 +159,39 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32, conflicts_with = "resume")]
     pub batch_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 1e-3,
+        allow_negative_numbers = true,
+        conflicts_with = "resume"
+    )]
     pub lr: f64,
     /// Multiply the learning rate by this after every epoch (1 keeps it constant).
-    #[arg(long, default_value_t = 1.0, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        allow_negative_numbers = true,
+        conflicts_with = "resume"
+    )]
     pub lr_decay: f64,
     /// Update rule.
     #[arg(long, value_enum, default_value_t = OptimizerName::Adam, conflicts_with = "resume")]
     pub optimizer: OptimizerName,
     /// Momentum for --optimizer sgd.
-    #[arg(long, default_value_t = 0.0, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        conflicts_with = "resume"
+    )]
     pub momentum: f64,
     /// Decoupled weight decay for --optimizer adamw.
-    #[arg(long, default_value_t = 0.01, conflicts_with = "resume")]
+    #[arg(
+        long,
+        default_value_t = 0.01,
+        allow_negative_numbers = true,
+        conflicts_with = "resume"
+    )]
     pub weight_decay: f64,
     /// Pixel normalization [default: unit (the tutorial's), mean-std for networks with batch norm].
     #[arg(long, value_enum, conflicts_with = "resume")]
@@ -184,6 +206,7 @@ pub struct TrainArgs {
         long,
         default_value_t = 0.0,
         value_name = "FRACTION",
+        allow_negative_numbers = true,
         conflicts_with = "resume"
     )]
     pub pen_strokes: f32,
@@ -194,6 +217,7 @@ pub struct TrainArgs {
         long,
         default_value_t = 0.0,
         value_name = "PIXELS",
+        allow_negative_numbers = true,
         conflicts_with = "resume"
     )]
     pub elastic: f32,
