@@ -2,10 +2,10 @@
 //! the classic recipe that takes convnets past 99.5% on MNIST, optionally an elastic distortion
 //! on top (Simard, Steinkraus and Platt, 2003: the wobble of a hand rather than of a page), and
 //! optionally, for a fraction of the images, the strokes redrawn the way a photo's pen line is
-//! redrawn before a model reads it ([`redraw_with_pen`]). Each epoch draws one [`Warp`] per image from the seeded augmentation
-//! stream, so it is reproducible and resumable; the warps are applied on the host, to the whole
-//! split at once ([`apply_warps`]) or to each batch as it is gathered ([`Warp::apply`]), with the
-//! same pixels either way.
+//! redrawn before a model reads it ([`redraw_with_pen`]). Each epoch draws one [`Warp`] per image
+//! from the seeded augmentation stream, so it is reproducible and resumable; the warps are applied
+//! on the host, to the whole split at once ([`apply_warps`]) or to each batch as it is gathered
+//! ([`Warp::apply`]), with the same pixels either way.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
