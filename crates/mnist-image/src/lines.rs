@@ -333,8 +333,9 @@ fn coverage(map: &InkMap, family: Family, low: f32, high: f32) -> f32 {
 }
 
 /// Clears the bands of `lines`, except where a stroke leaves a band on either side (it crosses
-/// or touches the line there): those positions, and a band's width around them, keep their ink
-/// so the stroke stays whole.
+/// or touches the line there): those positions, and a band's width around them, keep the ink
+/// strong enough to be that stroke ([`STROKE_SHARE_ON_LINE`]), so the stroke stays whole and
+/// the line's own ink beside it goes.
 fn erase(map: &mut InkMap, lines: &[Line]) {
     let (w, h) = (map.width, map.height);
     // Each line with its fringe: ink beside another line (its anti-aliased or JPEG-blurred
