@@ -362,32 +362,29 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             let mine = u8::from(o >= own.low - 0.5 && o <= own.high + 0.5);
             on_lines[y * w + x] > mine
         };
+        // The strongest ink at offset `o` within a position of `t`, not on another line; 0 where
+        // there is none (the map's strength is its ink uncapped, so both are 0 together).
         let ink_near = |t: usize, o: f32| {
-            (t.saturating_sub(1)..(t + 2).min(n)).any(|t| {
-                line.family
-                    .pixel(map, t, o)
-                    .is_some_and(|(x, y)| map.at(x, y) > 0.0 && !on_other_line(x, y))
-            })
-        };
-        // A stroke leaves the band at position t when there is ink 2, 3 and 4 pixels beyond it
-        // on one side (not on another line): further than a line's own fringe or the ringing
-        // of JPEG around it reaches.
-        let beyond =
-            |t: usize, edge: f32, dir: f32| (2..=4).all(|k| ink_near(t, edge + dir * k as f32));
-        // The strength of the stroke leaving the band at each position (0 where none does):
-        // its strongest pixel 3 and 4 pixels out, clear of the line's fringe.
-        let strength_out = |t: usize, o: f32| {
             (t.saturating_sub(1)..(t + 2).min(n))
                 .filter_map(|t| line.family.pixel(map, t, o))
                 .filter(|&(x, y)| !on_other_line(x, y))
                 .map(|(x, y)| map.strength_at(x, y))
                 .fold(0.0f32, f32::max)
         };
+        // A stroke leaves the band at position t when there is ink 2, 3 and 4 pixels beyond it
+        // on one side (not on another line): further than a line's own fringe or the ringing
+        // of JPEG around it reaches. Its strength there is its strongest pixel 3 and 4 pixels
+        // out, clear of the fringe; 0 where no stroke leaves.
         let leaving: Vec<f32> = (0..n)
             .map(|t| {
                 let side = |edge: f32, dir: f32| {
-                    if beyond(t, edge, dir) {
-                        strength_out(t, edge + 3.0 * dir).max(strength_out(t, edge + 4.0 * dir))
+                    let out = |k: f32| ink_near(t, edge + dir * k);
+                    if out(2.0) == 0.0 {
+                        return 0.0;
+                    }
+                    let (three, four) = (out(3.0), out(4.0));
+                    if three > 0.0 && four > 0.0 {
+                        three.max(four)
                     } else {
                         0.0
                     }
