@@ -3,7 +3,9 @@
 # (crates/mnist-image/src/synth/photo.rs: MNIST test digits drawn as 1-4 px pen lines on
 # 300-1400 px pictures of plain, ruled, squared and recycled paper, blue ink, shadows, uneven
 # light, a margin line, all combined; blank pages that must be refused) and prints the accuracy
-# table of docs/photos.md. Counts are per condition.
+# table of docs/photos.md. Counts are per condition. Beside each condition's score it prints the
+# same models' score on the pictures' MNIST digits as they are (plain, dark on white): what MNIST's
+# own ambiguous digits cost, apart from what the photo costs.
 # Usage: scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
 # MNIST_BIN=path/to/mnist scores another build on the same pictures (another commit's, built in
 # its own worktree; default target/release/mnist).
@@ -13,16 +15,18 @@ cd "$(dirname "$0")/.."
 digits=${1:-500}; numbers=${2:-200}; blanks=${3:-100}; seed=${4:-17}; shift $(( $# < 4 ? $# : 4 ))
 cargo build --release --locked --quiet --bin mnist --example photos -p mnist -p mnist-image
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-target/release/examples/photos write "$digits" "$numbers" "$blanks" "$dir/pictures" "$seed"
+target/release/examples/photos write "$digits" "$numbers" "$blanks" "$dir/pictures" "$seed" "$dir/originals"
 # mnist exits 1 when a picture is refused; the scorer counts that as right for a blank picture
 # and wrong for any other.
-run() { # command, output name, file pattern, then mnist flags
-  local command=$1 out=$2 pattern=$3; shift 3
-  find "$dir/pictures" -name "$pattern" | sort | xargs -r "$mnist" "$command" --json "$@" \
+run() { # command, output name, folder, file pattern, then mnist flags
+  local command=$1 out=$2 folder=$3 pattern=$4; shift 4
+  find "$dir/$folder" -name "$pattern" | sort | xargs -r "$mnist" "$command" --json "$@" \
     > "$dir/$out.jsonl" 2> "$dir/$out.log" || grep -m1 '^error: model\|^error: reading' "$dir/$out.log" >&2 || true
 }
-run predict predict '*-digit-*' "$@"
-run read read '*-number-*' "$@"
-run predict blank-predict '*-blank-*' "$@"
-run read blank-read '*-blank-*' "$@"
-target/release/examples/photos score "$dir"/{predict,read,blank-predict,blank-read}.jsonl
+run predict predict pictures '*-digit-*' "$@"
+run read read pictures '*-number-*' "$@"
+run predict blank-predict pictures '*-blank-*' "$@"
+run read blank-read pictures '*-blank-*' "$@"
+run predict originals-predict originals '*-digit-*' "$@"
+run read originals-read originals '*-number-*' "$@"
+target/release/examples/photos score "$dir"/{predict,read,blank-predict,blank-read,originals-predict,originals-read}.jsonl

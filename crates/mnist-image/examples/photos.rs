@@ -1,13 +1,18 @@
 //! The photo-like test pictures of issue 17 (`mnist_image::synth::photo`), and their score.
 //!
-//! `photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED]` writes, for every condition, single
-//! digits and numbers made from MNIST test digits drawn as pen lines, and blank pages that must
-//! be refused (counts are per condition; MNIST from $MNIST_DIR or ./data/mnist).
+//! `photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]]` writes, for every
+//! condition, single digits and numbers made from MNIST test digits drawn as pen lines, and
+//! blank pages that must be refused (counts are per condition; MNIST from $MNIST_DIR or
+//! ./data/mnist). With ORIGINALS_DIR it also writes there, under the same name as PNG, each
+//! picture's MNIST digits as they are (`original_picture`): the reference for the score.
 //!
 //! `photos score FILE.jsonl...` reads what `mnist predict --json` and `mnist read --json` said
 //! about such pictures and prints the accuracy per condition as a Markdown table: a digit or a
 //! number counts when it is exactly the one in the file name, a blank picture when it was
-//! refused. `scripts/photo-accuracy.sh` runs both.
+//! refused. Lines from a file whose name holds "originals" are what was said about the
+//! original pictures; with them the table sets each condition beside its originals' score and
+//! counts the photos read right of those whose originals were. `scripts/photo-accuracy.sh` runs
+//! both.
 //!
 //! `photos big CONDITION OUT.jpg [SEED]` writes one 12-megapixel (4000x3000) JPEG: a
 //! single-digit picture of CONDITION enlarged the way a phone's camera would have taken it
@@ -24,17 +29,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use mnist_data::IMAGE_PIXELS;
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
 use mnist_image::synth::photo::{
-    number_photo_of, pen_fidelity, phone_photo, write_photos, Blank, Condition, Counts,
-    MIN_PEN_FIDELITY,
+    number_photo_of, original_picture, pen_fidelity, phone_photo, write_photos, Blank, Condition,
+    Counts, MIN_PEN_FIDELITY,
 };
 use mnist_image::synth::{encode, Encoding};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity";
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity";
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,9 +58,10 @@ fn main() -> Result<(), Error> {
 
 fn write(args: &[String]) -> Result<(), Error> {
     let [digits, numbers, blanks, out, rest @ ..] = args else {
-        return Err("usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED]".into());
+        return Err(USAGE.into());
     };
     let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    let originals = rest.get(1).map(PathBuf::from);
     let (images, labels) = test_set()?;
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
@@ -68,6 +77,24 @@ fn write(args: &[String]) -> Result<(), Error> {
         out.display(),
         set.skipped
     );
+    if let Some(dir) = originals {
+        std::fs::create_dir_all(&dir)?;
+        // A stream of its own, so the photos are the same with or without their originals.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for sample in set.samples.iter().filter(|s| !s.mnist.is_empty()) {
+            let digits: Vec<&[u8]> = sample
+                .mnist
+                .iter()
+                .map(|&k| &images[k * IMAGE_PIXELS..][..IMAGE_PIXELS])
+                .collect();
+            let stem = sample.file.file_stem().unwrap_or_default();
+            let file = dir.join(stem).with_extension("png");
+            std::fs::write(
+                file,
+                encode(&original_picture(&digits, &mut rng), Encoding::Png),
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -178,9 +205,22 @@ impl Tally {
     }
 }
 
+/// Whether a picture was read right, and its original picture (`photos write`'s
+/// ORIGINALS_DIR) when it was read too.
+#[derive(Default)]
+struct Verdict {
+    photo: Option<bool>,
+    original: Option<bool>,
+}
+
 fn score(files: &[String]) -> Result<(), Error> {
     let mut tally = Tally::default();
+    // (condition, "digit" or "number", picture's stem) -> what was said of it and its original.
+    let mut verdicts: BTreeMap<(String, &'static str, String), Verdict> = BTreeMap::new();
     for file in files {
+        let original = Path::new(file)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("originals"));
         let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
         for line in text.lines() {
             let v: serde_json::Value =
@@ -198,10 +238,20 @@ fn score(files: &[String]) -> Result<(), Error> {
                 .get("digit")
                 .map(|d| d.to_string())
                 .or_else(|| v["number"].as_str().map(str::to_string));
-            if let Some((condition, answer)) = rest.split_once("-digit-") {
-                tally.add(condition, "digit", said.as_deref() == Some(answer));
-            } else if let Some((condition, answer)) = rest.split_once("-number-") {
-                tally.add(condition, "number", said.as_deref() == Some(answer));
+            let written = rest
+                .split_once("-digit-")
+                .map(|(c, a)| (c, "digit", a))
+                .or_else(|| rest.split_once("-number-").map(|(c, a)| (c, "number", a)));
+            if let Some((condition, kind, answer)) = written {
+                let right = said.as_deref() == Some(answer);
+                let verdict = verdicts
+                    .entry((condition.to_string(), kind, stem.to_string()))
+                    .or_default();
+                if original {
+                    verdict.original = Some(right);
+                } else {
+                    verdict.photo = Some(right);
+                }
             } else {
                 // A blank: right when refused. Which command refused it is not in the line,
                 // so the file the line came from says (the script names it blank-read.jsonl).
@@ -214,15 +264,47 @@ fn score(files: &[String]) -> Result<(), Error> {
             }
         }
     }
-    println!("| condition | single digits right | numbers exactly right |");
-    println!("| --- | --- | --- |");
+    let mut originals = false;
+    for ((condition, kind, _), verdict) in &verdicts {
+        if let Some(right) = verdict.photo {
+            tally.add(condition, kind, right);
+        }
+        if let Some(right) = verdict.original {
+            originals = true;
+            let (of_originals, where_right) = match *kind {
+                "digit" => ("original digit", "digit where original right"),
+                _ => ("original number", "number where original right"),
+            };
+            tally.add(condition, of_originals, right);
+            if let (true, Some(photo)) = (right, verdict.photo) {
+                tally.add(condition, where_right, photo);
+            }
+        }
+    }
+    if originals {
+        println!("| condition | single digits right | numbers exactly right | digits right as MNIST pictures | numbers right as MNIST pictures | photo digits right where the MNIST picture is | photo numbers right where the MNIST picture is |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+    } else {
+        println!("| condition | single digits right | numbers exactly right |");
+        println!("| --- | --- | --- |");
+    }
     for c in Condition::ALL {
         let name = c.name();
-        println!(
+        print!(
             "| {name} | {} | {} |",
             tally.cell(name, "digit"),
             tally.cell(name, "number")
         );
+        if originals {
+            print!(
+                " {} | {} | {} | {} |",
+                tally.cell(name, "original digit"),
+                tally.cell(name, "original number"),
+                tally.cell(name, "digit where original right"),
+                tally.cell(name, "number where original right")
+            );
+        }
+        println!();
     }
     println!();
     println!("| blank picture | refused by `predict` | refused by `read` |");

@@ -18,7 +18,7 @@ use mnist_data::{IMAGE_PIXELS, IMAGE_SIDE};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{encode, gaussian, Encoding};
+use super::{encode, gaussian, number_picture, Colour, Encoding, Style};
 use crate::stroke;
 
 /// What is hard about a picture. `Combined` has all of it at once.
@@ -869,6 +869,9 @@ pub struct PhotoSample {
     pub condition: &'static str,
     /// The digit or the number as text; `None` for a blank picture, which must be refused.
     pub answer: Option<String>,
+    /// The MNIST test digits it was drawn from, by index, in writing order (none for a blank):
+    /// what [`original_picture`] shows as they are.
+    pub mnist: Vec<usize>,
 }
 
 /// What [`write_photos`] wrote.
@@ -927,6 +930,7 @@ pub fn write_photos(
                 file,
                 condition: condition.name(),
                 answer: Some(answer),
+                mnist: vec![k],
             });
         }
         for _ in 0..counts.numbers {
@@ -951,6 +955,7 @@ pub fn write_photos(
                 file,
                 condition: condition.name(),
                 answer: Some(answer),
+                mnist: chosen,
             });
         }
     }
@@ -965,10 +970,31 @@ pub fn write_photos(
                 file,
                 condition: blank.name(),
                 answer: None,
+                mnist: Vec::new(),
             });
         }
     }
     Ok(PhotoSet { samples, skipped })
+}
+
+/// The MNIST `digits` a photo was drawn from, as they are: dark on white, 56 px high, apart, no
+/// noise (`synth::number_picture`). What the models read of it is what they read of the
+/// writing itself, so `scripts/photo-accuracy.sh` sets each condition's score beside this
+/// reference: the part of a miss that a photo's pen line, paper and light cost, apart from the
+/// part that MNIST's own ambiguous digits cost.
+pub fn original_picture(digits: &[&[u8]], rng: &mut impl Rng) -> DynamicImage {
+    let style = Style {
+        digit_side: 56,
+        margins: [28; 4],
+        paper: [255; 3],
+        ink: [0; 3],
+        colour: Colour::Grey,
+        noise: 0.0,
+        shading: 0.0,
+        shading_angle: 0.0,
+        encoding: Encoding::Png,
+    };
+    number_picture(digits, &style, rng).0
 }
 
 /// Photos are mostly JPEG; the combined condition always is.
@@ -1014,6 +1040,60 @@ mod tests {
         assert!(hollow >= 0.97, "hollow loop: {hollow}");
         assert!(filled <= 0.3, "filled loop: {filled}");
         assert_eq!(pen_fidelity(&[0; IMAGE_PIXELS]), 0.0);
+    }
+
+    #[test]
+    fn each_photo_names_the_mnist_digits_it_was_drawn_from() {
+        // Three copies of one shape under three labels: only the indices tell them apart.
+        let digits = [six(false), six(false), six(false)].concat();
+        let labels = [6, 0, 8];
+        let dir = tempfile::tempdir().unwrap();
+        let counts = Counts {
+            digits: 1,
+            numbers: 1,
+            blanks: 1,
+        };
+        let set = write_photos(dir.path(), &digits, &labels, counts, 3).unwrap();
+        assert_eq!(
+            set.samples.len(),
+            2 * Condition::ALL.len() + Blank::ALL.len()
+        );
+        for sample in &set.samples {
+            let spelled: String = sample
+                .mnist
+                .iter()
+                .map(|&k| char::from(b'0' + labels[k]))
+                .collect();
+            match &sample.answer {
+                Some(answer) => assert_eq!(&spelled, answer, "{}", sample.file.display()),
+                None => assert!(sample.mnist.is_empty(), "{}", sample.file.display()),
+            }
+        }
+        // The originals: the digits side by side, black on white, with room around them.
+        let one = |n: usize| {
+            let tiles = vec![&digits[..IMAGE_PIXELS]; n];
+            original_picture(&tiles, &mut ChaCha8Rng::seed_from_u64(1)).to_luma8()
+        };
+        let (single, three) = (one(1), one(3));
+        let ink_span = |p: &GrayImage| {
+            let inked: Vec<u32> = (0..p.width())
+                .filter(|&x| (0..p.height()).any(|y| p.get_pixel(x, y).0[0] < 128))
+                .collect();
+            inked.last().unwrap() - inked[0] + 1
+        };
+        let (span1, span3) = (ink_span(&single), ink_span(&three));
+        assert!(
+            span3 >= 3 * span1,
+            "three digits {span3} px, one {span1} px: side by side"
+        );
+        for picture in [&single, &three] {
+            let border = (0..picture.width()).map(|x| picture.get_pixel(x, 0).0[0]);
+            assert!(
+                border.into_iter().all(|v| v == 255),
+                "paper around the digits"
+            );
+            assert_eq!(picture.pixels().map(|p| p.0[0]).min(), Some(0), "black ink");
+        }
     }
 
     #[test]
