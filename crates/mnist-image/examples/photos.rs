@@ -282,7 +282,7 @@ fn score(files: &[String]) -> Result<(), Error> {
         }
     }
     if originals {
-        println!("| condition | single digits right | numbers exactly right | digits right as MNIST pictures | numbers right as MNIST pictures | photo digits right where the MNIST picture is | photo numbers right where the MNIST picture is |");
+        println!("| condition | single digits right | numbers exactly right | digits right as MNIST pictures | numbers right as MNIST pictures | digits right, of those right as MNIST pictures | numbers right, of those right as MNIST pictures |");
         println!("| --- | --- | --- | --- | --- | --- | --- |");
     } else {
         println!("| condition | single digits right | numbers exactly right |");
