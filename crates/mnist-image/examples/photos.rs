@@ -11,7 +11,8 @@
 //! number counts when it is exactly the one in the file name, a blank picture when it was
 //! refused. Lines from a file whose name holds "originals" are what was said about the
 //! original pictures; with them the table sets each condition beside its originals' score and
-//! counts the photos read right of those whose originals were. `scripts/photo-accuracy.sh` runs
+//! counts the photos read right of those whose originals were. The last row counts all
+//! conditions together. `scripts/photo-accuracy.sh` runs
 //! both.
 //!
 //! `photos big CONDITION OUT.jpg [SEED]` writes one 12-megapixel (4000x3000) JPEG: a
@@ -205,6 +206,9 @@ impl Tally {
     }
 }
 
+/// The name of the score table's last row, which counts every condition's pictures.
+const ALL_CONDITIONS: &str = "all conditions";
+
 /// Whether a picture was read right, and its original picture (`photos write`'s
 /// ORIGINALS_DIR) when it was read too.
 #[derive(Default)]
@@ -266,18 +270,21 @@ fn score(files: &[String]) -> Result<(), Error> {
     }
     let mut originals = false;
     for ((condition, kind, _), verdict) in &verdicts {
-        if let Some(right) = verdict.photo {
-            tally.add(condition, kind, right);
-        }
-        if let Some(right) = verdict.original {
-            originals = true;
-            let (of_originals, where_right) = match *kind {
-                "digit" => ("original digit", "digit where original right"),
-                _ => ("original number", "number where original right"),
-            };
-            tally.add(condition, of_originals, right);
-            if let (true, Some(photo)) = (right, verdict.photo) {
-                tally.add(condition, where_right, photo);
+        // Each condition's row, and the row of all of them.
+        for row in [condition.as_str(), ALL_CONDITIONS] {
+            if let Some(right) = verdict.photo {
+                tally.add(row, kind, right);
+            }
+            if let Some(right) = verdict.original {
+                originals = true;
+                let (of_originals, where_right) = match *kind {
+                    "digit" => ("original digit", "digit where original right"),
+                    _ => ("original number", "number where original right"),
+                };
+                tally.add(row, of_originals, right);
+                if let (true, Some(photo)) = (right, verdict.photo) {
+                    tally.add(row, where_right, photo);
+                }
             }
         }
     }
@@ -288,8 +295,8 @@ fn score(files: &[String]) -> Result<(), Error> {
         println!("| condition | single digits right | numbers exactly right |");
         println!("| --- | --- | --- |");
     }
-    for c in Condition::ALL {
-        let name = c.name();
+    let rows = Condition::ALL.map(Condition::name);
+    for name in rows.into_iter().chain([ALL_CONDITIONS]) {
         print!(
             "| {name} | {} | {} |",
             tally.cell(name, "digit"),
