@@ -222,9 +222,12 @@ fn score(files: &[String]) -> Result<(), Error> {
     // (condition, "digit" or "number", picture's stem) -> what was said of it and its original.
     let mut verdicts: BTreeMap<(String, &'static str, String), Verdict> = BTreeMap::new();
     for file in files {
-        let original = Path::new(file)
+        // The script names each file for what it holds: originals-read.jsonl, blank-read.jsonl.
+        let named = Path::new(file)
             .file_name()
-            .is_some_and(|n| n.to_string_lossy().contains("originals"));
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let original = named.contains("originals");
         let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
         for line in text.lines() {
             let v: serde_json::Value =
@@ -258,8 +261,8 @@ fn score(files: &[String]) -> Result<(), Error> {
                 }
             } else {
                 // A blank: right when refused. Which command refused it is not in the line,
-                // so the file the line came from says (the script names it blank-read.jsonl).
-                let kind = if file.contains("read") {
+                // so the name of the file the line came from says.
+                let kind = if named.contains("read") {
                     "read"
                 } else {
                     "predict"
