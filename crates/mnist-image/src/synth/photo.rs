@@ -7,13 +7,13 @@
 //! levels where no faint stroke falls apart) and drawn again as a pen line 1-4 px wide on a
 //! picture 300-1400 px across (a phone photo's scale), so the writing is a person's but the
 //! stroke is a ballpoint's. The page under it is plain, ruled, squared or recycled paper,
-//! possibly with a red margin line, lit unevenly, in a shadow, turned a little, with sensor
-//! noise and JPEG compression.
+//! possibly with a red margin line, lit unevenly, in a shadow, turned a little, out of focus,
+//! with sensor noise and JPEG compression.
 
 use std::path::{Path, PathBuf};
 
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, GrayImage, Rgb, RgbImage};
+use image::{DynamicImage, GrayImage, Rgb, Rgb32FImage, RgbImage};
 use mnist_data::{IMAGE_PIXELS, IMAGE_SIDE};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,10 +41,14 @@ pub enum Condition {
     /// Ruled or squared paper, maybe a margin, blue or black ink, shadow, uneven light, the page
     /// turned up to 3 degrees, JPEG.
     Combined,
+    /// The page photographed out of focus: pen or pencil, plain or ruled paper, everything
+    /// blurred over 1-2.5 px (a Gaussian's deviation) before the sensor's noise, so a thin line
+    /// is spread into a faint, wide band.
+    OutOfFocus,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 8] = [
+    pub const ALL: [Condition; 9] = [
         Condition::Pen,
         Condition::BlueShadow,
         Condition::Ruled,
@@ -53,6 +57,7 @@ impl Condition {
         Condition::UnevenLight,
         Condition::Pencil,
         Condition::Combined,
+        Condition::OutOfFocus,
     ];
 
     /// The name used in file names and tables.
@@ -66,6 +71,7 @@ impl Condition {
             Condition::UnevenLight => "uneven-light",
             Condition::Pencil => "pencil",
             Condition::Combined => "combined",
+            Condition::OutOfFocus => "out-of-focus",
         }
     }
 }
@@ -81,14 +87,18 @@ pub enum Blank {
     SquaredPage,
     /// A photo of a plastered wall: texture at every scale, and no ink.
     Wall,
+    /// Plain or ruled paper photographed out of focus, half the time in a shadow: blur smooths
+    /// the paper's noise away with the ink's, so what is left must still not pass for ink.
+    BlurredPage,
 }
 
 impl Blank {
-    pub const ALL: [Blank; 4] = [
+    pub const ALL: [Blank; 5] = [
         Blank::Page,
         Blank::RuledPage,
         Blank::SquaredPage,
         Blank::Wall,
+        Blank::BlurredPage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +107,7 @@ impl Blank {
             Blank::RuledPage => "blank-ruled",
             Blank::SquaredPage => "blank-squared",
             Blank::Wall => "blank-wall",
+            Blank::BlurredPage => "blank-blurred",
         }
     }
 }
@@ -153,6 +164,9 @@ struct Page {
     /// Corners this much darker than the centre.
     vignette: f32,
     shadow: Option<Shadow>,
+    /// Out of focus: the picture is blurred with a Gaussian of this deviation in pixels (0 is
+    /// sharp) before the sensor's noise.
+    blur: f32,
     noise: f32,
 }
 
@@ -189,6 +203,7 @@ impl Page {
             light_angle: rng.random_range(0.0..std::f32::consts::TAU),
             vignette: 0.0,
             shadow: None,
+            blur: 0.0,
             noise: rng.random_range(1.0..4.0),
         };
         let grey = rng.random_range(20.0..110.0);
@@ -277,6 +292,23 @@ impl Page {
                 page.vignette = rng.random_range(0.1..0.3);
                 page.turn = rng.random_range(-3.0f32..3.0).to_radians();
             }
+            (Some(Condition::OutOfFocus), _) => {
+                if rng.random_bool(0.5) {
+                    page.ruling = Ruling::Ruled {
+                        spacing: 0.0,
+                        offset: 0.0,
+                    };
+                }
+                match rng.random_range(0..3) {
+                    0 => {}
+                    1 => page.ink = blue(rng),
+                    _ => {
+                        page.pencil = true;
+                        page.ink = [rng.random_range(70.0..130.0); 3];
+                    }
+                }
+                page.blur = rng.random_range(1.0..2.5);
+            }
             (None, Some(blank)) => {
                 page.gradient = rng.random_range(0.1..0.5);
                 page.vignette = rng.random_range(0.0..0.3);
@@ -311,6 +343,15 @@ impl Page {
                         page.paper = [base + 6.0, base + 2.0, base - 6.0];
                         page.plaster = true;
                         page.shadow = None;
+                    }
+                    Blank::BlurredPage => {
+                        if rng.random_bool(0.5) {
+                            page.ruling = Ruling::Ruled {
+                                spacing,
+                                offset: rng.random_range(0.0..spacing),
+                            };
+                        }
+                        page.blur = rng.random_range(1.0..3.0);
                     }
                 }
             }
@@ -360,7 +401,8 @@ impl Page {
         };
         let (lx, ly) = (self.light_angle.cos(), self.light_angle.sin());
         let diagonal = ((w * w + h * h) as f32).sqrt();
-        let mut img = RgbImage::new(w, h);
+        // The light reaching the lens (0-255), then the lens's blur, then the sensor's noise.
+        let mut scene = Rgb32FImage::new(w, h);
         for y in 0..h {
             for x in 0..w {
                 let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
@@ -399,12 +441,19 @@ impl Page {
                 if let Some(s) = &self.shadow {
                     light *= s.light(px, py);
                 }
-                let noise = gaussian(rng) * self.noise;
-                let rgb =
-                    reflect.map(|r| (r * light * 255.0 + noise).round().clamp(0.0, 255.0) as u8);
-                img.put_pixel(x, y, Rgb(rgb));
+                scene.put_pixel(x, y, Rgb(reflect.map(|r| r * light * 255.0)));
             }
         }
+        if self.blur > 0.0 {
+            scene = imageops::blur(&scene, self.blur);
+        }
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            let noise = gaussian(rng) * self.noise;
+            Rgb(scene
+                .get_pixel(x, y)
+                .0
+                .map(|v| (v + noise).round().clamp(0.0, 255.0) as u8))
+        });
         DynamicImage::ImageRgb8(img)
     }
 
