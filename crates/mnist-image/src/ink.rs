@@ -26,9 +26,19 @@ pub struct InkMap {
     pub strength: Vec<f32>,
 }
 
-/// Strokes fainter than this against the paper (on a 0-1 luminance scale) are not ink: a blank
+/// Strokes this strong against the paper (on a 0-1 luminance scale) are ink on any page; fainter
+/// ones are ink only where they stand out from the paper's noise ([`FAINT_CONTRAST`]): a blank
 /// page with lighting gradients, JPEG noise or a faint texture has no digit on it.
 const MIN_CONTRAST: f32 = 0.12;
+/// Strokes from this strong up to [`MIN_CONTRAST`] are ink where they also stand
+/// [`FAINT_STROKE_SIGMAS`] noise deviations above the floor. A photo out of focus spreads a thin
+/// line's ink over a band several pixels wide, so its strokes are this faint, yet they mostly
+/// stand 6 to 20 deviations above the sensor's noise, while what a blank page leaves after its
+/// shadows and texture are taken out (blurred or not) mostly stays within 3 (one blank page of
+/// 500, `scripts/photo-accuracy.sh 0 0 100 5`, reached between 5 and 6).
+const FAINT_CONTRAST: f32 = 0.05;
+/// See [`FAINT_CONTRAST`].
+const FAINT_STROKE_SIGMAS: f32 = 6.0;
 /// Pixels this many noise standard deviations from the paper can still be noise.
 const NOISE_SIGMAS: f32 = 3.5;
 
@@ -363,7 +373,25 @@ fn ink_over(
 /// within 7 deviations of the paper, and goes.
 const FAINT_SIGMAS: f32 = 3.5;
 
+/// A stroke whose outline at a quarter of its strength is at least this wide (pixels)...
+const BLURRED_WIDTH: f32 = 4.0;
+/// ... and this much wider than at three quarters has soft edges: the picture is out of focus.
+/// A sharp pen or pencil line, even in a grainy JPEG, widens by at most 1.6 px from one level
+/// to the other, a line blurred by a Gaussian of 1 px or more by 1.7-3.7 px.
+const BLURRED_EDGE: f32 = 1.7;
+
 impl InkMap {
+    /// Whether the strokes have soft, wide edges, as in a photo out of focus: then the picture
+    /// is looked at smaller ([`crate::ink_map`]), where its strokes and printed lines are sharp
+    /// and thin again.
+    pub fn out_of_focus(&self) -> bool {
+        let width = |level| width_at(&self.ink, self.width, self.height, level);
+        match (width(0.25), width(0.75)) {
+            (Some(soft), Some(core)) => soft >= BLURRED_WIDTH && soft - core >= BLURRED_EDGE,
+            _ => false,
+        }
+    }
+
     /// Zeroes faint ink (up to [`InkMap::faint`]) with no stronger pixel among its eight
     /// neighbours: the faint edge of a stroke stays, while the paper's noise that only just
     /// crosses the floor (along the edge of a shadow, in a texture) goes, and with it the
@@ -393,7 +421,12 @@ impl InkMap {
 /// strength): twice their area over their outline, which is a band's width for a band and 2 for
 /// a line one pixel wide. `None` when there are none.
 fn outline_width(ink: &[f32], width: usize, height: usize) -> Option<f32> {
-    let on = |x: usize, y: usize| ink[y * width + x] >= 0.5;
+    width_at(ink, width, height, 0.5)
+}
+
+/// [`outline_width`] of the pixels at least `level` strong.
+fn width_at(ink: &[f32], width: usize, height: usize, level: f32) -> Option<f32> {
+    let on = |x: usize, y: usize| ink[y * width + x] >= level;
     let (mut area, mut outline) = (0usize, 0usize);
     for y in 0..height {
         for x in 0..width {
@@ -774,7 +807,7 @@ fn running_line(
 /// between and beyond (the caller caps it at 1).
 fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
     let max = contrast.iter().copied().fold(0.0f32, f32::max);
-    if max < MIN_CONTRAST {
+    if max < FAINT_CONTRAST {
         return (vec![0.0; contrast.len()], 0.0);
     }
     // Otsu's split among the pixels above the noise only: a thin pen line is a fraction of a
@@ -791,7 +824,8 @@ fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
     let stroke: Vec<f32> = candidates.into_iter().filter(|&c| c > threshold).collect();
     let stroke_level = percentile(&stroke, 0.5).max(threshold);
     let floor = (NOISE_SIGMAS * noise).max(0.12 * stroke_level);
-    if stroke_level - floor < MIN_CONTRAST {
+    let needed = (FAINT_STROKE_SIGMAS * noise).clamp(FAINT_CONTRAST, MIN_CONTRAST);
+    if stroke_level - floor < needed {
         return (vec![0.0; contrast.len()], 0.0);
     }
     let scale = 1.0 / (stroke_level - floor);
@@ -903,11 +937,53 @@ mod tests {
 
     #[test]
     fn blank_and_faint_pages_have_no_ink() {
-        for img in [GrayImage::from_pixel(30, 30, Luma([255])), bar(200, 185)] {
+        for img in [GrayImage::from_pixel(30, 30, Luma([255])), bar(200, 192)] {
             assert!(InkMap::from_image(&DynamicImage::ImageLuma8(img)).is_blank());
         }
         let clear = RgbaImage::from_pixel(10, 10, Rgba([0, 0, 0, 0]));
         assert!(InkMap::from_image(&DynamicImage::ImageRgba8(clear)).is_blank());
+    }
+
+    #[test]
+    fn a_faint_stroke_is_ink_only_where_it_stands_clear_of_the_paper_noise() {
+        // A bar 8% darker than the paper (an out-of-focus pen line is this faint), on paper
+        // with a deterministic noise of ±`amplitude` levels.
+        let page = |amplitude: i32| {
+            let img = GrayImage::from_fn(40, 40, |x, y| {
+                let noise = ((x * 7 + y * 13) % (2 * amplitude as u32 + 1)) as i32 - amplitude;
+                Luma([(if (18..22).contains(&x) { 184 } else { 200 } + noise) as u8])
+            });
+            InkMap::from_image(&DynamicImage::ImageLuma8(img))
+        };
+        for amplitude in [0, 1] {
+            let map = page(amplitude);
+            assert!((0..40).all(|y| map.at(19, y) > 0.5), "±{amplitude}");
+        }
+        assert!(page(4).is_blank());
+    }
+
+    #[test]
+    fn soft_wide_strokes_are_out_of_focus_and_sharp_ones_are_not() {
+        // A ring of a pen line, `half` px either side of its centre, blurred by `sigma`.
+        let ring = |half: f32, sigma: f32| {
+            let img = GrayImage::from_fn(120, 120, |x, y| {
+                let r = ((x as f32 - 60.0).powi(2) + (y as f32 - 60.0).powi(2)).sqrt();
+                let d = ((r - 35.0).abs() - half).max(0.0);
+                let ink = if sigma == 0.0 {
+                    f32::from(d == 0.0)
+                } else {
+                    (-d * d / (2.0 * sigma * sigma)).exp()
+                };
+                Luma([(230.0 - 150.0 * ink).round() as u8])
+            });
+            InkMap::from_image(&DynamicImage::ImageLuma8(img)).out_of_focus()
+        };
+        for half in [0.5, 1.0, 2.0, 3.0] {
+            assert!(!ring(half, 0.0), "a sharp line {} px wide", 2.0 * half);
+        }
+        for sigma in [1.5, 2.5] {
+            assert!(ring(0.5, sigma), "a 1 px line blurred by {sigma}");
+        }
     }
 
     #[test]

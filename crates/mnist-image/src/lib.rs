@@ -35,6 +35,10 @@ pub use segment::{BBox, Glyph, Segment};
 /// photo, 4000 pixels wide, to 1334). Boxes are reported in the original picture's pixels.
 pub const ANALYSIS_MAX_SIDE: u32 = 1600;
 
+/// A picture out of focus ([`InkMap::out_of_focus`]) is looked at at half its size, where its
+/// blur is half as wide, unless that would leave fewer pixels than this on its longer side.
+const OUT_OF_FOCUS_MIN_SIDE: u32 = 150;
+
 /// One digit found in a picture, ready for a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundDigit {
@@ -87,12 +91,17 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
     analysable(image).0
 }
 
-/// The ink map of `image`, shrunk if needed, without the page's printed lines, and the factor
-/// from its pixels to the original's.
+/// The ink map of `image`, shrunk if needed (to [`ANALYSIS_MAX_SIDE`], and by half again when
+/// the picture is out of focus), without the page's printed lines, and the factor from its
+/// pixels to the original's.
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
-    let factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
+    let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
     let mut map = InkMap::from_planes(ink::Planes::from_image(image, factor as usize));
+    if map.out_of_focus() && side / (2 * factor) >= OUT_OF_FOCUS_MIN_SIDE {
+        factor *= 2;
+        map = InkMap::from_planes(ink::Planes::from_image(image, factor as usize));
+    }
     lines::remove_page_lines(&mut map);
     map.drop_faint_alone();
     (map, factor as f64)
