@@ -87,8 +87,9 @@ pub enum Blank {
     SquaredPage,
     /// A photo of a plastered wall: texture at every scale, and no ink.
     Wall,
-    /// Plain or ruled paper photographed out of focus, half the time in a shadow: blur smooths
-    /// the paper's noise away with the ink's, so what is left must still not pass for ink.
+    /// Plain or ruled paper photographed out of focus, half the time in a shadow: the blurred
+    /// edge of a shadow and the blurred rules are as faint and soft as blurred writing, and must
+    /// still not pass for it.
     BlurredPage,
 }
 
