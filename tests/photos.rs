@@ -13,7 +13,7 @@ mod common;
 use common::{mnist, real_mnist_dir, run};
 use mnist_data::{find_file, read_images, read_labels, MnistFile};
 use mnist_image::synth::photo::{
-    number_photo_of, phone_photo, write_photos, Condition, Counts, PhotoSample,
+    number_photo_of, phone_photo, write_photos, Blank, Condition, Counts, PhotoSample,
 };
 use mnist_image::synth::{encode, Encoding};
 use serde_json::Value;
@@ -148,13 +148,7 @@ fn blank_photos_are_refused_with_one_line_each() {
         }
     }
     eprintln!("refused of 8: {refused:?}");
-    for blank in [
-        "blank-page",
-        "blank-ruled",
-        "blank-squared",
-        "blank-wall",
-        "blank-blurred",
-    ] {
+    for blank in Blank::ALL.map(Blank::name) {
         let got = refused.iter().find(|r| r.0 == blank).unwrap().1;
         assert_eq!(got, 8, "{blank}: {got} of 8 refused");
     }

@@ -216,6 +216,8 @@ impl Page {
                 rng.random_range(110.0..190.0),
             ]
         };
+        // Pencil: graphite grey, the same in every channel.
+        let graphite = |rng: &mut dyn rand::RngCore| [rng.random_range(70.0..130.0); 3];
         match (condition, blank) {
             (Some(Condition::Pen), _) => {}
             (Some(Condition::BlueShadow), _) => {
@@ -265,8 +267,7 @@ impl Page {
                 page.paper = [base + 3.0, base, base - rng.random_range(2.0..12.0)];
                 page.recycled = true;
                 page.pencil = true;
-                let graphite = rng.random_range(70.0..130.0);
-                page.ink = [graphite; 3];
+                page.ink = graphite(rng);
                 page.pen = rng.random_range(1.5..3.5);
                 page.gradient = rng.random_range(0.0..0.25);
             }
@@ -305,7 +306,7 @@ impl Page {
                     1 => page.ink = blue(rng),
                     _ => {
                         page.pencil = true;
-                        page.ink = [rng.random_range(70.0..130.0); 3];
+                        page.ink = graphite(rng);
                     }
                 }
                 page.blur = rng.random_range(1.0..2.5);
