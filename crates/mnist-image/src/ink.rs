@@ -462,10 +462,12 @@ fn centre_and_noise(darker: &[f32]) -> (f32, f32) {
 /// the darkest and the brightest of the luminance histogram's peaks (each holding at least 5%
 /// of the picture) are paper, or paper in a shadow, and thin ink is a tail reaching well below
 /// the darkest or above the brightest, made of strokes rather than a patch the frame cuts
-/// ([`framed_patch`]). When neither tail clearly wins (bold ink is a peak of its
-/// own), a picture that is mostly light ([`LIGHT_PAPER`]) is paper: in a page half in a
-/// shadow, the lit half would otherwise pass for a light stroke. Otherwise, whether the
-/// luminance reaches further below its median than above it. `None` for an empty picture.
+/// ([`framed_patch`]). When neither tail clearly wins (bold ink is a peak of its own), the page
+/// is light paper, and the ink dark, if its brighter peak is light and a patch that the frame
+/// cuts (the lit part of a page mostly in a shadow) or if the picture is mostly light
+/// ([`LIGHT_PAPER`]): in a page in a shadow, the lit part would otherwise pass for a light
+/// stroke. Otherwise, whether the luminance reaches further below its median than above it.
+/// `None` for an empty picture.
 fn dark_ink(luma: &[f32], width: usize, height: usize) -> Option<bool> {
     if luma.is_empty() {
         return None;
@@ -504,6 +506,15 @@ fn dark_ink(luma: &[f32], width: usize, height: usize) -> Option<bool> {
         }
         if above > 0.1 && above > 2.0 * below {
             return Some(false);
+        }
+        // Two levels of paper, the brighter a patch that the frame cuts: a page partly in a
+        // shadow, whose lit part is light paper however much of the picture the shadow covers.
+        let half_way = (paper_low + paper_high) / 2.0;
+        if lowest != highest
+            && paper_high >= LIGHT_PAPER
+            && framed_patch(luma, width, height, |v| v > half_way)
+        {
+            return Some(true);
         }
     }
     let median = fine.quantile(0.5);
@@ -1088,6 +1099,21 @@ mod tests {
             let t = ((x as f32 - 30.0 - 0.2 * y as f32) / 4.0).clamp(0.0, 1.0);
             Luma([(230.0 - 110.0 * t + ((x * 7 + y * 3) % 5) as f32).round() as u8])
         });
+        assert!(InkMap::from_image(&DynamicImage::ImageLuma8(img)).is_blank());
+    }
+
+    #[test]
+    fn a_page_mostly_in_a_deep_shadow_is_light_paper_with_no_ink() {
+        // Paper 80 in a shadow over four fifths of the picture (so its median is darker than
+        // LIGHT_PAPER), lit to 170 along the bottom, a soft edge: the lit band is paper, not a
+        // light stroke on dark paper.
+        let img = GrayImage::from_fn(90, 60, |x, y| {
+            let t = ((y as f32 - 48.0 + 0.2 * x as f32) / 3.0).clamp(0.0, 1.0);
+            Luma([(80.0 + 90.0 * t + ((x * 7 + y * 3) % 5) as f32).round() as u8])
+        });
+        let luma: Vec<f32> = img.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
+        assert!(percentile(&luma, 0.5) < LIGHT_PAPER);
+        assert_eq!(dark_ink(&luma, 90, 60), Some(true));
         assert!(InkMap::from_image(&DynamicImage::ImageLuma8(img)).is_blank());
     }
 
