@@ -24,6 +24,10 @@ pub struct InkMap {
     /// times as strong as they are, which tells a stroke running along a line from the line
     /// ([`crate::lines`]). Empty when nothing is above 1 (then `ink` is the strength).
     pub strength: Vec<f32>,
+    /// The pixels of the page's printed lines that [`crate::lines::remove_page_lines`] removed
+    /// (each line's band and its fringe), row-major: what ink is left there may be the line's
+    /// own. Empty when it removed none.
+    pub on_lines: Vec<bool>,
 }
 
 /// Strokes this strong against the paper (on a 0-1 luminance scale) are ink on any page; fainter
@@ -165,6 +169,7 @@ impl InkMap {
             ink: vec![0.0; width * height],
             faint: 0.0,
             strength: Vec::new(),
+            on_lines: Vec::new(),
         }
     }
 
@@ -213,6 +218,7 @@ impl InkMap {
             ink,
             faint,
             strength,
+            on_lines: Vec::new(),
         }
     }
 }
@@ -528,7 +534,9 @@ fn dark_ink(luma: &[f32], width: usize, height: usize) -> Option<bool> {
 /// Whether the pixels of `luma` (`width` x `height`) that are `beyond` the paper have at least
 /// [`FRAMED_OUTLINE`] of their outline on the picture's edge.
 fn framed_patch(luma: &[f32], width: usize, height: usize, beyond: impl Fn(f32) -> bool) -> bool {
-    let on = |x: usize, y: usize| beyond(luma[y * width + x]);
+    let mask: Vec<bool> = luma.iter().map(|&v| beyond(v)).collect();
+    let mask = close_mask(&mask, width, height, FRAMED_GAP);
+    let on = |x: usize, y: usize| mask[y * width + x];
     let (mut outline, mut framed) = (0usize, 0usize);
     for y in 0..height {
         for x in 0..width {
@@ -547,6 +555,61 @@ fn framed_patch(luma: &[f32], width: usize, height: usize, beyond: impl Fn(f32) 
     outline > 0 && framed as f32 >= FRAMED_OUTLINE * outline as f32
 }
 
+/// `mask` (`width` x `height`) closed over squares `2 * reach + 1` across: gaps up to `2 * reach`
+/// wide are filled, and what is on keeps its outline. Windows are clipped at the borders.
+fn close_mask(mask: &[bool], width: usize, height: usize, reach: usize) -> Vec<bool> {
+    let grown = dilate_mask(mask, width, height, reach);
+    let gaps: Vec<bool> = grown.iter().map(|&on| !on).collect();
+    dilate_mask(&gaps, width, height, reach)
+        .into_iter()
+        .map(|gap| !gap)
+        .collect()
+}
+
+/// Whether each pixel has an `on` pixel of `mask` within `reach` either way (a square), from
+/// running counts: along each row, then down the columns, all in row order.
+fn dilate_mask(mask: &[bool], width: usize, height: usize, reach: usize) -> Vec<bool> {
+    let mut rows = vec![0u8; width * height];
+    for (row, out) in mask.chunks_exact(width).zip(rows.chunks_exact_mut(width)) {
+        let mut count = row[..reach.min(width)].iter().filter(|&&on| on).count();
+        for (x, o) in out.iter_mut().enumerate() {
+            if x + reach < width {
+                count += usize::from(row[x + reach]);
+            }
+            if x > reach {
+                count -= usize::from(row[x - reach - 1]);
+            }
+            *o = u8::from(count > 0);
+        }
+    }
+    let mut counts = vec![0u32; width];
+    for row in rows.chunks_exact(width).take(reach) {
+        for (c, &v) in counts.iter_mut().zip(row) {
+            *c += u32::from(v);
+        }
+    }
+    let mut out = vec![false; width * height];
+    for y in 0..height {
+        if y + reach < height {
+            for (c, &v) in counts.iter_mut().zip(&rows[(y + reach) * width..][..width]) {
+                *c += u32::from(v);
+            }
+        }
+        if y > reach {
+            for (c, &v) in counts
+                .iter_mut()
+                .zip(&rows[(y - reach - 1) * width..][..width])
+            {
+                *c -= u32::from(v);
+            }
+        }
+        for (o, &c) in out[y * width..][..width].iter_mut().zip(&counts) {
+            *o = c > 0;
+        }
+    }
+    out
+}
+
 /// A picture whose median luminance is at least this is light paper, even in a shadow: light
 /// ink comes on black, a blackboard, a dark-mode canvas.
 const LIGHT_PAPER: f32 = 0.35;
@@ -554,6 +617,10 @@ const LIGHT_PAPER: f32 = 0.35;
 /// picture's edge are a patch of light or shade that the frame cuts, not strokes (a stroke that
 /// runs off the picture leaves only its width on the edge).
 const FRAMED_OUTLINE: f32 = 0.25;
+/// ... once gaps up to twice this many pixels wide are closed (a closing, which leaves strokes
+/// as wide as they are): the printed lines of squared paper cut a lit patch into squares, whose
+/// outlines would be mostly inside the picture.
+const FRAMED_GAP: usize = 2;
 
 /// A fine histogram of values in 0-1, for quantiles of a whole picture in one pass.
 struct Histogram {
@@ -1038,6 +1105,29 @@ mod tests {
     }
 
     #[test]
+    fn closing_a_mask_matches_brute_force() {
+        let (w, h) = (23, 17);
+        let mask: Vec<bool> = (0..w * h)
+            .map(|i| (i * 7919 + i / w * 31) % 11 < 4)
+            .collect();
+        for reach in 0..4 {
+            let window = |x: usize, y: usize| {
+                let xs = x.saturating_sub(reach)..(x + reach + 1).min(w);
+                let ys = y.saturating_sub(reach)..(y + reach + 1).min(h);
+                ys.flat_map(move |y| xs.clone().map(move |x| (x, y)))
+            };
+            let grown: Vec<bool> = (0..w * h)
+                .map(|i| window(i % w, i / w).any(|(x, y)| mask[y * w + x]))
+                .collect();
+            assert_eq!(dilate_mask(&mask, w, h, reach), grown, "reach {reach}");
+            let closed: Vec<bool> = (0..w * h)
+                .map(|i| window(i % w, i / w).all(|(x, y)| grown[y * w + x]))
+                .collect();
+            assert_eq!(close_mask(&mask, w, h, reach), closed, "reach {reach}");
+        }
+    }
+
+    #[test]
     fn running_extremes_match_brute_force() {
         let values: Vec<f32> = (0..23).map(|i| ((i * 37 + 11) % 17) as f32).collect();
         let mut scratch = Scratch::default();
@@ -1115,6 +1205,21 @@ mod tests {
         assert!(percentile(&luma, 0.5) < LIGHT_PAPER);
         assert_eq!(dark_ink(&luma, 90, 60), Some(true));
         assert!(InkMap::from_image(&DynamicImage::ImageLuma8(img)).is_blank());
+    }
+
+    #[test]
+    fn a_lit_corner_of_squared_paper_in_shadow_is_paper_not_light_ink() {
+        // Squared paper (1-px lines every 10 px, 30% darker) at 110 in a shadow, lit to 215 in a
+        // corner (4% of the picture): the lines cut the lit corner into squares, whose outlines
+        // are mostly inside the picture, yet it is a patch that the frame cuts, and any ink is
+        // dark.
+        let img = GrayImage::from_fn(300, 200, |x, y| {
+            let lit = if x + y > 430 { 215.0 } else { 110.0 };
+            let line = x % 10 == 0 || y % 10 == 0;
+            Luma([(lit * if line { 0.7 } else { 1.0 }) as u8])
+        });
+        let luma: Vec<f32> = img.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
+        assert_eq!(dark_ink(&luma, 300, 200), Some(true));
     }
 
     #[test]

@@ -429,6 +429,7 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             }
         });
     }
+    map.on_lines = on_lines.iter().map(|&n| n > 0).collect();
     for (v, c) in map.ink.iter_mut().zip(clear) {
         if c {
             *v = 0.0;

@@ -154,6 +154,8 @@ impl<G> Segment<G> {
 struct Component {
     bbox: BBox,
     mass: f32,
+    /// How many of its pixels are off the page's printed lines ([`InkMap::on_lines`]).
+    off_lines: usize,
 }
 
 /// Specks lighter than this fraction of the heaviest stroke are noise (a "1" weighs about a
@@ -212,19 +214,20 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
     let inked: Vec<bool> = map.ink.iter().map(|&v| v != 0.0).collect();
     let (labels, areas) = stroke::regions(&inked, w, map.height);
     // Each component's extent (x0, y0, x1, y1) and mass, in one pass over the labels.
-    let mut found = vec![((usize::MAX, usize::MAX, 0, 0), 0.0f32); areas.len()];
+    let mut found = vec![((usize::MAX, usize::MAX, 0, 0), 0.0f32, 0usize); areas.len()];
     for (i, &label) in labels.iter().enumerate() {
         if label == 0 {
             continue;
         }
-        let ((x0, y0, x1, y1), mass) = &mut found[label as usize - 1];
+        let ((x0, y0, x1, y1), mass, off_lines) = &mut found[label as usize - 1];
         let (x, y) = (i % w, i / w);
         (*x0, *y0, *x1, *y1) = ((*x0).min(x), (*y0).min(y), (*x1).max(x), (*y1).max(y));
         *mass += map.ink[i];
+        *off_lines += usize::from(!map.on_lines.get(i).copied().unwrap_or(false));
     }
     let components = found
         .into_iter()
-        .map(|((x0, y0, x1, y1), mass)| Component {
+        .map(|((x0, y0, x1, y1), mass, off_lines)| Component {
             bbox: BBox {
                 x: x0 as u32,
                 y: y0 as u32,
@@ -232,6 +235,7 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
                 h: (y1 - y0 + 1) as u32,
             },
             mass,
+            off_lines,
         })
         .collect();
     (labels, components)
@@ -239,9 +243,11 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
 
 /// Labels and keeps the components heavy enough to be strokes and large enough to be part of
 /// a digit. Writing has at least one stroke of [`ANCHOR_EXTENT`] that is not a flat dash
-/// ([`DASH_ASPECT`]); pieces count only near one (a broken stroke's other half, the bar of a 7
-/// come loose), so that what a page leaves behind on its own (the stub of a rule, the corner
-/// where two lines of squared paper crossed, a fleck) is not read as a digit.
+/// ([`DASH_ASPECT`]) and has at least that many pixels off the page's printed lines (what the
+/// line remover leaves of a line, where a shadow's edge or another line crosses it, lies on the
+/// line); pieces count only near one (a broken stroke's other half, the bar of a 7 come loose),
+/// so that what a page leaves behind on its own (the stub of a rule, the corner where two lines
+/// of squared paper crossed, a fleck) is not read as a digit.
 fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
     let (labels, components) = label_components(map);
     let side = map.width.max(map.height) as f32;
@@ -266,6 +272,7 @@ fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
         .collect();
     let anchors: Vec<BBox> = kept
         .iter()
+        .filter(|(_, c)| c.off_lines as f32 >= ANCHOR_EXTENT * side)
         .map(|(_, c)| c.bbox)
         .filter(|b| b.w.max(b.h) as f32 >= ANCHOR_EXTENT * side && !b.is_dash())
         .collect();
@@ -809,6 +816,35 @@ mod tests {
         );
         assert!(single_glyph(&map).is_none());
         assert!(number_glyphs(&map).is_empty());
+    }
+
+    #[test]
+    fn a_stub_left_on_a_printed_line_is_not_writing_and_a_stroke_crossing_one_is() {
+        // On 400x300, a vertical printed line 4 px wide (with its fringe) at x 200 was removed.
+        // A stub of it 40 high is left (where a shadow's edge crossed it): on a blank page it
+        // is not a digit, though off the line the same stub would be a one. A stroke that
+        // crosses the line's band, with the stub it touches, is writing.
+        let on_line = |map: &mut InkMap| {
+            map.on_lines = (0..map.width * map.height)
+                .map(|i| (198..206).contains(&(i % map.width)))
+                .collect();
+        };
+        let mut stub = rectangles(400, 300, &[[200, 100, 4, 40]]);
+        assert!(single_glyph(&stub).is_some());
+        on_line(&mut stub);
+        assert!(single_glyph(&stub).is_none());
+        assert!(number_glyphs(&stub).is_empty());
+        let mut crossed = rectangles(400, 300, &[[200, 100, 4, 40], [185, 115, 30, 12]]);
+        on_line(&mut crossed);
+        assert_eq!(
+            single_glyph(&crossed).map(|g| g.bbox),
+            Some(BBox {
+                x: 185,
+                y: 100,
+                w: 30,
+                h: 40
+            })
+        );
     }
 
     #[test]
