@@ -400,6 +400,13 @@ impl InkMap {
         }
     }
 
+    /// The typical width of the strokes, in pixels (twice their area over their outline, at
+    /// half a stroke's strength): about 2 for a thin pen line, far more for a patch. `None`
+    /// when there is no ink.
+    pub fn stroke_width(&self) -> Option<f32> {
+        outline_width(&self.ink, self.width, self.height)
+    }
+
     /// Zeroes faint ink (up to [`InkMap::faint`]) with no stronger pixel among its eight
     /// neighbours: the faint edge of a stroke stays, while the paper's noise that only just
     /// crosses the floor (along the edge of a shadow, in a texture) goes, and with it the

@@ -36,8 +36,14 @@ pub use segment::{BBox, Glyph, Segment};
 pub const ANALYSIS_MAX_SIDE: u32 = 1600;
 
 /// A picture out of focus ([`InkMap::out_of_focus`]) is looked at at half its size, where its
-/// blur is half as wide, unless that would leave fewer pixels than this on its longer side.
-const OUT_OF_FOCUS_MIN_SIDE: u32 = 150;
+/// blur is half as wide, and so is one where no ink was found, where the paper's noise is
+/// averaged down; unless that would leave fewer pixels than this on its longer side.
+const HALF_SIZE_MIN_SIDE: u32 = 150;
+/// Ink found only at half size counts when its strokes are at most this wide ([`InkMap::stroke_width`],
+/// pixels at half size), as a pen line is: the faint pen and pencil strokes of blurred photos are
+/// 2.2-2.9 px wide there, what a blank page leaves after its shadows are taken out is patches
+/// 6.6-28 px wide (on the blank pages of `scripts/photo-accuracy.sh 0 0 100 5` and `... 31`).
+const HALF_SIZE_MAX_STROKE: f32 = 4.5;
 
 /// One digit found in a picture, ready for a model.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,15 +98,22 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
 }
 
 /// The ink map of `image`, shrunk if needed (to [`ANALYSIS_MAX_SIDE`], and by half again when
-/// the picture is out of focus), without the page's printed lines, and the factor from its
-/// pixels to the original's.
+/// the picture is out of focus or holds no ink at that size), without the page's printed lines,
+/// and the factor from its pixels to the original's.
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
     let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
     let mut map = InkMap::from_planes(ink::Planes::from_image(image, factor as usize));
-    if map.out_of_focus() && side / (2 * factor) >= OUT_OF_FOCUS_MIN_SIDE {
-        factor *= 2;
-        map = InkMap::from_planes(ink::Planes::from_image(image, factor as usize));
+    let blank = map.is_blank();
+    if (blank || map.out_of_focus()) && side / (2 * factor) >= HALF_SIZE_MIN_SIDE {
+        let half = InkMap::from_planes(ink::Planes::from_image(image, 2 * factor as usize));
+        let strokes = half
+            .stroke_width()
+            .is_some_and(|w| w <= HALF_SIZE_MAX_STROKE);
+        if !blank || strokes {
+            factor *= 2;
+            map = half;
+        }
     }
     lines::remove_page_lines(&mut map);
     map.drop_faint_alone();
@@ -126,5 +139,47 @@ fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
             w: right - x,
             h: bottom - y,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma};
+
+    /// A 600x600 page of paper 200 with a sensor's noise (a hash, ±6 levels), darker by up to
+    /// `contrast` levels where `shade(x, y)` (0-1) says.
+    fn noisy_page(contrast: f32, shade: impl Fn(f32, f32) -> f32) -> DynamicImage {
+        DynamicImage::ImageLuma8(GrayImage::from_fn(600, 600, |x, y| {
+            let noise = (x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663)) % 13;
+            let dark = contrast * shade(x as f32, y as f32);
+            Luma([(200.0 - dark + noise as f32 - 6.0).round() as u8])
+        }))
+    }
+
+    /// A ring 160 px across drawn as a pen line blurred by a Gaussian of 2 px.
+    fn ring(x: f32, y: f32) -> f32 {
+        let d = ((x - 300.0).powi(2) + (y - 300.0).powi(2)).sqrt() - 80.0;
+        (-d * d / 8.0).exp()
+    }
+
+    /// A soft band of shade 60 px wide down the page.
+    fn band(x: f32, _: f32) -> f32 {
+        let d = ((x - 300.0).abs() - 30.0).max(0.0);
+        (-d * d / 50.0).exp()
+    }
+
+    #[test]
+    fn a_faint_stroke_lost_in_the_noise_is_found_at_half_size_and_a_faint_patch_is_not() {
+        // At full size the paper's noise hides both; at half size it is averaged down, and the
+        // ring stands out as a pen line while the band stands out as a patch, too wide to be one.
+        let faint_ring = noisy_page(24.0, ring);
+        assert!(InkMap::from_image(&faint_ring).is_blank());
+        let found = digit_in_image(&faint_ring).expect("the ring is found at half size");
+        assert!(found.bbox.w > 150 && found.bbox.h > 150, "{:?}", found.bbox);
+        let faint_band = noisy_page(24.0, band);
+        assert!(InkMap::from_image(&faint_band).is_blank());
+        assert!(digit_in_image(&faint_band).is_none());
+        assert!(digit_in_image(&noisy_page(0.0, ring)).is_none());
     }
 }
