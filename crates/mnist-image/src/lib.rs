@@ -39,10 +39,11 @@ pub const ANALYSIS_MAX_SIDE: u32 = 1600;
 /// blur is half as wide, and so is one where no ink was found, where the paper's noise is
 /// averaged down; unless that would leave fewer pixels than this on its longer side.
 const HALF_SIZE_MIN_SIDE: u32 = 150;
-/// Ink found only at half size counts when its strokes are at most this wide ([`InkMap::stroke_width`],
-/// pixels at half size), as a pen line is: the faint pen and pencil strokes of blurred photos are
-/// 2.2-2.9 px wide there, what a blank page leaves after its shadows are taken out is patches
-/// 6.6-28 px wide (on the blank pages of `scripts/photo-accuracy.sh 0 0 100 5` and `... 31`).
+/// Ink found only at half size counts when its strokes are at most this wide (pixels at half
+/// size, [`InkMap::stroke_width`]), as a pen line is: there the faint pen and pencil strokes of
+/// blurred photos are 2.2-2.9 px wide, and what a blank page leaves after its shadows are taken
+/// out is patches 6.6-28 px wide (the blank pages of `scripts/photo-accuracy.sh 0 0 100 5` and
+/// `0 0 100 31`).
 const HALF_SIZE_MAX_STROKE: f32 = 4.5;
 
 /// One digit found in a picture, ready for a model.
