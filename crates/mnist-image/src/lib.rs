@@ -2,10 +2,10 @@
 //!
 //! [`read_digit`] treats the whole picture as one digit; [`read_number`] finds the digits of a
 //! number written left to right (a group wide enough to be touching digits comes both whole and
-//! cut, for the caller's model to choose: [`Segment::choose`]). Both decode any PNG, JPEG, BMP, GIF, WebP or TIFF of any size
-//! with bounded memory ([`decode`]), find the ink whatever its colour and the paper's
-//! ([`ink`]), segment it ([`segment`]) and give each digit MNIST's own preprocessing
-//! ([`mnist_style`]). The result is 28x28 `u8` pixels, 0 = paper, exactly like MNIST's files,
+//! cut, for the caller's model to choose: [`Segment::choose`]). Both decode any PNG, JPEG, BMP,
+//! GIF, WebP or TIFF of any size with bounded memory ([`decode`]), find the ink whatever its
+//! colour and the paper's ([`ink`]), remove the page's printed lines ([`lines`]), segment what
+//! is left ([`segment`]) and give each digit MNIST's own preprocessing ([`mnist_style`]). The result is 28x28 `u8` pixels, 0 = paper, exactly like MNIST's files,
 //! so a model's input goes through the same `Normalization` as in training. Nothing here
 //! touches a model or a device.
 //!
