@@ -213,7 +213,8 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
     let w = map.width;
     let inked: Vec<bool> = map.ink.iter().map(|&v| v != 0.0).collect();
     let (labels, areas) = stroke::regions(&inked, w, map.height);
-    // Each component's extent (x0, y0, x1, y1) and mass, in one pass over the labels.
+    // Each component's extent (x0, y0, x1, y1), mass and pixels off the printed lines, in one
+    // pass over the labels.
     let mut found = vec![((usize::MAX, usize::MAX, 0, 0), 0.0f32, 0usize); areas.len()];
     for (i, &label) in labels.iter().enumerate() {
         if label == 0 {
