@@ -159,12 +159,12 @@ fn blank_photos_are_refused_with_one_line_each() {
 }
 
 #[test]
-fn a_larger_set_of_blank_pages_is_refused_but_for_three() {
+fn a_larger_set_of_blank_pages_is_refused_but_for_two() {
     // The 500 blank pictures of `scripts/photo-accuracy.sh 0 0 100 5` (docs/photos.md), read by
     // the library as `mnist predict` reads them (no model runs before a picture is refused):
     // shadows across plain, ruled, squared and blurred pages are what the reader most often
-    // mistook for writing. Three are still read as a digit (a patch beside a shadow's edge on a
-    // plain and a blurred page, a grid line's stub at a squared page's edge).
+    // mistook for writing. Two are still read as a digit (a patch beside a shadow's edge on a
+    // plain and on a blurred page).
     let dir = tempfile::tempdir().unwrap();
     let counts = Counts {
         digits: 0,
@@ -183,7 +183,7 @@ fn a_larger_set_of_blank_pages_is_refused_but_for_three() {
         .collect();
     eprintln!("read as a digit: {read:?}");
     assert!(
-        read.len() <= 3,
+        read.len() <= 2,
         "{} of 500 blank pictures read: {read:?}",
         read.len()
     );
