@@ -246,7 +246,8 @@ fn label_components(map: &InkMap) -> (Vec<u32>, Vec<Component>) {
 /// a digit. Writing has at least one stroke of [`ANCHOR_EXTENT`] that is not a flat dash
 /// ([`DASH_ASPECT`]) and has at least that many pixels off the page's printed lines (what the
 /// line remover leaves of a line, where a shadow's edge or another line crosses it, lies on the
-/// line); pieces count only near one (a broken stroke's other half, the bar of a 7 come loose),
+/// line); pieces count only near one, within half its height or the writing's (the median
+/// anchor's), whichever is more (a broken stroke's other half, the bar of a 7 come loose),
 /// so that what a page leaves behind on its own (the stub of a rule, the corner where two lines
 /// of squared paper crossed, a fleck) is not read as a digit.
 fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
@@ -277,9 +278,14 @@ fn strokes(map: &InkMap) -> (Vec<u32>, Vec<(u32, Component)>) {
         .map(|(_, c)| c.bbox)
         .filter(|b| b.w.max(b.h) as f32 >= ANCHOR_EXTENT * side && !b.is_dash())
         .collect();
+    // Reach from the writing's height, not the anchor's own: a short anchor (a 2's loop whose
+    // upper stroke runs along a printed line) reaches its other half.
+    let mut heights: Vec<u32> = anchors.iter().map(|a| a.h).collect();
+    heights.sort_unstable();
+    let writing_height = heights.get(heights.len() / 2).copied().unwrap_or(0);
     let near_an_anchor = |b: &BBox| {
         anchors.iter().any(|a| {
-            let reach = a.h / 2;
+            let reach = a.h.max(writing_height) / 2;
             b.x <= a.right() + reach
                 && a.x <= b.right() + reach
                 && b.y <= a.bottom() + reach
@@ -845,6 +851,31 @@ mod tests {
                 w: 30,
                 h: 40
             })
+        );
+    }
+
+    #[test]
+    fn a_piece_on_a_printed_line_belongs_to_a_short_digit_within_the_lines_reach() {
+        // On 400x300, two ones 60 high (the line's height), and a digit whose lower part is
+        // short (30x20) and whose upper stroke (24 high) runs along a printed line at x 224-231,
+        // so that none of it counts as writing on its own; it ends 16 rows above the lower
+        // part, beyond half that part's height but within half the line's.
+        let mut map = rectangles(
+            400,
+            300,
+            &[
+                [100, 100, 4, 60],
+                [140, 100, 4, 60],
+                [200, 140, 30, 20],
+                [226, 100, 4, 24],
+            ],
+        );
+        map.on_lines = (0..map.width * map.height)
+            .map(|i| (224..232).contains(&(i % map.width)))
+            .collect();
+        assert_eq!(
+            boxes(&number_glyphs(&map)),
+            [[100, 100, 4, 60], [140, 100, 4, 60], [200, 100, 30, 60]]
         );
     }
 
