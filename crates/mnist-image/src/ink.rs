@@ -463,11 +463,13 @@ fn width_at(ink: &[f32], width: usize, height: usize, level: f32) -> Option<f32>
     (outline > 0).then(|| 2.0 * area as f32 / outline as f32)
 }
 
-/// The median of `darker` (the paper estimate sits on the bright side of the paper's noise;
-/// this centres it) and the noise's robust standard deviation around it.
-fn centre_and_noise(darker: &[f32]) -> (f32, f32) {
-    let centre = percentile(darker, 0.5);
-    let deviations: Vec<f32> = darker.iter().map(|d| (d - centre).abs()).collect();
+/// The median of `values` and their robust standard deviation around it (1.4826 times the
+/// median absolute deviation, which equals the standard deviation for Gaussian noise and
+/// ignores the few values that are ink). For the paper's darkness, the median centres the
+/// estimate, which sits on the bright side of the paper's noise.
+pub(crate) fn centre_and_noise(values: &[f32]) -> (f32, f32) {
+    let centre = percentile(values, 0.5);
+    let deviations: Vec<f32> = values.iter().map(|d| (d - centre).abs()).collect();
     (centre, 1.4826 * percentile(&deviations, 0.5))
 }
 

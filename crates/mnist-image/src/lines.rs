@@ -10,7 +10,7 @@
 //! `detect_lines`) would look at every direction and say nothing about coverage or thickness,
 //! which is what decides here.
 
-use crate::ink::InkMap;
+use crate::ink::{centre_and_noise, InkMap};
 
 /// Pages are looked for turned by up to this much either way.
 pub const MAX_TURN_DEGREES: f32 = 6.0;
@@ -497,7 +497,8 @@ fn strength(map: &InkMap, line: &Line) -> f32 {
 }
 
 /// The line's own strength across its band: for each offset of `line`'s band, from its low
-/// side, the median strength along it and the robust deviation around that.
+/// side, the median strength along it and the robust deviation around that ((0, 0) for an
+/// offset with no pixel inside the picture).
 fn profile(map: &InkMap, line: &Line) -> Vec<(f32, f32)> {
     let mut values: Vec<Vec<f32>> = Vec::new();
     for_band(map, line, |_, o, x, y| {
@@ -507,19 +508,7 @@ fn profile(map: &InkMap, line: &Line) -> Vec<(f32, f32)> {
         }
         values[k].push(map.strength_at(x, y));
     });
-    values
-        .into_iter()
-        .map(|mut v| {
-            if v.is_empty() {
-                return (0.0, 0.0);
-            }
-            let k = (v.len() - 1) / 2;
-            let median = *v.select_nth_unstable_by(k, f32::total_cmp).1;
-            let mut dev: Vec<f32> = v.iter().map(|x| (x - median).abs()).collect();
-            let mad = *dev.select_nth_unstable_by(k, f32::total_cmp).1;
-            (median, 1.4826 * mad)
-        })
-        .collect()
+    values.iter().map(|v| centre_and_noise(v)).collect()
 }
 
 /// Calls `f(t, offset, x, y)` for every pixel of the band of `line` inside the picture.
