@@ -47,6 +47,9 @@ const STROKE_SHARE_ON_LINE: f32 = 0.4;
 /// each through a digit read at under 60% either way). 2 and 4 deviations read within one number
 /// of 3 (measured before crossings were told apart).
 const ABOVE_PROFILE_SIGMAS: f32 = 3.0;
+/// Ink across a line's band at least this many pixels wider than the line's own width (at
+/// half its strength) is a stroke running along beside it.
+const STROKE_BESIDE_LINE: usize = 2;
 /// At least this many lines make an evenly spaced set.
 const SET_SIZE: usize = 3;
 /// A line the picture's edge cuts is looked for while at least this fraction of it is inside,
@@ -455,6 +458,30 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
         // Where two lines cross, their inks add up: a stroke there is stronger than both.
         let stronger_than_two = (2.0 * own_strength + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
         let profile = profile(map, &wide);
+        // A stroke running along the line beside its ink (the base of a 0 written on a rule,
+        // out of focus no stronger than the rule) widens the ink across the band beyond the
+        // line's own width there; what stands above the line's profile at those positions is
+        // that stroke's. (A rule that bends across the band keeps its width.)
+        let half = 0.5 * own_strength;
+        let mut widths = vec![0usize; n];
+        for_band(map, &wide, |t, _, x, y| {
+            if !on_other_line(x, y) && map.strength_at(x, y) > half {
+                widths[t] += 1;
+            }
+        });
+        let own_width = {
+            let mut inked: Vec<usize> = widths.iter().copied().filter(|&k| k > 0).collect();
+            if inked.is_empty() {
+                0
+            } else {
+                let k = (inked.len() - 1) / 2;
+                *inked.select_nth_unstable(k).1
+            }
+        };
+        let alongside: Vec<bool> = widths
+            .iter()
+            .map(|&k| own_width > 0 && k >= own_width + STROKE_BESIDE_LINE)
+            .collect();
         for_band(map, &wide, |t, o, x, y| {
             let other = on_other_line(x, y);
             let limit = if other { stronger_than_two } else { stronger };
@@ -467,7 +494,11 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             let level = if other { level + own_strength } else { level };
             let of_stroke = strength > STROKE_SHARE_ON_LINE * stroke_near[t]
                 && (crossing[t] || strength > level + ABOVE_PROFILE_SIGMAS * spread);
-            if !(stroke_near[t] > 0.0 && of_stroke) && strength <= limit {
+            let beside = alongside[t]
+                && !other
+                && strength > half
+                && strength > level + ABOVE_PROFILE_SIGMAS * spread;
+            if !(stroke_near[t] > 0.0 && of_stroke) && !beside && strength <= limit {
                 clear[y * w + x] = true;
             }
         });
@@ -757,6 +788,46 @@ mod tests {
             .filter(|&(x, y)| ring(x, y) && m.at(x, y) == 0.0)
             .collect();
         assert!(cut.is_empty(), "rings cut at {cut:?}");
+    }
+
+    #[test]
+    fn a_stroke_running_along_beside_a_rule_as_strong_as_it_stays() {
+        // Out of focus: rules every 50 rows blurred over 3 rows (strength up to 1.2, with a
+        // little noise), and the base of a 0 open at the top (strokes 3 px wide, strength 1.2:
+        // a blurred pen is no stronger than the rule) running 70 columns along just above the
+        // rule at row 90. Neither stronger than the rule nor near where the arms leave it, the
+        // middle of the base was taken for the rule, leaving two arcs read as two digits.
+        let (w, h) = (240, 150);
+        let profile = [0.7, 1.2, 0.7];
+        let rule = |x: usize, y: usize| {
+            let k = (y + 50 - 39) % 50;
+            let noise = ((x * 7919 + y * 104_729) % 11) as f32 * 0.01 - 0.05;
+            profile.get(k).map_or(0.0, |p| p + noise)
+        };
+        let zero = |x: usize, y: usize| {
+            let arm = (60..63).contains(&x) || (130..133).contains(&x);
+            (arm && (50..89).contains(&y)) || ((60..133).contains(&x) && (86..89).contains(&y))
+        };
+        let mut m = InkMap::new(w, h);
+        m.strength = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let v = rule(x, y).max(if zero(x, y) { 1.2 } else { 0.0 });
+                m.strength[y * w + x] = v;
+                m.ink[y * w + x] = v.min(1.0);
+            }
+        }
+        assert_eq!(remove_page_lines(&mut m), 3);
+        let cut: Vec<(usize, usize)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| zero(x, y) && m.at(x, y) == 0.0)
+            .collect();
+        assert!(cut.is_empty(), "the 0 cut at {cut:?}");
+        let left: Vec<(usize, usize)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| m.at(x, y) > 0.0 && !zero(x, y))
+            .collect();
+        assert!(left.is_empty(), "rule left beside the 0 at {left:?}");
     }
 
     #[test]
