@@ -228,29 +228,23 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
     let holds = |k: usize, fraction: f32| {
         inside[k] >= MIN_PARTIAL * length && counts[k] as f32 - base >= fraction * inside[k]
     };
+    // How much ink each offset holds, weighed by its strength.
+    let mut weights = vec![0.0f32; counts.len()];
+    for (&o, &(x, y)) in offsets.iter().zip(inked) {
+        weights[(o - lo) as usize] += map.at(x as usize, y as usize);
+    }
     // Runs of offsets each holding at least a fifth of a line's worth of ink, and thin. Where
     // writing lies along a line (a number written on a rule) its ink widens the run; the line
-    // is then the thin core that holds more, found by raising the bar.
+    // is then the thin core that holds more, found by raising the bar. A line blurred in a
+    // small photo is inked across its whole width; its core is where it holds at least half its
+    // peak weight.
+    let finder = RunFinder {
+        holds: &holds,
+        weights: &weights,
+        max_thickness,
+    };
     let mut runs = Vec::new();
-    let mut pending = vec![(0, counts.len(), 0.2f32)];
-    while let Some((from, to, fraction)) = pending.pop() {
-        let mut i = from;
-        while i < to {
-            if !holds(i, fraction) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < to && holds(i, fraction) {
-                i += 1;
-            }
-            if (i - start) as f32 <= max_thickness {
-                runs.push((start, i));
-            } else if fraction < 0.9 {
-                pending.push((start, i, fraction * 1.5));
-            }
-        }
-    }
+    finder.thin_runs(0, counts.len(), 0.2, &mut runs);
     runs.sort_unstable();
     let (mut candidates, mut cut) = (Vec::new(), Vec::new());
     for (start, end) in runs {
@@ -300,6 +294,62 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
         found.extend(cut.into_iter().filter(|l| spacing.holds(l)));
     }
     found
+}
+
+/// Finds the thin runs of offsets that may be lines ([`lines_of`]).
+struct RunFinder<'a> {
+    /// Whether offset `k` holds at least `fraction` of a line's worth of ink.
+    holds: &'a dyn Fn(usize, f32) -> bool,
+    /// The ink each offset holds, weighed by its strength.
+    weights: &'a [f32],
+    max_thickness: f32,
+}
+
+impl RunFinder<'_> {
+    /// Adds to `runs` the thin runs within `from..to` of offsets holding at least `fraction`;
+    /// where a run is too thick, the thin runs that hold more within it, or else its core.
+    fn thin_runs(&self, from: usize, to: usize, fraction: f32, runs: &mut Vec<(usize, usize)>) {
+        let mut i = from;
+        while i < to {
+            if !(self.holds)(i, fraction) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < to && (self.holds)(i, fraction) {
+                i += 1;
+            }
+            let found = runs.len();
+            if (i - start) as f32 <= self.max_thickness {
+                runs.push((start, i));
+            } else if fraction < 0.9 {
+                self.thin_runs(start, i, fraction * 1.5, runs);
+            }
+            if runs.len() == found && (i - start) as f32 > self.max_thickness {
+                runs.extend(self.core(start, i));
+            }
+        }
+    }
+
+    /// The offsets around the heaviest one of `from..to` that hold at least half its weight
+    /// above the run's edges (where writing lies beside the line, the edges hold the writing),
+    /// if they are thin: a blurred line peaks at its centre; a bold stroke is as heavy across.
+    fn core(&self, from: usize, to: usize) -> Option<(usize, usize)> {
+        let run = &self.weights[from..to];
+        let peak = (0..run.len()).max_by(|&a, &b| run[a].total_cmp(&run[b]))?;
+        let edge = run[0].min(run[run.len() - 1]);
+        let half = edge + 0.5 * (run[peak] - edge);
+        let first = (0..peak)
+            .rev()
+            .take_while(|&k| run[k] >= half)
+            .last()
+            .unwrap_or(peak);
+        let last = (peak..run.len())
+            .take_while(|&k| run[k] >= half)
+            .last()
+            .unwrap_or(peak);
+        ((last - first + 1) as f32 <= self.max_thickness).then_some((from + first, from + last + 1))
+    }
 }
 
 /// The gap and one line's centre of an evenly spaced set of lines.
@@ -655,6 +705,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bold_bar_across_a_tight_crop_is_not_a_line() {
+        // A 7 written with a marker and cropped tight: its bar, 10 px thick with soft edges,
+        // spans 93% of the picture's width. It is as heavy across as it is thick, with no thin
+        // core: writing, not a printed line.
+        let mut m = map(120, 120, |x, y| {
+            ((4..116).contains(&x) && (9..21).contains(&y))
+                || ((x as i32 - (110 - (y as i32 - 21) * 4 / 5)).abs() < 5
+                    && (21..110).contains(&y))
+        });
+        for x in 4..116 {
+            m.ink[9 * 120 + x] = 0.5;
+            m.ink[20 * 120 + x] = 0.5;
+        }
+        let before = m.clone();
+        assert_eq!(remove_page_lines(&mut m), 0);
+        assert_eq!(m, before);
+    }
+
+    #[test]
     fn a_turned_pages_rule_that_leaves_through_the_edge_goes_with_its_set() {
         // Rules every 20 rows, the page turned 3 degrees: the top rule is inside the picture for
         // its first 29 columns only, too short to be a line of its own.
@@ -828,6 +897,40 @@ mod tests {
             .filter(|&(x, y)| m.at(x, y) > 0.0 && !zero(x, y))
             .collect();
         assert!(left.is_empty(), "rule left beside the 0 at {left:?}");
+    }
+
+    #[test]
+    fn rules_blurred_wider_than_a_printed_line_are_found_by_their_core() {
+        // A small photo out of focus: rules every 80 rows blurred over 7 rows, every row inked
+        // (strength 0.1 at the edges to 0.6 at the centre), thicker than a printed line may be
+        // on a picture of this size; and a ring between them. Each rule peaks at its centre, so
+        // its core (the rows holding half its peak above its edges) is thin: the rules go.
+        let (w, h) = (300, 250);
+        let profile = [0.1, 0.3, 0.5, 0.6, 0.5, 0.3, 0.1];
+        let rule = |x: usize, y: usize| {
+            let noise = ((x * 7919 + y * 104_729) % 11) as f32 * 0.01 - 0.05;
+            profile.get((y + 80 - 37) % 80).map_or(0.0, |p| p + noise)
+        };
+        let ring = |x: usize, y: usize| {
+            let d = ((x as f32 - 150.0).powi(2) + (y as f32 - 80.0).powi(2)).sqrt();
+            (20.0..24.0).contains(&d)
+        };
+        let mut m = InkMap::new(w, h);
+        m.strength = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let v = rule(x, y).max(if ring(x, y) { 1.0 } else { 0.0 });
+                m.strength[y * w + x] = v;
+                m.ink[y * w + x] = v.min(1.0);
+            }
+        }
+        assert_eq!(remove_page_lines(&mut m), 3);
+        let left = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| m.at(x, y) > 0.0 && !ring(x, y))
+            .count();
+        assert_eq!(left, 0, "pixels of the rules left");
+        assert!((0..h).all(|y| (0..w).all(|x| !ring(x, y) || m.at(x, y) == 1.0)));
     }
 
     #[test]
