@@ -542,13 +542,12 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             // the stroke's, however dark the line (ink on black ink adds nothing).
             let (level, spread) = profile[(o - wide.low) as usize];
             let level = if other { level + own_strength } else { level };
-            let of_stroke = strength > STROKE_SHARE_ON_LINE * stroke_near[t]
-                && (crossing[t] || strength > level + ABOVE_PROFILE_SIGMAS * spread);
-            let beside = alongside[t]
-                && !other
-                && strength > half
-                && strength > level + ABOVE_PROFILE_SIGMAS * spread;
-            if !(stroke_near[t] > 0.0 && of_stroke) && !beside && strength <= limit {
+            let above_profile = strength > level + ABOVE_PROFILE_SIGMAS * spread;
+            let of_stroke_near = stroke_near[t] > 0.0
+                && strength > STROKE_SHARE_ON_LINE * stroke_near[t]
+                && (crossing[t] || above_profile);
+            let beside = alongside[t] && !other && strength > half && above_profile;
+            if !(of_stroke_near || beside) && strength <= limit {
                 clear[y * w + x] = true;
             }
         });
