@@ -236,8 +236,8 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
     // Runs of offsets each holding at least a fifth of a line's worth of ink, and thin. Where
     // writing lies along a line (a number written on a rule) its ink widens the run; the line
     // is then the thin core that holds more, found by raising the bar. A line blurred in a
-    // small photo is inked across its whole width; its core is where it holds at least half its
-    // peak weight.
+    // small photo is inked across its whole width at any bar; its core is then where it holds
+    // at least half its peak weight above the run's edges ([`RunFinder::core`]).
     let finder = RunFinder {
         holds: &holds,
         weights: &weights,
