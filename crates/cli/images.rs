@@ -50,38 +50,49 @@ impl Reader {
         Ok(Self { general, pen })
     }
 
-    /// Each digit's ten probabilities, in order: one batched pass per model.
+    /// Each digit's ten probabilities, in order: one batched pass per model. A redrawn digit is
+    /// read in each of its drawings ([`FoundDigit::other_pens`]), by both built-in models, and
+    /// the probabilities averaged.
     pub fn probabilities(&self, digits: &[&FoundDigit]) -> Result<Vec<[f32; NUM_CLASSES]>> {
-        let all: Vec<MnistPixels> = digits.iter().map(|d| d.pixels).collect();
+        let drawings = |d: &&FoundDigit| std::iter::once(d.pixels).chain(d.other_pens.clone());
+        let all: Vec<MnistPixels> = digits.iter().flat_map(drawings).collect();
         let general = self.general.probabilities(&all)?;
         anyhow::ensure!(
-            general.len() == digits.len(),
-            "the model returned {} answers for {} digits",
+            general.len() == all.len(),
+            "the model returned {} answers for {} drawings",
             general.len(),
-            digits.len()
+            all.len()
         );
-        let Some(pen) = &self.pen else {
-            return Ok(general);
+        let pen = match &self.pen {
+            Some(pen) => {
+                let redrawn: Vec<MnistPixels> = digits
+                    .iter()
+                    .filter(|d| d.redrawn)
+                    .flat_map(drawings)
+                    .collect();
+                let answers = pen.probabilities(&redrawn)?;
+                anyhow::ensure!(
+                    answers.len() == redrawn.len(),
+                    "the pen model returned {} answers for {} drawings",
+                    answers.len(),
+                    redrawn.len()
+                );
+                Some(answers)
+            }
+            None => None,
         };
-        let redrawn: Vec<MnistPixels> = digits
+        let (mut general, mut pen) = (general.into_iter(), pen.map(Vec::into_iter));
+        Ok(digits
             .iter()
-            .filter(|d| d.redrawn)
-            .map(|d| d.pixels)
-            .collect();
-        let mut pen = pen.probabilities(&redrawn)?.into_iter();
-        digits
-            .iter()
-            .zip(general)
-            .map(|(digit, general)| {
-                if !digit.redrawn {
-                    return Ok(general);
+            .map(|digit| {
+                let n = 1 + digit.other_pens.len();
+                let mut read: Vec<[f32; NUM_CLASSES]> = general.by_ref().take(n).collect();
+                if let (true, Some(pen)) = (digit.redrawn, pen.as_mut()) {
+                    read.extend(pen.by_ref().take(n));
                 }
-                let pen = pen
-                    .next()
-                    .context("the pen model returned fewer answers than digits")?;
-                Ok(std::array::from_fn(|k| (general[k] + pen[k]) / 2.0))
+                std::array::from_fn(|k| read.iter().map(|p| p[k]).sum::<f32>() / read.len() as f32)
             })
-            .collect()
+            .collect())
     }
 }
 

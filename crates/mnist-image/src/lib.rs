@@ -55,6 +55,9 @@ pub struct FoundDigit {
     pub bbox: BBox,
     /// Its strokes were a thin pen line, redrawn at MNIST's width ([`Styled::redrawn`]).
     pub redrawn: bool,
+    /// When redrawn, the digit drawn with other pens too ([`Styled::other_pens`]): the models
+    /// read each and average.
+    pub other_pens: Vec<MnistPixels>,
 }
 
 /// The whole picture at `path` as a single digit.
@@ -130,10 +133,15 @@ fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
     );
     let right = to_original(b.x + b.w, image.width()).max(x + 1);
     let bottom = to_original(b.y + b.h, image.height()).max(y + 1);
-    let Styled { pixels, redrawn } = style(glyph);
+    let Styled {
+        pixels,
+        redrawn,
+        other_pens,
+    } = style(glyph);
     FoundDigit {
         pixels,
         redrawn,
+        other_pens,
         bbox: BBox {
             x,
             y,

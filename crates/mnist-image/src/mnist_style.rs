@@ -38,14 +38,23 @@ pub fn stroke_width(ink: &[f32], w: usize, h: usize) -> Option<f32> {
     stroke::width(&mask, w, h).map(|width| width * DIGIT_BOX as f32 / w.max(h) as f32)
 }
 
+/// A digit redrawn at MNIST's width is also drawn with pens these many times as wide. The
+/// width a thin line stands for is a guess: a small loop that MNIST's pen fills (a 9's, a 6's)
+/// stays open with a thinner one, a broken stroke joins up with a wider one. The models read
+/// every drawing and their probabilities are averaged (docs/photos.md).
+pub const OTHER_PEN_WIDTHS: [f32; 2] = [0.75, 1.3];
+
+/// Ink `w` x `h` pixels, 0-1, row-major.
+type Drawing = (Vec<f32>, usize, usize);
+
 /// `glyph` with thin strokes brought to MNIST's width: at a working size of [`WORK_SCALE`]
 /// times the 20-pixel box (each cell the strongest ink it covers, so no thin line fades), a
 /// glyph thinner than [`MNIST_THIN_WIDTH`] is thinned to its centre line and drawn again with a
-/// round pen [`MNIST_STROKE_WIDTH`] wide. Other glyphs come back as they were. Returns the ink,
-/// its width and height, and whether it was redrawn.
-fn with_mnist_strokes(glyph: &Glyph) -> (Vec<f32>, usize, usize, bool) {
+/// round pen [`MNIST_STROKE_WIDTH`] wide, then with the pens of [`OTHER_PEN_WIDTHS`]. Other
+/// glyphs come back as they were, alone. Returns the drawings, and whether they were redrawn.
+fn with_mnist_strokes(glyph: &Glyph) -> (Vec<Drawing>, bool) {
     let (w, h) = (glyph.bbox.w.max(1) as usize, glyph.bbox.h.max(1) as usize);
-    let original = || (glyph.ink.clone(), w, h, false);
+    let original = || (vec![(glyph.ink.clone(), w, h)], false);
     if glyph.ink.len() != w * h {
         return original();
     }
@@ -63,9 +72,14 @@ fn with_mnist_strokes(glyph: &Glyph) -> (Vec<f32>, usize, usize, bool) {
         Some(width) if width < MNIST_THIN_WIDTH => {}
         _ => return original(),
     }
-    // Redraw on a grid with room for the pen around the centre line, then crop to the ink.
-    let pen = MNIST_STROKE_WIDTH * pw.max(ph) as f32 / DIGIT_BOX as f32;
-    let pad = (pen / 2.0).ceil() as usize + 1;
+    // Redraw on a grid with room for the widest pen around the centre line, then crop each
+    // drawing to its ink.
+    let pens: Vec<f32> = std::iter::once(1.0)
+        .chain(OTHER_PEN_WIDTHS)
+        .map(|times| times * MNIST_STROKE_WIDTH * pw.max(ph) as f32 / DIGIT_BOX as f32)
+        .collect();
+    let widest = pens.iter().copied().fold(0.0f32, f32::max);
+    let pad = (widest / 2.0).ceil() as usize + 1;
     let (gw, gh) = (pw + 2 * pad, ph + 2 * pad);
     let mut mask = vec![false; gw * gh];
     for y in 0..ph {
@@ -74,19 +88,26 @@ fn with_mnist_strokes(glyph: &Glyph) -> (Vec<f32>, usize, usize, bool) {
         }
     }
     let skeleton = stroke::thin(&mask, gw, gh);
-    let drawn = stroke::redraw(&skeleton, gw, gh, pen);
-    let on = |x: usize, y: usize| drawn[y * gw + x] > 0.0;
-    let cols: Vec<usize> = (0..gw).filter(|&x| (0..gh).any(|y| on(x, y))).collect();
-    let rows: Vec<usize> = (0..gh).filter(|&y| (0..gw).any(|x| on(x, y))).collect();
-    let (Some(&x0), Some(&x1), Some(&y0), Some(&y1)) =
-        (cols.first(), cols.last(), rows.first(), rows.last())
-    else {
-        return original();
-    };
-    let ink = (y0..=y1)
-        .flat_map(|y| drawn[y * gw + x0..=y * gw + x1].iter().copied())
+    let drawings: Option<Vec<Drawing>> = pens
+        .iter()
+        .map(|&pen| cropped(stroke::redraw(&skeleton, gw, gh, pen), gw, gh))
         .collect();
-    (ink, x1 - x0 + 1, y1 - y0 + 1, true)
+    match drawings {
+        Some(drawings) => (drawings, true),
+        None => original(),
+    }
+}
+
+/// `drawn` (`w` x `h`) cropped to its ink; `None` when it has none.
+fn cropped(drawn: Vec<f32>, w: usize, h: usize) -> Option<Drawing> {
+    let on = |x: usize, y: usize| drawn[y * w + x] > 0.0;
+    let cols: Vec<usize> = (0..w).filter(|&x| (0..h).any(|y| on(x, y))).collect();
+    let rows: Vec<usize> = (0..h).filter(|&y| (0..w).any(|x| on(x, y))).collect();
+    let (&x0, &x1, &y0, &y1) = (cols.first()?, cols.last()?, rows.first()?, rows.last()?);
+    let ink = (y0..=y1)
+        .flat_map(|y| drawn[y * w + x0..=y * w + x1].iter().copied())
+        .collect();
+    Some((ink, x1 - x0 + 1, y1 - y0 + 1))
 }
 
 /// A glyph as an MNIST model sees it.
@@ -97,14 +118,23 @@ pub struct Styled {
     /// pen: a model trained on such strokes (`mnist train --pen-strokes`) reads it better than
     /// one trained on MNIST's own.
     pub redrawn: bool,
+    /// When redrawn, the same digit drawn with the pens of [`OTHER_PEN_WIDTHS`]; else empty.
+    pub other_pens: Vec<MnistPixels>,
 }
 
 /// Scales, centres and quantizes `glyph` the way MNIST's digits were made, saying whether its
 /// strokes were redrawn on the way.
 pub fn style(glyph: &Glyph) -> Styled {
-    let (ink, w, h, redrawn) = with_mnist_strokes(glyph);
-    let pixels = scaled_and_centred(ink, w as u32, h as u32);
-    Styled { pixels, redrawn }
+    let (drawings, redrawn) = with_mnist_strokes(glyph);
+    let mut styled = drawings
+        .into_iter()
+        .map(|(ink, w, h)| scaled_and_centred(ink, w as u32, h as u32));
+    let pixels = styled.next().unwrap_or([0; IMAGE_PIXELS]);
+    Styled {
+        pixels,
+        redrawn,
+        other_pens: styled.collect(),
+    }
 }
 
 /// `ink` (`w` x `h`, 0-1) with its longer side scaled to [`DIGIT_BOX`], its centre of mass at
@@ -236,6 +266,12 @@ mod tests {
         // The same ring drawn with MNIST's own pen (2 of 20 pixels wide) stays as it is.
         let mnist_like = style(&glyph(200, 200, |x, y| ring(x, y, 90.0, 20.0)));
         assert!(!mnist_like.redrawn);
+        assert!(mnist_like.other_pens.is_empty());
+        // The redrawn ring is drawn with a thinner and a wider pen too, in that order.
+        let solid_in = |p: &MnistPixels| p.iter().filter(|&&v| v >= 128).count();
+        let other: Vec<usize> = thin.other_pens.iter().map(solid_in).collect();
+        assert_eq!(other.len(), OTHER_PEN_WIDTHS.len());
+        assert!(other[0] < solid && solid < other[1], "{other:?} around {solid}");
     }
 
     #[test]
