@@ -18,7 +18,8 @@ use crate::{device, weights};
 /// built-in ones: the convnet for MNIST-like strokes, and for thin pen lines the image reader
 /// redrew, the convnet and the pen model together (the mean of their probabilities: the two
 /// were trained on different strokes and miss different digits, so together they miss fewer
-/// than the pen model alone; see docs/photos.md).
+/// than the pen model alone; see docs/photos.md), each over the digit's drawings with three
+/// pen widths.
 pub struct Reader {
     general: Classifier,
     /// Joins `general` on [`FoundDigit::redrawn`] digits; `None` with `--weights`.
