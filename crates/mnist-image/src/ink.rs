@@ -30,12 +30,16 @@ pub struct InkMap {
     pub on_lines: Vec<bool>,
 }
 
-/// Strokes this strong against the paper (on a 0-1 luminance scale) are ink on any page; fainter
-/// ones are ink only where they stand out from the paper's noise ([`FAINT_CONTRAST`]): a blank
-/// page with lighting gradients, JPEG noise or a faint texture has no digit on it.
+/// Strokes whose typical level stands this far (on a 0-1 luminance scale) above the noise floor
+/// ([`NOISE_SIGMAS`] deviations above the paper, or an eighth of the strokes' level) are ink on
+/// any page; fainter ones are ink only where they stand out from the paper's noise
+/// ([`FAINT_CONTRAST`]): a blank page with lighting gradients, JPEG noise or a faint texture has
+/// no digit on it.
 const MIN_CONTRAST: f32 = 0.12;
-/// Strokes from this strong up to [`MIN_CONTRAST`] are ink where they also stand
-/// [`FAINT_STROKE_SIGMAS`] noise deviations above the floor. A photo out of focus spreads a thin
+/// Strokes standing from this far above the floor up to [`MIN_CONTRAST`] are ink where they
+/// also stand [`FAINT_STROKE_SIGMAS`] noise deviations above it. (Asking this much above the
+/// paper instead of the floor reads one out-of-focus pencil number more, and two more of 1,125
+/// blank pages: docs/photos.md.) A photo out of focus spreads a thin
 /// line's ink over a band several pixels wide, so its strokes are this faint, yet they mostly
 /// stand 6 to 20 deviations above the sensor's noise, while what a blank page leaves after its
 /// shadows and texture are taken out (blurred or not) mostly stays within 3 (one blank page of

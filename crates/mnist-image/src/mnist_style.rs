@@ -271,7 +271,10 @@ mod tests {
         let solid_in = |p: &MnistPixels| p.iter().filter(|&&v| v >= 128).count();
         let other: Vec<usize> = thin.other_pens.iter().map(solid_in).collect();
         assert_eq!(other.len(), OTHER_PEN_WIDTHS.len());
-        assert!(other[0] < solid && solid < other[1], "{other:?} around {solid}");
+        assert!(
+            other[0] < solid && solid < other[1],
+            "{other:?} around {solid}"
+        );
     }
 
     #[test]
