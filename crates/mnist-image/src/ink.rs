@@ -31,7 +31,7 @@ pub struct InkMap {
 }
 
 /// Strokes whose typical level stands this far (on a 0-1 luminance scale) above the noise floor
-/// ([`NOISE_SIGMAS`] deviations above the paper, or an eighth of the strokes' level) are ink on
+/// ([`NOISE_SIGMAS`] deviations above the paper, or 12% of the strokes' level) are ink on
 /// any page; fainter ones are ink only where they stand out from the paper's noise
 /// ([`FAINT_CONTRAST`]): a blank page with lighting gradients, JPEG noise or a faint texture has
 /// no digit on it.
