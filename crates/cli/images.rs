@@ -52,8 +52,8 @@ impl Reader {
     }
 
     /// Each digit's ten probabilities, in order: one batched pass per model. A redrawn digit is
-    /// read in each of its drawings ([`FoundDigit::other_pens`]), by both built-in models, and
-    /// the probabilities averaged.
+    /// read in each of its drawings ([`FoundDigit::other_pens`]), by both built-in models (or the
+    /// one `--weights` names), and the probabilities averaged.
     pub fn probabilities(&self, digits: &[&FoundDigit]) -> Result<Vec<[f32; NUM_CLASSES]>> {
         let drawings = |d: &&FoundDigit| std::iter::once(d.pixels).chain(d.other_pens.clone());
         let all: Vec<MnistPixels> = digits.iter().flat_map(drawings).collect();
