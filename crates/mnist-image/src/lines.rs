@@ -621,6 +621,17 @@ mod tests {
         m
     }
 
+    /// A `w` x `h` map whose strength (uncapped) is `strength(x, y)`, its ink that capped at 1.
+    fn strength_map(w: usize, h: usize, strength: impl Fn(usize, usize) -> f32) -> InkMap {
+        let mut m = InkMap::new(w, h);
+        m.strength = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| strength(x, y))
+            .collect();
+        m.ink = m.strength.iter().map(|v| v.min(1.0)).collect();
+        m
+    }
+
     #[test]
     fn rules_go_and_the_stroke_crossing_them_stays_whole() {
         // Rules every 20 rows (2 px thick) and a vertical stroke crossing three of them.
@@ -836,15 +847,7 @@ mod tests {
                 (13.5..16.5).contains(&d)
             })
         };
-        let mut m = InkMap::new(w, h);
-        m.strength = vec![0.0; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let v = rule(x, y) + if ring(x, y) { 1.0 } else { 0.0 };
-                m.strength[y * w + x] = v;
-                m.ink[y * w + x] = v.min(1.0);
-            }
-        }
+        let mut m = strength_map(w, h, |x, y| rule(x, y) + if ring(x, y) { 1.0 } else { 0.0 });
         assert_eq!(remove_page_lines(&mut m), 3);
         let left: Vec<(usize, usize)> = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
@@ -876,15 +879,9 @@ mod tests {
             let arm = (60..63).contains(&x) || (130..133).contains(&x);
             (arm && (50..89).contains(&y)) || ((60..133).contains(&x) && (86..89).contains(&y))
         };
-        let mut m = InkMap::new(w, h);
-        m.strength = vec![0.0; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let v = rule(x, y).max(if zero(x, y) { 1.2 } else { 0.0 });
-                m.strength[y * w + x] = v;
-                m.ink[y * w + x] = v.min(1.0);
-            }
-        }
+        let mut m = strength_map(w, h, |x, y| {
+            rule(x, y).max(if zero(x, y) { 1.2 } else { 0.0 })
+        });
         assert_eq!(remove_page_lines(&mut m), 3);
         let cut: Vec<(usize, usize)> = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
@@ -914,15 +911,9 @@ mod tests {
             let d = ((x as f32 - 150.0).powi(2) + (y as f32 - 80.0).powi(2)).sqrt();
             (20.0..24.0).contains(&d)
         };
-        let mut m = InkMap::new(w, h);
-        m.strength = vec![0.0; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let v = rule(x, y).max(if ring(x, y) { 1.0 } else { 0.0 });
-                m.strength[y * w + x] = v;
-                m.ink[y * w + x] = v.min(1.0);
-            }
-        }
+        let mut m = strength_map(w, h, |x, y| {
+            rule(x, y).max(if ring(x, y) { 1.0 } else { 0.0 })
+        });
         assert_eq!(remove_page_lines(&mut m), 3);
         let left = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
