@@ -55,7 +55,9 @@ impl Reader {
     /// read in each of its drawings ([`FoundDigit::other_pens`]), by both built-in models (or the
     /// one `--weights` names), and the probabilities averaged.
     pub fn probabilities(&self, digits: &[&FoundDigit]) -> Result<Vec<[f32; NUM_CLASSES]>> {
-        let drawings = |d: &&FoundDigit| std::iter::once(d.pixels).chain(d.other_pens.clone());
+        fn drawings<'a>(d: &&'a FoundDigit) -> impl Iterator<Item = MnistPixels> + 'a {
+            std::iter::once(d.pixels).chain(d.other_pens.iter().copied())
+        }
         let all: Vec<MnistPixels> = digits.iter().flat_map(drawings).collect();
         let general = self.general.probabilities(&all)?;
         anyhow::ensure!(

@@ -208,9 +208,12 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
         .collect();
     let lo = offsets.iter().copied().min().unwrap_or(0);
     let hi = offsets.iter().copied().max().unwrap_or(0);
+    // How many inked pixels each offset holds, and how much ink, weighed by its strength.
     let mut counts = vec![0u32; (hi - lo + 1) as usize];
-    for o in &offsets {
+    let mut weights = vec![0.0f32; counts.len()];
+    for (&o, &(x, y)) in offsets.iter().zip(inked) {
         counts[(o - lo) as usize] += 1;
+        weights[(o - lo) as usize] += map.at(x as usize, y as usize);
     }
     let length = family.positions(map) as f32;
     // Positions inside the picture, per offset; a line cut by the picture's edge (a turned
@@ -228,11 +231,6 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family) -> Vec<Line> {
     let holds = |k: usize, fraction: f32| {
         inside[k] >= MIN_PARTIAL * length && counts[k] as f32 - base >= fraction * inside[k]
     };
-    // How much ink each offset holds, weighed by its strength.
-    let mut weights = vec![0.0f32; counts.len()];
-    for (&o, &(x, y)) in offsets.iter().zip(inked) {
-        weights[(o - lo) as usize] += map.at(x as usize, y as usize);
-    }
     // Runs of offsets each holding at least a fifth of a line's worth of ink, and thin. Where
     // writing lies along a line (a number written on a rule) its ink widens the run; the line
     // is then the thin core that holds more, found by raising the bar. A line blurred in a
@@ -319,13 +317,15 @@ impl RunFinder<'_> {
             while i < to && (self.holds)(i, fraction) {
                 i += 1;
             }
-            let found = runs.len();
             if (i - start) as f32 <= self.max_thickness {
                 runs.push((start, i));
-            } else if fraction < 0.9 {
+                continue;
+            }
+            let found = runs.len();
+            if fraction < 0.9 {
                 self.thin_runs(start, i, fraction * 1.5, runs);
             }
-            if runs.len() == found && (i - start) as f32 > self.max_thickness {
+            if runs.len() == found {
                 runs.extend(self.core(start, i));
             }
         }
