@@ -70,7 +70,7 @@ impl Reader {
             Some(pen) => {
                 let redrawn: Vec<MnistPixels> = digits
                     .iter()
-                    .filter(|d| d.redrawn)
+                    .filter(|d| d.redrawn())
                     .flat_map(drawings)
                     .collect();
                 let answers = pen.probabilities(&redrawn)?;
@@ -90,7 +90,7 @@ impl Reader {
             .map(|digit| {
                 let n = 1 + digit.other_pens.len();
                 let mut read: Vec<[f32; NUM_CLASSES]> = general.by_ref().take(n).collect();
-                if let (true, Some(pen)) = (digit.redrawn, pen.as_mut()) {
+                if let (true, Some(pen)) = (digit.redrawn(), pen.as_mut()) {
                     read.extend(pen.by_ref().take(n));
                 }
                 std::array::from_fn(|k| read.iter().map(|p| p[k]).sum::<f32>() / read.len() as f32)
@@ -224,7 +224,7 @@ impl DigitAnswer {
             "probability": self.probability(),
             "uncertain": self.uncertain,
             "box": found.bbox,
-            "redrawn": found.redrawn,
+            "redrawn": found.redrawn(),
             "top3": top3,
         })
     }

@@ -43,7 +43,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                 "probabilities": probabilities,
                 "top3": top3,
                 "box": found.bbox,
-                "redrawn": found.redrawn,
+                "redrawn": found.redrawn(),
             });
             println!("{line}");
         } else {

@@ -15,6 +15,10 @@
 /// --release -p mnist-image --example mnist_stroke_width`: 2.91; its 1st percentile is 1.73).
 pub const MNIST_STROKE_WIDTH: f32 = 2.9;
 
+/// Ink at least this strong (of the strongest, 0-1) is stroke where a pen line is measured or
+/// thinned.
+pub const PEN_STROKE_INK: f32 = 0.35;
+
 /// Squared Euclidean distance from every cell to the nearest `true` cell of `seeds` (`w` x `h`,
 /// row-major); `f32::INFINITY` everywhere when there is none. Felzenszwalb and Huttenlocher's
 /// two-pass lower envelope of parabolas, exact and linear in the number of cells.

@@ -53,11 +53,16 @@ pub struct FoundDigit {
     pub pixels: MnistPixels,
     /// Where the digit is, in the original picture's pixels.
     pub bbox: BBox,
-    /// Its strokes were a thin pen line, redrawn at MNIST's width ([`Styled::redrawn`]).
-    pub redrawn: bool,
-    /// When redrawn, the digit drawn with other pens too ([`Styled::other_pens`]): the models
-    /// read each and average.
+    /// When its strokes were a thin pen line redrawn at MNIST's width, the digit drawn with
+    /// other pens too ([`Styled::other_pens`]): the models read each and average.
     pub other_pens: Vec<MnistPixels>,
+}
+
+impl FoundDigit {
+    /// Its strokes were a thin pen line, redrawn at MNIST's width ([`Styled::redrawn`]).
+    pub fn redrawn(&self) -> bool {
+        !self.other_pens.is_empty()
+    }
 }
 
 /// The whole picture at `path` as a single digit.
@@ -133,14 +138,9 @@ fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
     );
     let right = to_original(b.x + b.w, image.width()).max(x + 1);
     let bottom = to_original(b.y + b.h, image.height()).max(y + 1);
-    let Styled {
-        pixels,
-        redrawn,
-        other_pens,
-    } = style(glyph);
+    let Styled { pixels, other_pens } = style(glyph);
     FoundDigit {
         pixels,
-        redrawn,
         other_pens,
         bbox: BBox {
             x,

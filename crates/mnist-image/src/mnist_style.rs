@@ -12,16 +12,15 @@ use image::{ImageBuffer, Luma};
 use mnist_data::{IMAGE_PIXELS, IMAGE_SIDE};
 
 use crate::segment::Glyph;
-use crate::stroke;
+use crate::stroke::{self, PEN_STROKE_INK};
 
 /// Longer side of the digit's box inside the 28x28 field.
 pub const DIGIT_BOX: u32 = 20;
 /// Where the centre of mass goes, in pixel indices (x = Σ i·v / Σ v).
 const CENTRE_OF_MASS: f32 = 14.0;
-/// Stroke widths are measured with the digit's box at this many times its MNIST size.
+/// Stroke widths are measured, and a pen line redrawn, with the digit's box at this many times
+/// its MNIST size.
 pub const WORK_SCALE: u32 = 8;
-/// Ink at least this strong (0-1) is stroke when measuring widths.
-const STROKE_INK: f32 = 0.35;
 pub use crate::stroke::MNIST_STROKE_WIDTH;
 /// A glyph thinner than this ([`MNIST_STROKE_WIDTH`] halved: a pen line on a photo) is drawn
 /// again at MNIST's width; one within or near MNIST's range is left as it is (redrawn, a thin
@@ -34,7 +33,7 @@ pub type MnistPixels = [u8; IMAGE_PIXELS];
 /// Mean stroke width of `ink` (`w` x `h`, 0-1) in pixels of the 20-pixel MNIST box its longer
 /// side will be scaled to; `None` when it has no stroke.
 pub fn stroke_width(ink: &[f32], w: usize, h: usize) -> Option<f32> {
-    let mask: Vec<bool> = ink.iter().map(|&v| v >= STROKE_INK).collect();
+    let mask: Vec<bool> = ink.iter().map(|&v| v >= PEN_STROKE_INK).collect();
     stroke::width(&mask, w, h).map(|width| width * DIGIT_BOX as f32 / w.max(h) as f32)
 }
 
@@ -51,10 +50,10 @@ type Drawing = (Vec<f32>, usize, usize);
 /// times the 20-pixel box (each cell the strongest ink it covers, so no thin line fades), a
 /// glyph thinner than [`MNIST_THIN_WIDTH`] is thinned to its centre line and drawn again with a
 /// round pen [`MNIST_STROKE_WIDTH`] wide, then with the pens of [`OTHER_PEN_WIDTHS`]. Other
-/// glyphs come back as they were, alone. Returns the drawings, and whether they were redrawn.
-fn with_mnist_strokes(glyph: &Glyph) -> (Vec<Drawing>, bool) {
+/// glyphs come back as they were, alone.
+fn with_mnist_strokes(glyph: &Glyph) -> Vec<Drawing> {
     let (w, h) = (glyph.bbox.w.max(1) as usize, glyph.bbox.h.max(1) as usize);
-    let original = || (vec![(glyph.ink.clone(), w, h)], false);
+    let original = || vec![(glyph.ink.clone(), w, h)];
     if glyph.ink.len() != w * h {
         return original();
     }
@@ -84,18 +83,14 @@ fn with_mnist_strokes(glyph: &Glyph) -> (Vec<Drawing>, bool) {
     let mut mask = vec![false; gw * gh];
     for y in 0..ph {
         for x in 0..pw {
-            mask[(y + pad) * gw + x + pad] = pooled[y * pw + x] >= STROKE_INK;
+            mask[(y + pad) * gw + x + pad] = pooled[y * pw + x] >= PEN_STROKE_INK;
         }
     }
     let skeleton = stroke::thin(&mask, gw, gh);
-    let drawings: Option<Vec<Drawing>> = pens
-        .iter()
+    pens.iter()
         .map(|&pen| cropped(stroke::redraw(&skeleton, gw, gh, pen), gw, gh))
-        .collect();
-    match drawings {
-        Some(drawings) => (drawings, true),
-        None => original(),
-    }
+        .collect::<Option<Vec<Drawing>>>()
+        .unwrap_or_else(original)
 }
 
 /// `drawn` (`w` x `h`) cropped to its ink; `None` when it has none.
@@ -114,25 +109,32 @@ fn cropped(drawn: Vec<f32>, w: usize, h: usize) -> Option<Drawing> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Styled {
     pub pixels: MnistPixels,
-    /// Its strokes were a pen line thinner than MNIST's, thinned and drawn again with a round
-    /// pen: a model trained on such strokes (`mnist train --pen-strokes`) reads it better than
-    /// one trained on MNIST's own.
-    pub redrawn: bool,
-    /// When redrawn, the same digit drawn with the pens of [`OTHER_PEN_WIDTHS`]; else empty.
+    /// When redrawn ([`Styled::redrawn`]), the same digit drawn with the pens of
+    /// [`OTHER_PEN_WIDTHS`]; else empty.
     pub other_pens: Vec<MnistPixels>,
 }
 
-/// Scales, centres and quantizes `glyph` the way MNIST's digits were made, saying whether its
-/// strokes were redrawn on the way.
+impl Styled {
+    /// Its strokes were a pen line thinner than MNIST's, thinned and drawn again with a round
+    /// pen: a model trained on such strokes (`mnist train --pen-strokes`) reads it better than
+    /// one trained on MNIST's own. Exactly the glyphs drawn with other pens too.
+    pub fn redrawn(&self) -> bool {
+        !self.other_pens.is_empty()
+    }
+}
+
+// A redrawn glyph is known by its other drawings.
+const _: () = assert!(!OTHER_PEN_WIDTHS.is_empty());
+
+/// Scales, centres and quantizes `glyph` the way MNIST's digits were made, with its strokes
+/// redrawn on the way when they are a thin pen line.
 pub fn style(glyph: &Glyph) -> Styled {
-    let (drawings, redrawn) = with_mnist_strokes(glyph);
-    let mut styled = drawings
+    let mut styled = with_mnist_strokes(glyph)
         .into_iter()
         .map(|(ink, w, h)| scaled_and_centred(ink, w as u32, h as u32));
     let pixels = styled.next().unwrap_or([0; IMAGE_PIXELS]);
     Styled {
         pixels,
-        redrawn,
         other_pens: styled.collect(),
     }
 }
@@ -258,14 +260,14 @@ mod tests {
             }
         };
         let thin = style(&glyph(200, 200, |x, y| ring(x, y, 90.0, 2.0)));
-        assert!(thin.redrawn);
+        assert!(thin.redrawn());
         // Redrawn at MNIST's width: a ring 20 pixels across whose stroke has 160 pixels of at
         // least half strength, where a one-pixel line around it would have about 57.
         let solid = thin.pixels.iter().filter(|&&v| v >= 128).count();
         assert!(solid >= 150, "{solid} solid pixels");
         // The same ring drawn with MNIST's own pen (2 of 20 pixels wide) stays as it is.
         let mnist_like = style(&glyph(200, 200, |x, y| ring(x, y, 90.0, 20.0)));
-        assert!(!mnist_like.redrawn);
+        assert!(!mnist_like.redrawn());
         assert!(mnist_like.other_pens.is_empty());
         // The redrawn ring is drawn with a thinner and a wider pen too, in that order.
         let solid_in = |p: &MnistPixels| p.iter().filter(|&&v| v >= 128).count();
