@@ -7,11 +7,13 @@
 //! on the host, to the whole split at once ([`apply_warps`]) or to each batch as it is gathered
 //! ([`Warp::apply`]), with the same pixels either way.
 
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::stroke::{self, MNIST_STROKE_WIDTH};
+use crate::stroke::{self, MNIST_STROKE_WIDTH, PEN_STROKE_INK};
 use crate::{IMAGE_PIXELS, IMAGE_SIDE};
 
 /// Ranges of the random warp.
@@ -79,28 +81,69 @@ impl Warp {
         }
     }
 
-    /// Writes the warped `src` (784 bytes) into `dst` (784 bytes).
+    /// Writes the warped `src` (784 bytes) into `dst` (784 bytes), redrawing `src` with a pen
+    /// first when the warp says so.
     pub fn apply(&self, src: &[u8], dst: &mut [u8]) {
+        self.apply_with(src, None, dst);
+    }
+
+    /// As [`Warp::apply`], with `src`'s pen redraw taken from `redrawn` where it was made ahead
+    /// ([`PenRedraws`]).
+    pub fn apply_with(&self, src: &[u8], redrawn: Option<&[u8]>, dst: &mut [u8]) {
         assert!(
             src.len() == IMAGE_PIXELS && dst.len() == IMAGE_PIXELS,
             "a warp takes one 28x28 image"
         );
         let field = self.elastic.map(|(alpha, seed)| elastic_field(alpha, seed));
-        if self.pen {
-            let mut redrawn = [0u8; IMAGE_PIXELS];
-            redraw_with_pen(src, &mut redrawn);
-            warp(&redrawn, dst, self.affine, field.as_ref());
-        } else {
-            warp(src, dst, self.affine, field.as_ref());
+        match (self.pen, redrawn) {
+            (false, _) => warp(src, dst, self.affine, field.as_ref()),
+            (true, Some(redrawn)) => warp(redrawn, dst, self.affine, field.as_ref()),
+            (true, None) => {
+                let mut redrawn = [0u8; IMAGE_PIXELS];
+                redraw_with_pen(src, &mut redrawn);
+                warp(&redrawn, dst, self.affine, field.as_ref());
+            }
         }
     }
 }
 
+/// Every image of a split redrawn with a pen ([`redraw_with_pen`]), made once for a whole
+/// training run: a redraw depends only on the image, not on the epoch's warp, so remaking it
+/// every epoch only cost time (about 0.1 ms an image). Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct PenRedraws(Arc<Vec<u8>>);
+
+impl PenRedraws {
+    /// Redraws each 784-byte image of `pixels`, in parallel.
+    pub fn of(pixels: &[u8]) -> Self {
+        let mut out = vec![0u8; pixels.len()];
+        pixels
+            .par_chunks_exact(IMAGE_PIXELS)
+            .zip(out.par_chunks_exact_mut(IMAGE_PIXELS))
+            .for_each(|(src, dst)| redraw_with_pen(src, dst));
+        Self(Arc::new(out))
+    }
+
+    /// Image `i`'s redraw.
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.0[i * IMAGE_PIXELS..][..IMAGE_PIXELS]
+    }
+
+    /// How many images it holds.
+    pub fn len(&self) -> usize {
+        self.0.len() / IMAGE_PIXELS
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// [`redraw_with_pen`] works at this many times MNIST's resolution, for a centre line smoother
-/// than the 28x28 grid's staircase.
+/// than the 28x28 grid's staircase. The reader works at 8 times; training at 8 times too was
+/// measured not to read photos better (docs/photos.md), and 2 keeps the shipped pen model's
+/// recipe.
 const PEN_SCALE: usize = 2;
-/// Ink at least this strong (of 255) is stroke when thinning, as `mnist_image` thins a glyph.
-const PEN_STROKE_INK: f32 = 0.35 * 255.0;
 
 /// Writes into `dst` the MNIST image `src` (784 bytes each) as `mnist_image` shows a model a
 /// digit written with a thin pen: its strokes thinned to their centre line and drawn again with
@@ -146,7 +189,7 @@ pub fn redraw_with_pen(src: &[u8], dst: &mut [u8]) {
                 + at(x0 + 1, y0) * fx * (1.0 - fy)
                 + at(x0, y0 + 1) * (1.0 - fx) * fy
                 + at(x0 + 1, y0 + 1) * fx * fy;
-            mask[y * n + x] = v >= PEN_STROKE_INK;
+            mask[y * n + x] = v >= PEN_STROKE_INK * 255.0;
         }
     }
     let skeleton = stroke::thin(&mask, n, n);
@@ -179,19 +222,24 @@ pub fn draw_warps(n: usize, config: &AugmentConfig, rng: &mut impl Rng) -> Vec<W
     (0..n).map(|_| Warp::draw(config, rng)).collect()
 }
 
-/// `pixels` (`warps.len() * 784` bytes) with each image warped by its own warp.
-pub fn apply_warps(pixels: &[u8], warps: &[Warp]) -> Vec<u8> {
+/// `pixels` (`warps.len() * 784` bytes) with each image warped by its own warp, pen redraws
+/// taken from `redrawn` when given.
+pub fn apply_warps(pixels: &[u8], redrawn: Option<&PenRedraws>, warps: &[Warp]) -> Vec<u8> {
     assert_eq!(
         pixels.len(),
         warps.len() * IMAGE_PIXELS,
         "one warp per image"
     );
+    if let Some(redrawn) = redrawn {
+        assert_eq!(redrawn.len(), warps.len(), "one pen redraw per image");
+    }
     let mut out = vec![0u8; pixels.len()];
     pixels
         .par_chunks_exact(IMAGE_PIXELS)
         .zip(out.par_chunks_exact_mut(IMAGE_PIXELS))
         .zip(warps)
-        .for_each(|((src, dst), warp)| warp.apply(src, dst));
+        .enumerate()
+        .for_each(|(i, ((src, dst), warp))| warp.apply_with(src, redrawn.map(|r| r.image(i)), dst));
     out
 }
 
@@ -350,7 +398,7 @@ mod tests {
                 &AugmentConfig::default(),
                 &mut seeded_rng(seed, RngPurpose::Augment, 0),
             );
-            apply_warps(&src, &warps)
+            apply_warps(&src, None, &warps)
         };
         let (a, b) = (warped(1), warped(1));
         assert_eq!(a, b);
@@ -445,6 +493,23 @@ mod tests {
     }
 
     #[test]
+    fn pen_redraws_made_ahead_warp_as_redraws_made_on_the_way() {
+        let strokes: Vec<u8> = [block(13, 4, 3, 20), block(6, 12, 16, 3), dot_at(9, 9)].concat();
+        let config = AugmentConfig {
+            pen_fraction: 0.5,
+            ..AugmentConfig::default()
+        };
+        let warps = draw_warps(3, &config, &mut seeded_rng(2, RngPurpose::Augment, 0));
+        assert!(warps.iter().any(|w| w.pen) && warps.iter().any(|w| !w.pen));
+        let ahead = PenRedraws::of(&strokes);
+        assert_eq!(ahead.len(), 3);
+        assert_eq!(
+            apply_warps(&strokes, Some(&ahead), &warps),
+            apply_warps(&strokes, None, &warps)
+        );
+    }
+
+    #[test]
     fn the_elastic_field_is_seeded_smooth_and_as_strong_as_asked() {
         let (fx, fy) = elastic_field(34.0, 7);
         assert_eq!(elastic_field(34.0, 7), (fx, fy));
@@ -481,7 +546,7 @@ mod tests {
             elastic: 34.0,
         };
         let warps = draw_warps(20, &config, &mut seeded_rng(4, RngPurpose::Augment, 0));
-        let bent = apply_warps(&bar.repeat(20), &warps);
+        let bent = apply_warps(&bar.repeat(20), None, &warps);
         let ink = |img: &[u8]| img.iter().map(|&v| f32::from(v)).sum::<f32>();
         // Stretched here and squeezed there, a stroke keeps about its ink.
         let ratios: Vec<f32> = bent
@@ -499,7 +564,7 @@ mod tests {
             ..config
         };
         let warps = draw_warps(1, &none, &mut seeded_rng(4, RngPurpose::Augment, 0));
-        assert_eq!(apply_warps(&bar, &warps), bar);
+        assert_eq!(apply_warps(&bar, None, &warps), bar);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
 use mnist_cpu::{CpuTrainer, Level};
-use mnist_data::augment::Warp;
+use mnist_data::augment::{PenRedraws, Warp};
 use mnist_data::batch::DeviceSplit;
 use mnist_data::{Normalization, IMAGE_PIXELS};
 use mnist_model::Network;
@@ -49,8 +49,9 @@ pub trait TrainStep {
     }
 
     /// For the epoch just started: image `i` of the split is to be trained on as warped by
-    /// `warps[i]`. Only called where [`TrainStep::warps_batches`].
-    fn set_warps(&mut self, _warps: Vec<Warp>) -> Result<()> {
+    /// `warps[i]`, its pen redraw (where the warp asks for one) taken from `redrawn` when
+    /// given. Only called where [`TrainStep::warps_batches`].
+    fn set_warps(&mut self, _warps: Vec<Warp>, _redrawn: Option<PenRedraws>) -> Result<()> {
         Err(TrainError::Config(
             "this step cannot warp batches; augment the split instead".into(),
         ))
@@ -162,8 +163,9 @@ impl TrainStep for AutogradStep {
 pub struct CpuStep {
     trainer: CpuTrainer,
     order: Vec<u32>,
-    /// The epoch's warps, one per image of the split, when it is augmented.
-    warps: Option<Vec<Warp>>,
+    /// The epoch's warps, one per image of the split, when it is augmented, and the images'
+    /// pen redraws when they were made ahead.
+    warps: Option<(Vec<Warp>, Option<PenRedraws>)>,
     /// A warped batch: its pixels, labels and positions `0..b` (grown to the largest batch).
     warped: (Vec<u8>, Vec<u32>, Vec<u32>),
     loss_sum: f64,
@@ -220,7 +222,7 @@ impl TrainStep for CpuStep {
         true
     }
 
-    fn set_warps(&mut self, warps: Vec<Warp>) -> Result<()> {
+    fn set_warps(&mut self, warps: Vec<Warp>, redrawn: Option<PenRedraws>) -> Result<()> {
         if warps.len() != self.order.len() {
             return Err(TrainError::Config(format!(
                 "{} warps for an epoch of {} images",
@@ -228,7 +230,16 @@ impl TrainStep for CpuStep {
                 self.order.len()
             )));
         }
-        self.warps = Some(warps);
+        if let Some(redrawn) = &redrawn {
+            if redrawn.len() != warps.len() {
+                return Err(TrainError::Config(format!(
+                    "{} pen redraws for an epoch of {} images",
+                    redrawn.len(),
+                    warps.len()
+                )));
+            }
+        }
+        self.warps = Some((warps, redrawn));
         Ok(())
     }
 
@@ -252,17 +263,18 @@ impl TrainStep for CpuStep {
                 None => trainer.train_batch(pixels, labels, indices, lr),
                 // The batch's images warped into a buffer of their own, in batch order: the
                 // same input as gathering them from a warped copy of the split.
-                Some(warps) => {
+                Some((warps, redrawn)) => {
                     let b = indices.len();
                     batch_pixels.resize(b * IMAGE_PIXELS, 0);
                     batch_labels.clear();
-                    // In parallel: a pen redraw costs about 0.1 ms an image.
+                    // In parallel: a pen redraw made here costs about 0.1 ms an image.
                     batch_pixels
                         .par_chunks_exact_mut(IMAGE_PIXELS)
                         .zip(indices)
                         .for_each(|(dst, &i)| {
                             let i = i as usize;
-                            warps[i].apply(&pixels[i * IMAGE_PIXELS..][..IMAGE_PIXELS], dst);
+                            let src = &pixels[i * IMAGE_PIXELS..][..IMAGE_PIXELS];
+                            warps[i].apply_with(src, redrawn.as_ref().map(|r| r.image(i)), dst);
                         });
                     batch_labels.extend(indices.iter().map(|&i| labels[i as usize]));
                     if positions.len() < b {
@@ -374,10 +386,11 @@ mod tests {
 
     /// Warping each batch as it is gathered trains on exactly the pixels of a warped copy of
     /// the split: the same weights and moments, bit for bit, over several batches (a short last
-    /// one too), in a shuffled order, with half of the images redrawn with a pen.
+    /// one too), in a shuffled order, with half of the images redrawn with a pen (the batches
+    /// from redraws made ahead, the copy redrawing as it warps).
     #[test]
     fn warped_batches_train_as_a_warped_copy_does() {
-        use mnist_data::augment::{apply_warps, draw_warps, AugmentConfig};
+        use mnist_data::augment::{apply_warps, draw_warps, AugmentConfig, PenRedraws};
         use mnist_data::rng::{seeded_rng, RngPurpose};
 
         let split = data(75);
@@ -386,11 +399,12 @@ mod tests {
             ..AugmentConfig::default()
         };
         let warps = draw_warps(75, &config, &mut seeded_rng(3, RngPurpose::Augment, 1));
-        let (pixels, labels) = split
+        let (pixels, labels, redrawn) = split
             .with_host_data(|p, l| {
                 (
-                    apply_warps(p, &warps),
+                    apply_warps(p, None, &warps),
                     l.iter().map(|&l| l as u8).collect::<Vec<_>>(),
+                    PenRedraws::of(p),
                 )
             })
             .unwrap();
@@ -411,7 +425,8 @@ mod tests {
             let images = if per_batch { &split } else { &warped };
             step.start_epoch(images, &order).unwrap();
             if per_batch {
-                step.set_warps(warps.clone()).unwrap();
+                step.set_warps(warps.clone(), Some(redrawn.clone()))
+                    .unwrap();
             }
             for range in [0..32, 32..64, 64..75] {
                 step.step(&network, &mut optimizer, images, range, 1e-3)
@@ -425,10 +440,16 @@ mod tests {
         let mut step = new_step(Backend::Cpu, &network, &optimizer, norm).unwrap();
         step.start_epoch(&split, &order).unwrap();
         let err = step
-            .set_warps(warps[..10].to_vec())
+            .set_warps(warps[..10].to_vec(), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("10 warps for an epoch of 75 images"), "{err}");
+        let few = split.with_host_data(|p, _| PenRedraws::of(&p[..IMAGE_PIXELS * 10]));
+        let err = step.set_warps(warps, few).unwrap_err().to_string();
+        assert!(
+            err.contains("10 pen redraws for an epoch of 75 images"),
+            "{err}"
+        );
     }
 
     /// A whole step (forward, loss, backward, update) through the CPU backend equals one

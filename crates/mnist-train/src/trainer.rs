@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::Device;
-use mnist_data::augment::{apply_warps, draw_warps, AugmentConfig};
+use mnist_data::augment::{apply_warps, draw_warps, AugmentConfig, PenRedraws};
 use mnist_data::batch::{batch_ranges, epoch_order, DeviceSplit};
 use mnist_data::rng::{seeded_rng, RngPurpose};
 use mnist_data::{Mnist, Normalization};
@@ -147,6 +147,8 @@ enum TrainImages {
     Augmented {
         source: DeviceSplit,
         labels: Vec<u8>,
+        /// Every image's pen redraw, where `--pen-strokes` asks for some.
+        redrawn: Option<PenRedraws>,
     },
 }
 
@@ -229,9 +231,11 @@ impl Trainer {
         completed_epochs: usize,
     ) -> Result<Self> {
         let train = if config.augment {
+            let redrawn = (config.pen_strokes > 0.0).then(|| PenRedraws::of(&data.train.images));
             TrainImages::Augmented {
                 source: DeviceSplit::new(data.train.images, &data.train.labels, &Device::Cpu)?,
                 labels: data.train.labels,
+                redrawn,
             }
         } else {
             TrainImages::Resident(DeviceSplit::new(
@@ -311,15 +315,19 @@ impl Trainer {
         let mut batch_warps = None;
         let train = match &self.train {
             TrainImages::Resident(split) => split,
-            TrainImages::Augmented { source, labels } => {
+            TrainImages::Augmented {
+                source,
+                labels,
+                redrawn,
+            } => {
                 let mut rng = seeded_rng(config.seed, RngPurpose::Augment, epoch as u64);
                 let warps = draw_warps(source.len(), &config.augment_config(), &mut rng);
                 if self.step.warps_batches() {
-                    batch_warps = Some(warps);
+                    batch_warps = Some((warps, redrawn.clone()));
                     source
                 } else {
                     let pixels = source
-                        .with_host_data(|pixels, _| apply_warps(pixels, &warps))
+                        .with_host_data(|pixels, _| apply_warps(pixels, redrawn.as_ref(), &warps))
                         .ok_or_else(|| {
                             TrainError::Config("augmenting needs the images on the host".into())
                         })?;
@@ -330,8 +338,8 @@ impl Trainer {
         };
         let order = epoch_order(train.len(), config.seed, epoch as u64);
         self.step.start_epoch(train, &order)?;
-        if let Some(warps) = batch_warps {
-            self.step.set_warps(warps)?;
+        if let Some((warps, redrawn)) = batch_warps {
+            self.step.set_warps(warps, redrawn)?;
         }
         let steps = train.len().div_ceil(config.batch_size);
         let mut seen = 0usize;
