@@ -30,7 +30,7 @@ pub struct Reader {
 /// it was trained on lines redrawn so. On the four sets of `scripts/photo-accuracy.sh 0 100 0
 /// SEED` (seeds 5, 11, 23, 31; 3,600 numbers) the weights 1, 2 and 3 read 3,480, 3,487 and
 /// 3,490 numbers right, the pen model alone 3,476; 2 over 1 was also checked on three more sets
-/// (6 numbers mended, 3 lost, 5,575 pictures).
+/// (9 numbers mended, 3 lost, of 5,575 pictures).
 pub const PEN_MODEL_WEIGHT: f32 = 2.0;
 
 impl Reader {
