@@ -375,8 +375,8 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
         .windows(2)
         .map(|pair| {
             let (a, b) = (&pair[0], &pair[1]);
-            let close = |reach: usize| {
-                a.1.x_gap(&b.1) <= reach as u32 && ink_within(map.width, &labels, a, b, reach)
+            let close = |gap: usize| {
+                a.1.x_gap(&b.1) <= gap as u32 && ink_within(map.width, &labels, a, b, gap)
             };
             close(reach)
                 || (a.1.union(&b.1).w as f32 <= ONE_DIGIT_WIDTH * line_height
