@@ -22,7 +22,7 @@ use crate::{device, weights};
 /// drawings with three pen widths.
 pub struct Reader {
     general: Classifier,
-    /// Joins `general` on [`FoundDigit::redrawn`] digits; `None` with `--weights`.
+    /// Joins `general` on [`mnist_image::Styled::redrawn`] digits; `None` with `--weights`.
     pen: Option<Classifier>,
 }
 
@@ -59,14 +59,11 @@ impl Reader {
     }
 
     /// Each digit's ten probabilities, in order: one batched pass per model. A redrawn digit is
-    /// read in each of its drawings ([`FoundDigit::other_pens`]), by both built-in models (or the
+    /// read in each of its drawings ([`mnist_image::Styled::drawings`]), by both built-in models (or the
     /// one `--weights` names), and the probabilities averaged, the pen model's weighted
     /// [`PEN_MODEL_WEIGHT`] times.
     pub fn probabilities(&self, digits: &[&FoundDigit]) -> Result<Vec<[f32; NUM_CLASSES]>> {
-        fn drawings<'a>(d: &&'a FoundDigit) -> impl Iterator<Item = MnistPixels> + 'a {
-            std::iter::once(d.pixels).chain(d.other_pens.iter().copied())
-        }
-        let all: Vec<MnistPixels> = digits.iter().flat_map(drawings).collect();
+        let all: Vec<MnistPixels> = digits.iter().flat_map(|d| d.styled.drawings()).collect();
         let general = self.general.probabilities(&all)?;
         anyhow::ensure!(
             general.len() == all.len(),
@@ -78,8 +75,8 @@ impl Reader {
             Some(pen) => {
                 let redrawn: Vec<MnistPixels> = digits
                     .iter()
-                    .filter(|d| d.redrawn())
-                    .flat_map(drawings)
+                    .filter(|d| d.styled.redrawn())
+                    .flat_map(|d| d.styled.drawings())
                     .collect();
                 let answers = pen.probabilities(&redrawn)?;
                 anyhow::ensure!(
@@ -96,10 +93,10 @@ impl Reader {
         Ok(digits
             .iter()
             .map(|digit| {
-                let n = 1 + digit.other_pens.len();
+                let n = digit.styled.drawings().count();
                 let mut read: Vec<([f32; NUM_CLASSES], f32)> =
                     general.by_ref().take(n).map(|p| (p, 1.0)).collect();
-                if let (true, Some(pen)) = (digit.redrawn(), pen.as_mut()) {
+                if let (true, Some(pen)) = (digit.styled.redrawn(), pen.as_mut()) {
                     read.extend(pen.by_ref().take(n).map(|p| (p, PEN_MODEL_WEIGHT)));
                 }
                 let total: f32 = read.iter().map(|(_, w)| w).sum();
@@ -234,7 +231,7 @@ impl DigitAnswer {
             "probability": self.probability(),
             "uncertain": self.uncertain,
             "box": found.bbox,
-            "redrawn": found.redrawn(),
+            "redrawn": found.styled.redrawn(),
             "top3": top3,
         })
     }

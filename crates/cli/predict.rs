@@ -27,7 +27,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
             anyhow::bail!("the model returned fewer answers than images");
         };
         if let Some(dir) = &args.dump_preprocessed {
-            images::dump(dir, &format!("{}.png", images::stem(path)), &found.pixels)?;
+            images::dump(
+                dir,
+                &format!("{}.png", images::stem(path)),
+                &found.styled.pixels,
+            )?;
         }
         let ranked = top(&probabilities, 3);
         let (digit, probability) = ranked[0];
@@ -43,7 +47,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                 "probabilities": probabilities,
                 "top3": top3,
                 "box": found.bbox,
-                "redrawn": found.redrawn(),
+                "redrawn": found.styled.redrawn(),
             });
             println!("{line}");
         } else {

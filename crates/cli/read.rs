@@ -30,7 +30,7 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
         for (k, (found, probabilities)) in digits.iter().enumerate() {
             if let Some(dir) = &args.dump_preprocessed {
                 let name = format!("{}-{}.png", images::stem(path), k + 1);
-                images::dump(dir, &name, &found.pixels)?;
+                images::dump(dir, &name, &found.styled.pixels)?;
             }
             let answer = DigitAnswer::new(probabilities, min_confidence);
             let (digit, probability) = (answer.digit(), answer.probability());

@@ -238,7 +238,7 @@ fn answer(state: &AppState, bytes: &[u8]) -> Result<Value, ReadFailure> {
         number.push(char::from(b'0' + answer.digit() as u8));
         let mut part = answer.to_json(found);
         part["probabilities"] = json!(probabilities);
-        part["pixels"] = json!(found.pixels.to_vec());
+        part["pixels"] = json!(found.styled.pixels.to_vec());
         parts.push(part);
     }
     let uncertain = parts.iter().any(|p| p["uncertain"] == true);

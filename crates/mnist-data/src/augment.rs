@@ -5,7 +5,7 @@
 //! redrawn before a model reads it ([`redraw_with_pen`]). Each epoch draws one [`Warp`] per image
 //! from the seeded augmentation stream, so it is reproducible and resumable; the warps are applied
 //! on the host, to the whole split at once ([`apply_warps`]) or to each batch as it is gathered
-//! ([`Warp::apply`]), with the same pixels either way.
+//! ([`Warp::apply_with`]), with the same pixels either way.
 
 use std::sync::Arc;
 
@@ -81,14 +81,9 @@ impl Warp {
         }
     }
 
-    /// Writes the warped `src` (784 bytes) into `dst` (784 bytes), redrawing `src` with a pen
-    /// first when the warp says so.
-    pub fn apply(&self, src: &[u8], dst: &mut [u8]) {
-        self.apply_with(src, None, dst);
-    }
-
-    /// As [`Warp::apply`], with `src`'s pen redraw taken from `redrawn` where it was made ahead
-    /// ([`PenRedraws`]).
+    /// Writes the warped `src` (784 bytes) into `dst` (784 bytes), with `src` redrawn with a pen
+    /// first when the warp says so: the redraw taken from `redrawn` where it was made ahead
+    /// ([`PenRedraws`]), else made here.
     pub fn apply_with(&self, src: &[u8], redrawn: Option<&[u8]>, dst: &mut [u8]) {
         assert!(
             src.len() == IMAGE_PIXELS && dst.len() == IMAGE_PIXELS,

@@ -49,20 +49,11 @@ const HALF_SIZE_MAX_STROKE: f32 = 4.5;
 /// One digit found in a picture, ready for a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundDigit {
-    /// MNIST-style 28x28 pixels.
-    pub pixels: MnistPixels,
+    /// What a model sees: MNIST-style 28x28 pixels, and when its strokes were a thin pen line
+    /// redrawn at MNIST's width, the digit drawn with other pens too ([`Styled::drawings`]).
+    pub styled: Styled,
     /// Where the digit is, in the original picture's pixels.
     pub bbox: BBox,
-    /// When its strokes were a thin pen line redrawn at MNIST's width, the digit drawn with
-    /// other pens too ([`Styled::other_pens`]): the models read each and average.
-    pub other_pens: Vec<MnistPixels>,
-}
-
-impl FoundDigit {
-    /// Its strokes were a thin pen line, redrawn at MNIST's width ([`Styled::redrawn`]).
-    pub fn redrawn(&self) -> bool {
-        !self.other_pens.is_empty()
-    }
 }
 
 /// The whole picture at `path` as a single digit.
@@ -138,10 +129,8 @@ fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
     );
     let right = to_original(b.x + b.w, image.width()).max(x + 1);
     let bottom = to_original(b.y + b.h, image.height()).max(y + 1);
-    let Styled { pixels, other_pens } = style(glyph);
     FoundDigit {
-        pixels,
-        other_pens,
+        styled: style(glyph),
         bbox: BBox {
             x,
             y,

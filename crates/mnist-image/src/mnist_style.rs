@@ -121,6 +121,11 @@ impl Styled {
     pub fn redrawn(&self) -> bool {
         !self.other_pens.is_empty()
     }
+
+    /// Every drawing of the digit, [`Styled::pixels`] first: the models read each and average.
+    pub fn drawings(&self) -> impl Iterator<Item = MnistPixels> + '_ {
+        std::iter::once(self.pixels).chain(self.other_pens.iter().copied())
+    }
 }
 
 // A redrawn glyph is known by its other drawings.
