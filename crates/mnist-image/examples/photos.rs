@@ -4,7 +4,9 @@
 //! condition, single digits and numbers made from MNIST test digits drawn as pen lines, and
 //! blank pages that must be refused (counts are per condition; MNIST from $MNIST_DIR or
 //! ./data/mnist). With ORIGINALS_DIR it also writes there, under the same name as PNG, each
-//! picture's MNIST digits as they are (`original_picture`): the reference for the score.
+//! picture's MNIST digits as they are (`original_picture`): the reference for the score;
+//! and ORIGINALS_DIR/mnist-indices.tsv names, for each picture, the MNIST test digits it
+//! shows (the file's stem, a tab, their indices in MNIST's test files, comma-separated).
 //!
 //! `photos score FILE.jsonl...` reads what `mnist predict --json` and `mnist read --json` said
 //! about such pictures and prints the accuracy per condition as a Markdown table: a digit or a
@@ -26,24 +28,36 @@
 //! `photos fidelity` measures `pen_fidelity` over MNIST's 10,000 test digits and prints its
 //! percentiles and how many digits, of each label, fall under `MIN_PEN_FIDELITY`: the ones the
 //! generators pass over.
+//!
+//! `photos blind OUT_DIR ORIGINALS_DIR READ.jsonl...` is a blind test of the pictures
+//! themselves: can a person read the pen lines the models misread? It takes every digit that
+//! `mnist read --json` or `mnist predict --json` (READ.jsonl) read as another digit (a number
+//! read with as many digits as were written, a wrong one in place), adds as many digits drawn
+//! at random from the rest of the same pictures, shuffles them, and writes OUT_DIR/sheet.png:
+//! each digit's pen line alone (`pen_line_picture`), in rows of ten, with no label and no
+//! reading; and OUT_DIR/key.tsv, which says which is which. A person writes what they read,
+//! one answer per cell in reading order, `?` where they cannot tell, into a text file, and
+//! `photos blind-score OUT_DIR/key.tsv ANSWERS.txt` counts, for the misread digits and for the
+//! others, how many they read right, could not tell, and read wrong.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use mnist_data::IMAGE_PIXELS;
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
 use mnist_image::synth::photo::{
-    number_photo_of, original_picture, pen_fidelity, phone_photo, write_photos, Blank, Condition,
-    Counts, MIN_PEN_FIDELITY,
+    number_photo_of, original_picture, pen_fidelity, pen_line_picture, phone_photo, write_photos,
+    Blank, Condition, Counts, MIN_PEN_FIDELITY,
 };
 use mnist_image::synth::{encode, Encoding};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity";
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt";
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +67,8 @@ fn main() -> Result<(), Error> {
         Some("big") => big(&args[1..]),
         Some("example") => example(&args[1..]),
         Some("fidelity") => fidelity(),
+        Some("blind") => blind(&args[1..]),
+        Some("blind-score") => blind_score(&args[1..]),
         _ => Err(USAGE.into()),
     }
 }
@@ -80,6 +96,17 @@ fn write(args: &[String]) -> Result<(), Error> {
     );
     if let Some(dir) = originals {
         std::fs::create_dir_all(&dir)?;
+        let indices: String = set
+            .samples
+            .iter()
+            .filter(|s| !s.mnist.is_empty())
+            .map(|s| {
+                let stem = s.file.file_stem().unwrap_or_default().to_string_lossy();
+                let list: Vec<String> = s.mnist.iter().map(usize::to_string).collect();
+                format!("{stem}\t{}\n", list.join(","))
+            })
+            .collect();
+        std::fs::write(dir.join(INDICES_FILE), indices)?;
         // A stream of its own, so the photos are the same with or without their originals.
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for sample in set.samples.iter().filter(|s| !s.mnist.is_empty()) {
@@ -133,6 +160,210 @@ fn fidelity() -> Result<(), Error> {
                 ""
             },
             100.0 * total as f64 / scores.len() as f64
+        );
+    }
+    Ok(())
+}
+
+/// Where `photos write` names each picture's MNIST test digits, in ORIGINALS_DIR.
+const INDICES_FILE: &str = "mnist-indices.tsv";
+
+/// Side and pen width (pixels) of each pen line on the blind sheet: 4 times MNIST's side, the
+/// pen about as wide against the digit as in the photos.
+const BLIND_SIDE: u32 = 112;
+const BLIND_PEN: f32 = 4.0;
+/// Cells per row of the blind sheet, and the paper between cells.
+const BLIND_COLUMNS: usize = 10;
+const BLIND_GAP: u32 = 12;
+const FRAME: image::Luma<u8> = image::Luma([200]);
+
+/// The two groups of the blind test.
+const MISREAD: &str = "misread";
+const OTHERS: &str = "others";
+
+/// The digits of the pictures named in `indices_file` (stem -> MNIST test indices).
+fn read_indices(indices_file: &Path) -> Result<BTreeMap<String, Vec<usize>>, Error> {
+    let text = std::fs::read_to_string(indices_file).map_err(|e| {
+        format!(
+            "{}: {e} (written by photos write with ORIGINALS_DIR)",
+            indices_file.display()
+        )
+    })?;
+    text.lines()
+        .map(|line| {
+            let (stem, list) = line.split_once('\t').ok_or_else(|| {
+                format!("{}: not STEM<TAB>INDICES: {line}", indices_file.display())
+            })?;
+            let indices = list
+                .split(',')
+                .map(|k| k.parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}: {line}", indices_file.display()))?;
+            Ok((stem.to_string(), indices))
+        })
+        .collect()
+}
+
+fn blind(args: &[String]) -> Result<(), Error> {
+    let [out, originals, reads @ ..] = args else {
+        return Err(USAGE.into());
+    };
+    if reads.is_empty() {
+        return Err(USAGE.into());
+    }
+    let indices = read_indices(&Path::new(originals).join(INDICES_FILE))?;
+    let (images, labels) = test_set()?;
+    let mut misread = std::collections::BTreeSet::new();
+    for file in reads {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+        for line in text.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{file}: {e}: {line}"))?;
+            let stem = v["file"]
+                .as_str()
+                .and_then(|f| Path::new(f).file_stem())
+                .map(|s| s.to_string_lossy().into_owned())
+                .ok_or(format!("{file}: no \"file\" in {line}"))?;
+            let said = v
+                .get("digit")
+                .map(|d| d.to_string())
+                .or_else(|| v["number"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let Some(digits) = indices.get(&stem) else {
+                continue;
+            };
+            let written: String = digits
+                .iter()
+                .map(|&k| char::from(b'0' + labels[k]))
+                .collect();
+            if said.len() == written.len() {
+                for ((w, s), &k) in written.chars().zip(said.chars()).zip(digits) {
+                    if w != s {
+                        misread.insert(k);
+                    }
+                }
+            }
+        }
+    }
+    if misread.is_empty() {
+        return Err(format!("no digit in {} was read as another", reads.join(", ")).into());
+    }
+    let mut others: Vec<usize> = indices
+        .values()
+        .flatten()
+        .copied()
+        .filter(|k| !misread.contains(k))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // A fixed stream: the same readings give the same sheet.
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    others.shuffle(&mut rng);
+    others.truncate(misread.len());
+    let mut cells: Vec<(usize, &str)> = misread
+        .iter()
+        .map(|&k| (k, MISREAD))
+        .chain(others.iter().map(|&k| (k, OTHERS)))
+        .collect();
+    cells.shuffle(&mut rng);
+    let pitch = BLIND_SIDE + BLIND_GAP;
+    let rows = cells.len().div_ceil(BLIND_COLUMNS) as u32;
+    let mut sheet = image::GrayImage::from_pixel(
+        BLIND_COLUMNS as u32 * pitch + BLIND_GAP,
+        rows * pitch + BLIND_GAP,
+        image::Luma([255]),
+    );
+    let mut key = String::from("cell\trow\tcolumn\tmnist_index\tlabel\tgroup\n");
+    for (i, &(k, group)) in cells.iter().enumerate() {
+        let (row, column) = (i / BLIND_COLUMNS, i % BLIND_COLUMNS);
+        let line = pen_line_picture(
+            &images[k * IMAGE_PIXELS..][..IMAGE_PIXELS],
+            BLIND_SIDE,
+            BLIND_PEN,
+        );
+        let (x, y) = (
+            BLIND_GAP + column as u32 * pitch,
+            BLIND_GAP + row as u32 * pitch,
+        );
+        image::imageops::replace(&mut sheet, &line, x.into(), y.into());
+        // A light frame 4 px around each cell, so that no cell's edge is taken for a stroke.
+        let (x0, y0, x1, y1) = (x - 4, y - 4, x + BLIND_SIDE + 3, y + BLIND_SIDE + 3);
+        for t in x0..=x1 {
+            sheet.put_pixel(t, y0, FRAME);
+            sheet.put_pixel(t, y1, FRAME);
+        }
+        for t in y0..=y1 {
+            sheet.put_pixel(x0, t, FRAME);
+            sheet.put_pixel(x1, t, FRAME);
+        }
+        key += &format!(
+            "{}\t{}\t{}\t{k}\t{}\t{group}\n",
+            i + 1,
+            row + 1,
+            column + 1,
+            labels[k]
+        );
+    }
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out)?;
+    sheet.save(out.join("sheet.png"))?;
+    std::fs::write(out.join("key.tsv"), key)?;
+    println!(
+        "{} pen lines ({} misread, {} others) in {} rows of {BLIND_COLUMNS}: {}",
+        cells.len(),
+        misread.len(),
+        others.len(),
+        rows,
+        out.join("sheet.png").display()
+    );
+    Ok(())
+}
+
+fn blind_score(args: &[String]) -> Result<(), Error> {
+    let [key, answers] = args else {
+        return Err(USAGE.into());
+    };
+    let key_text = std::fs::read_to_string(key).map_err(|e| format!("{key}: {e}"))?;
+    let answer_text = std::fs::read_to_string(answers).map_err(|e| format!("{answers}: {e}"))?;
+    let answers: Vec<&str> = answer_text.split_whitespace().collect();
+    let cells: Vec<Vec<&str>> = key_text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    if answers.len() != cells.len() {
+        return Err(format!(
+            "{}: {} answers for the {} cells of {key}",
+            args[1],
+            answers.len(),
+            cells.len()
+        )
+        .into());
+    }
+    // group -> (right, cannot tell, wrong)
+    let mut counts: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for (cell, &answer) in cells.iter().zip(&answers) {
+        let [_, _, _, _, label, group] = cell[..] else {
+            return Err(format!("{key}: not a key line: {}", cell.join("\t")).into());
+        };
+        let c = counts.entry(group).or_default();
+        match answer {
+            "?" => c.1 += 1,
+            a if a == label => c.0 += 1,
+            a if a.len() == 1 && a.chars().all(|ch| ch.is_ascii_digit()) => c.2 += 1,
+            a => return Err(format!("{}: {a:?} is not a digit or ?", args[1]).into()),
+        }
+    }
+    println!("| pen lines | read right | could not tell | read as another digit |");
+    println!("| --- | --- | --- | --- |");
+    for (group, (right, unsure, wrong)) in counts {
+        let n = right + unsure + wrong;
+        let pc = |v: usize| format!("{v} ({:.0}%)", 100.0 * v as f64 / n as f64);
+        println!(
+            "| {group} ({n}) | {} | {} | {} |",
+            pc(right),
+            pc(unsure),
+            pc(wrong)
         );
     }
     Ok(())

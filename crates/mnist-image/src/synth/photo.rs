@@ -666,6 +666,20 @@ fn pen_path(grey: &[u8], n: usize) -> Vec<bool> {
     stroke::thin(&pen_mask(grey, n), n, n)
 }
 
+/// The pen line the photos draw of MNIST `pixels` ([`pen_path`], thinned at `side` x `side`),
+/// dark on white on a `side` x `side` square with a pen `width` pixels wide: what a person sees
+/// of the written digit, without the page or the light. It lets a person judge whether the line
+/// still stands for its digit (`photos blind`, docs/photos.md).
+pub fn pen_line_picture(pixels: &[u8], side: u32, width: f32) -> GrayImage {
+    let n = side as usize;
+    let line = pen_path(upscaled(pixels, side).as_raw(), n);
+    let to_line = stroke::squared_distance(&line, n, n);
+    GrayImage::from_fn(side, side, |x, y| {
+        let d = to_line[y as usize * n + x as usize].sqrt();
+        image::Luma([(255.0 * (1.0 - cover(width, d))).round() as u8])
+    })
+}
+
 /// The ink `pen_path` thins: `grey` cut at the level it chooses.
 fn pen_mask(grey: &[u8], n: usize) -> Vec<bool> {
     let cut = |level: u8| -> Vec<bool> { grey.iter().map(|&v| v >= level).collect() };
@@ -1185,6 +1199,49 @@ mod tests {
         let row = &line[20 * 40..21 * 40];
         assert!(!row[18..22].contains(&true), "the loop filled in");
         assert!(row[6..14].contains(&true) && row[26..34].contains(&true));
+    }
+
+    #[test]
+    fn the_pen_line_picture_shows_a_hollow_loop_as_a_loop_and_a_filled_one_as_none() {
+        // At 4 times MNIST's side the loop's centre is (56, 72) and its ring 20 px from it.
+        let (side, width) = (112, 4.0);
+        let hollow = pen_line_picture(&six(false), side, width);
+        let filled = pen_line_picture(&six(true), side, width);
+        let at = |p: &GrayImage, x: u32, y: u32| p.get_pixel(x, y).0[0];
+        for p in [&hollow, &filled] {
+            assert_eq!((p.width(), p.height()), (side, side));
+            assert_eq!(at(p, 0, 0), 255, "paper in the corner");
+            assert_eq!(at(p, 36, 40), 0, "the stem is drawn");
+        }
+        assert_eq!(
+            at(&hollow, 56, 72),
+            255,
+            "the hollow loop's middle is paper"
+        );
+        assert!(
+            [(76, 72), (36, 72), (56, 52), (56, 92)]
+                .iter()
+                .all(|&(x, y)| (x - 2..=x + 2)
+                    .any(|x| (y - 2..=y + 2).any(|y| at(&hollow, x, y) == 0))),
+            "the hollow loop is drawn all round"
+        );
+        // The filled loop's centre line is one short stroke: the loop a person would see in
+        // the MNIST digit is gone from the pen line.
+        let ring_ink = [(76, 72), (36, 72), (56, 52), (56, 92)]
+            .iter()
+            .filter(|&&(x, y)| {
+                (x - 2..=x + 2).any(|x| (y - 2..=y + 2).any(|y| at(&filled, x, y) < 128))
+            })
+            .count();
+        assert!(
+            ring_ink <= 1,
+            "the filled loop drawn as a loop ({ring_ink} of 4 sides)"
+        );
+        // The pen's width: the ink across the stem adds up to 4 px.
+        let across: f32 = (20..52)
+            .map(|x| f32::from(255 - at(&hollow, x, 40)) / 255.0)
+            .sum();
+        assert!((across - width).abs() <= 0.5, "stem {across} px wide");
     }
 
     fn cut_at(grey: &[u8], level: u8) -> Vec<bool> {
