@@ -359,6 +359,10 @@ fn blind_score(args: &[String]) -> Result<(), Error> {
     for (group, (right, unsure, wrong)) in counts {
         let n = right + unsure + wrong;
         let pc = |v: usize| format!("{v} ({:.0}%)", 100.0 * v as f64 / n as f64);
+        let group = match group {
+            MISREAD => "read by the models as another digit",
+            _ => "the others, drawn at random",
+        };
         println!(
             "| {group} ({n}) | {} | {} | {} |",
             pc(right),
