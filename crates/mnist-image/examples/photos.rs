@@ -215,21 +215,9 @@ fn blind(args: &[String]) -> Result<(), Error> {
     let (images, labels) = test_set()?;
     let mut misread = std::collections::BTreeSet::new();
     for file in reads {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-        for line in text.lines() {
-            let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("{file}: {e}: {line}"))?;
-            let stem = v["file"]
-                .as_str()
-                .and_then(|f| Path::new(f).file_stem())
-                .map(|s| s.to_string_lossy().into_owned())
-                .ok_or(format!("{file}: no \"file\" in {line}"))?;
-            let said = v
-                .get("digit")
-                .map(|d| d.to_string())
-                .or_else(|| v["number"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            let Some(digits) = indices.get(&stem) else {
+        for reading in readings(file)? {
+            let said = reading.said.unwrap_or_default();
+            let Some(digits) = indices.get(&reading.stem) else {
                 continue;
             };
             let written: String = digits
@@ -452,6 +440,43 @@ struct Verdict {
     original: Option<bool>,
 }
 
+/// One line of what `mnist predict --json` or `mnist read --json` said about a picture.
+struct Reading {
+    /// The picture's file name without its extension.
+    stem: String,
+    /// The digit or the number read; `None` when the picture was refused.
+    said: Option<String>,
+    /// Whether the line is an error, as a refused picture's is.
+    refused: bool,
+}
+
+/// Every line of a JSON-lines `file` written by `mnist predict --json` or `mnist read --json`.
+fn readings(file: &str) -> Result<Vec<Reading>, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{file}: {e}: {line}"))?;
+            let name = v["file"]
+                .as_str()
+                .ok_or(format!("{file}: no \"file\" in {line}"))?;
+            let stem = Path::new(name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let said = v
+                .get("digit")
+                .map(|d| d.to_string())
+                .or_else(|| v["number"].as_str().map(str::to_string));
+            Ok(Reading {
+                stem,
+                said,
+                refused: v["error"].is_string(),
+            })
+        })
+        .collect()
+}
+
 fn score(files: &[String]) -> Result<(), Error> {
     let mut tally = Tally::default();
     // (condition, "digit" or "number", picture's stem) -> what was said of it and its original.
@@ -463,23 +488,11 @@ fn score(files: &[String]) -> Result<(), Error> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let original = named.contains("originals");
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-        for line in text.lines() {
-            let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("{file}: {e}: {line}"))?;
-            let name = v["file"]
-                .as_str()
-                .ok_or(format!("{file}: no \"file\" in {line}"))?;
-            let stem = Path::new(name)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default();
+        for reading in readings(file)? {
+            let stem = reading.stem.as_str();
             // NNNNN-CONDITION-digit-L, NNNNN-CONDITION-number-DIGITS or NNNNN-BLANK.
             let rest = stem.split_once('-').map(|(_, r)| r).unwrap_or(stem);
-            let said = v
-                .get("digit")
-                .map(|d| d.to_string())
-                .or_else(|| v["number"].as_str().map(str::to_string));
+            let said = reading.said;
             let written = rest
                 .split_once("-digit-")
                 .map(|(c, a)| (c, "digit", a))
@@ -502,7 +515,7 @@ fn score(files: &[String]) -> Result<(), Error> {
                 } else {
                     "predict"
                 };
-                tally.add(rest, kind, said.is_none() && v["error"].is_string());
+                tally.add(rest, kind, said.is_none() && reading.refused);
             }
         }
     }
