@@ -1203,8 +1203,13 @@ mod tests {
 
     #[test]
     fn the_pen_line_picture_shows_a_hollow_loop_as_a_loop_and_a_filled_one_as_none() {
-        // At 4 times MNIST's side the loop's centre is (56, 72) and its ring 20 px from it.
+        // At 4 times MNIST's side the loop's centre is (56, 72) and its ring 20 px from it: its
+        // four sides (the stem ends on the left one).
         let (side, width) = (112, 4.0);
+        let sides = [(76, 72), (36, 72), (56, 52), (56, 92)];
+        let inked = |p: &GrayImage, (x, y): (u32, u32), under: u8| {
+            (x - 2..=x + 2).any(|x| (y - 2..=y + 2).any(|y| p.get_pixel(x, y).0[0] < under))
+        };
         let hollow = pen_line_picture(&six(false), side, width);
         let filled = pen_line_picture(&six(true), side, width);
         let at = |p: &GrayImage, x: u32, y: u32| p.get_pixel(x, y).0[0];
@@ -1219,19 +1224,14 @@ mod tests {
             "the hollow loop's middle is paper"
         );
         assert!(
-            [(76, 72), (36, 72), (56, 52), (56, 92)]
-                .iter()
-                .all(|&(x, y)| (x - 2..=x + 2)
-                    .any(|x| (y - 2..=y + 2).any(|y| at(&hollow, x, y) == 0))),
+            sides.iter().all(|&probe| inked(&hollow, probe, 1)),
             "the hollow loop is drawn all round"
         );
         // The filled loop's centre line is one short stroke: the loop a person would see in
         // the MNIST digit is gone from the pen line.
-        let ring_ink = [(76, 72), (36, 72), (56, 52), (56, 92)]
+        let ring_ink = sides
             .iter()
-            .filter(|&&(x, y)| {
-                (x - 2..=x + 2).any(|x| (y - 2..=y + 2).any(|y| at(&filled, x, y) < 128))
-            })
+            .filter(|&&probe| inked(&filled, probe, 128))
             .count();
         assert!(
             ring_ink <= 1,
