@@ -349,7 +349,8 @@ fn blind_score(args: &[String]) -> Result<(), Error> {
         let pc = |v: usize| format!("{v} ({:.0}%)", 100.0 * v as f64 / n as f64);
         let group = match group {
             MISREAD => "read by the models as another digit",
-            _ => "the others, drawn at random",
+            OTHERS => "the others, drawn at random",
+            other => other,
         };
         println!(
             "| {group} ({n}) | {} | {} | {} |",
