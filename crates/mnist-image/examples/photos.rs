@@ -211,8 +211,17 @@ fn blind(args: &[String]) -> Result<(), Error> {
     if reads.is_empty() {
         return Err(USAGE.into());
     }
-    let indices = read_indices(&Path::new(originals).join(INDICES_FILE))?;
+    let indices_file = Path::new(originals).join(INDICES_FILE);
+    let indices = read_indices(&indices_file)?;
     let (images, labels) = test_set()?;
+    if let Some(k) = indices.values().flatten().find(|&&k| k >= labels.len()) {
+        return Err(format!(
+            "{}: index {k} is past MNIST's {} test digits",
+            indices_file.display(),
+            labels.len()
+        )
+        .into());
+    }
     let mut misread = std::collections::BTreeSet::new();
     for file in reads {
         for reading in readings(file)? {
