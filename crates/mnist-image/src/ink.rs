@@ -350,7 +350,10 @@ const MIN_WINDOW: f32 = 0.03;
 
 /// The ink of `plane` over `paper`: each pixel's contrast, centred on the paper's median and
 /// scaled by [`scale_to_strokes`] against the paper's noise, both measured on every
-/// `sample`-th pixel.
+/// `sample`-th pixel. The noise is the spread of every pixel around that median; where that
+/// leaves no ink to trust (all of it within [`FAINT_SIGMAS`] deviations of the floor) and the
+/// strokes are bold for the picture ([`bold_strokes`]), the spread is mostly the strokes' own,
+/// and the noise is measured again on the paper's lighter half ([`lighter_half_noise`]).
 fn ink_over(
     paper: &PaperGrid,
     plane: &[f32],
@@ -375,7 +378,45 @@ fn ink_over(
     for d in darker.iter_mut() {
         *d = (*d - centre).max(0.0);
     }
-    scale_to_strokes(&darker, noise)
+    let (ink, faint) = scale_to_strokes(&darker, noise);
+    if faint >= 1.0 && bold_strokes(&darker, noise, width, height) {
+        return scale_to_strokes(&darker, lighter_half_noise(&sampled, centre));
+    }
+    (ink, faint)
+}
+
+/// Strokes at least this wide, as a fraction of the picture's shorter side, are bold for it:
+/// the picture is a digit cropped close (a marker digit cut out to its strokes is 5-7% of its
+/// side). A pen line in a photo of a page is at most 1.6% (the number pictures of
+/// `scripts/photo-accuracy.sh`), and a page's printed lines are thinner still.
+const BOLD_STROKE: f32 = 0.035;
+
+/// Whether the strokes that Otsu's split finds in `contrast` (centred, as
+/// [`scale_to_strokes`] gets it) are bold for the picture ([`BOLD_STROKE`]). Then they can be a
+/// third of it, and the spread of every pixel around the median is mostly theirs: on the grey
+/// paper of a marker 8 cut out to its strokes it comes out 1.4 times what the paper's lighter
+/// half gives, and every stroke pixel would be taken for noise (docs/photos.md, "A check on
+/// real photos").
+fn bold_strokes(contrast: &[f32], noise: f32, width: usize, height: usize) -> bool {
+    stroke_split(contrast, noise).is_some_and(|(threshold, _)| {
+        width_at(contrast, width, height, threshold)
+            .is_some_and(|w| w >= BOLD_STROKE * width.min(height) as f32)
+    })
+}
+
+/// The paper's noise from the pixels lighter than the `centre` of `values` (contrast, not
+/// centred) alone: ink is only ever darker than the paper, so it cannot widen this half.
+/// 1.4826 times their median distance from the centre, as [`centre_and_noise`] measures both
+/// halves. It leaves out what strokes add, and so also what a page's printed lines and a
+/// shadow's edge add, which the spread of both halves holds under the floor: it is used only
+/// where that spread leaves no ink to trust ([`ink_over`]).
+fn lighter_half_noise(values: &[f32], centre: f32) -> f32 {
+    let lighter: Vec<f32> = values
+        .iter()
+        .filter(|&&v| v < centre)
+        .map(|&v| centre - v)
+        .collect();
+    1.4826 * percentile(&lighter, 0.5)
 }
 
 /// Ink less than this many noise deviations above the floor may be noise: it is kept only
@@ -899,23 +940,9 @@ fn running_line(
 /// (the median of the pixels Otsu's threshold calls ink among those above the noise), linear
 /// between and beyond (the caller caps it at 1).
 fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
-    let max = contrast.iter().copied().fold(0.0f32, f32::max);
-    if max < FAINT_CONTRAST {
+    let Some((_, stroke_level)) = stroke_split(contrast, noise) else {
         return (vec![0.0; contrast.len()], 0.0);
-    }
-    // Otsu's split among the pixels above the noise only: a thin pen line is a fraction of a
-    // percent of a photo, and among all pixels the split would fall inside the paper's noise.
-    let candidates: Vec<f32> = contrast
-        .iter()
-        .copied()
-        .filter(|&c| c > NOISE_SIGMAS * noise)
-        .collect();
-    if candidates.is_empty() {
-        return (vec![0.0; contrast.len()], 0.0);
-    }
-    let threshold = otsu_threshold(&candidates, max);
-    let stroke: Vec<f32> = candidates.into_iter().filter(|&c| c > threshold).collect();
-    let stroke_level = percentile(&stroke, 0.5).max(threshold);
+    };
     let floor = (NOISE_SIGMAS * noise).max(0.12 * stroke_level);
     let needed = (FAINT_STROKE_SIGMAS * noise).clamp(FAINT_CONTRAST, MIN_CONTRAST);
     if stroke_level - floor < needed {
@@ -927,6 +954,29 @@ fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
         .map(|&c| ((c - floor) * scale).max(0.0))
         .collect();
     (ink, FAINT_SIGMAS * noise * scale)
+}
+
+/// Otsu's threshold between paper and stroke in `contrast` (centred, 0 for the paper) and
+/// the typical stroke level (the median above it), or `None` when nothing stands above the
+/// noise. The split is made among the pixels above the noise only: a thin pen line is a
+/// fraction of a percent of a photo, and among all pixels it would fall inside the paper's
+/// noise.
+fn stroke_split(contrast: &[f32], noise: f32) -> Option<(f32, f32)> {
+    let max = contrast.iter().copied().fold(0.0f32, f32::max);
+    if max < FAINT_CONTRAST {
+        return None;
+    }
+    let candidates: Vec<f32> = contrast
+        .iter()
+        .copied()
+        .filter(|&c| c > NOISE_SIGMAS * noise)
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let threshold = otsu_threshold(&candidates, max);
+    let stroke: Vec<f32> = candidates.into_iter().filter(|&c| c > threshold).collect();
+    Some((threshold, percentile(&stroke, 0.5).max(threshold)))
 }
 
 /// Otsu's threshold over `values` in `[0, max]` (256 bins): the split that best separates the
@@ -1097,6 +1147,43 @@ mod tests {
             .sum();
         assert_eq!(paper_ink, 0.0);
         assert!(map.at(19, 5) > 0.95);
+    }
+
+    #[test]
+    fn a_bold_ring_cropped_close_on_noisy_paper_is_ink() {
+        // A ring 10 px wide, a third of the picture, ink 60 on grey paper 150 with noise of
+        // up to ±16 levels (a deterministic pattern): a marker digit cut out to its strokes.
+        let ring = |x: u32, y: u32| {
+            let r = ((x as f32 - 30.0).powi(2) + (y as f32 - 30.0).powi(2)).sqrt();
+            (r - 20.0).abs()
+        };
+        let picture = |with_ring: bool| {
+            let img = GrayImage::from_fn(60, 60, |x, y| {
+                let noise = ((x * 7 + y * 13) % 17 + (x * 11 + y * 5) % 17) as i32 - 16;
+                Luma([if with_ring && ring(x, y) <= 5.0 {
+                    60
+                } else {
+                    (150 + noise) as u8
+                }])
+            });
+            let mut map = InkMap::from_image(&DynamicImage::ImageLuma8(img));
+            map.drop_faint_alone();
+            map
+        };
+        assert!(picture(false).is_blank(), "the paper alone has no ink");
+        let map = picture(true);
+        let pixels = || (0..60u32).flat_map(|y| (0..60u32).map(move |x| (x, y)));
+        let stroke: Vec<f32> = pixels()
+            .filter(|&(x, y)| ring(x, y) <= 4.0)
+            .map(|(x, y)| map.at(x as usize, y as usize))
+            .collect();
+        let inked = stroke.iter().filter(|&&v| v > 0.5).count();
+        assert_eq!(inked, stroke.len(), "the stroke's core is ink");
+        let paper_ink: f32 = pixels()
+            .filter(|&(x, y)| ring(x, y) >= 7.0)
+            .map(|(x, y)| map.at(x as usize, y as usize))
+            .sum();
+        assert_eq!(paper_ink, 0.0, "the paper's noise is not ink");
     }
 
     #[test]
