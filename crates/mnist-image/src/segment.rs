@@ -219,6 +219,12 @@ const FLAG_REACH: f32 = 0.3;
 const FLAG_SLACK: f32 = 0.1;
 /// Expected width of one digit, in line heights, when deciding how many a joined group holds.
 const DIGIT_WIDTH: f32 = 0.85;
+/// A cut between touching digits crosses at most this many strokes: digits touch at a point,
+/// or where a stroke of one runs into the other. A cut that crosses two or more runs through
+/// one wide digit (a 3's arcs, a 2's neck and its base, a 5's bar and its bowl): on the four
+/// sets of `scripts/photo-accuracy.sh 0 100 0 SEED` (seeds 5, 11, 23, 31), each of the seven
+/// single digits cut in two crossed 2 or 3 there, and no right cut more than 1 (docs/photos.md).
+const MAX_CUT_STROKES: usize = 1;
 
 /// Labels 8-connected components of nonzero ink; returns the label image (0 = paper, `i + 1`
 /// = component `i`) and the components.
@@ -575,7 +581,8 @@ fn crop(map: &InkMap, labels: &[u32], ids: &[u32], bbox: BBox) -> Glyph {
 }
 
 /// Splits a glyph that holds `pieces` touching digits at the columns with the least ink near
-/// the evenly spaced positions, and trims each piece to its own ink.
+/// the evenly spaced positions, and trims each piece to its own ink. Empty when a cut would
+/// cross more than [`MAX_CUT_STROKES`] strokes: the glyph is one wide digit.
 fn split_columns(glyph: &Glyph, pieces: usize) -> Vec<Glyph> {
     let (w, h) = (glyph.bbox.w as usize, glyph.bbox.h as usize);
     let column_ink: Vec<f32> = (0..w)
@@ -591,10 +598,26 @@ fn split_columns(glyph: &Glyph, pieces: usize) -> Vec<Glyph> {
             .unwrap_or(centre);
         cuts.push(cut);
     }
+    if cuts[1..]
+        .iter()
+        .any(|&x| strokes_across(glyph, x) > MAX_CUT_STROKES)
+    {
+        return Vec::new();
+    }
     cuts.push(w);
     cuts.windows(2)
         .filter_map(|c| trim(glyph, c[0], c[1]))
         .collect()
+}
+
+/// How many strokes column `x` of `glyph` crosses: its runs of pixels at least half a stroke's
+/// strength.
+fn strokes_across(glyph: &Glyph, x: usize) -> usize {
+    let w = glyph.bbox.w as usize;
+    let on: Vec<bool> = (0..glyph.bbox.h as usize)
+        .map(|y| glyph.ink[y * w + x] >= 0.5)
+        .collect();
+    usize::from(on.first() == Some(&true)) + on.windows(2).filter(|p| !p[0] && p[1]).count()
 }
 
 /// The part of `glyph` in columns `x0..x1`, shrunk to the rows and columns that hold ink.
@@ -844,6 +867,26 @@ mod tests {
             "...#.....",
         ]);
         assert_eq!(boxes(&number_glyphs(&map)).len(), 1);
+    }
+
+    #[test]
+    fn a_wide_digit_is_not_cut_where_the_cut_would_cross_two_strokes() {
+        // A 3 drawn twice as wide as high: wide enough to be two digits, but every column
+        // near its middle crosses its three bars, where touching digits meet at one stroke.
+        let three = art(&[
+            "##############",
+            ".............#",
+            ".............#",
+            "##############",
+            ".............#",
+            ".............#",
+            "##############",
+        ]);
+        let segments: Vec<_> = number_glyphs(&three)
+            .iter()
+            .map(|s| s.map(corners))
+            .collect();
+        assert_eq!(segments, [Segment::Digit([0, 0, 14, 7])]);
     }
 
     /// A `w` x `h` map with ink in the rectangles `[x, y, w, h]`.
