@@ -39,6 +39,14 @@
 //! one answer per cell in reading order, `?` where they cannot tell, into a text file, and
 //! `photos blind-score OUT_DIR/key.tsv ANSWERS.txt` counts, for the misread digits and for the
 //! others, how many they read right, could not tell, and read wrong.
+//!
+//! `photos small MIN_HEIGHT MAX_HEIGHT OUT_DIR SEED READ.jsonl...` makes small pictures of such
+//! pictures, as a photo taken from afar or a thumbnail shows them: each number that
+//! `mnist read --json` (READ.jsonl) read right is cut out with a margin of 15-50% of its height
+//! on every side, each blank page is cut at random (a tenth to two fifths of its height, one
+//! to four times as wide), and each cut is shrunk (Lanczos) to a height drawn from
+//! MIN_HEIGHT-MAX_HEIGHT px, never enlarged. They keep their names, as PNG, so `photos score`
+//! scores what `mnist read --json` says of them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,7 +65,7 @@ use mnist_image::synth::{encode, Encoding};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt";
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt | photos small MIN_HEIGHT MAX_HEIGHT OUT_DIR SEED READ.jsonl...";
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +77,7 @@ fn main() -> Result<(), Error> {
         Some("fidelity") => fidelity(),
         Some("blind") => blind(&args[1..]),
         Some("blind-score") => blind_score(&args[1..]),
+        Some("small") => small(&args[1..]),
         _ => Err(USAGE.into()),
     }
 }
@@ -372,6 +381,70 @@ fn blind_score(args: &[String]) -> Result<(), Error> {
 }
 
 /// MNIST's test images and labels, from $MNIST_DIR or ./data/mnist.
+fn small(args: &[String]) -> Result<(), Error> {
+    use image::imageops::FilterType;
+    use rand::Rng;
+    let [min_height, max_height, out, seed, files @ ..] = args else {
+        return Err(USAGE.into());
+    };
+    let (min_height, max_height): (u32, u32) = (min_height.parse()?, max_height.parse()?);
+    if files.is_empty() || min_height == 0 || min_height > max_height {
+        return Err(USAGE.into());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.parse()?);
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out)?;
+    let mut written = 0;
+    for file in files {
+        for reading in readings(file)? {
+            let number = reading.stem.split_once("-number-").map(|(_, n)| n);
+            let blank = reading.stem.contains("-blank-");
+            if !(blank || number.is_some() && number == reading.said.as_deref()) {
+                continue;
+            }
+            let image = mnist_image::read_image(Path::new(&reading.file))?;
+            let (w, h) = (image.width(), image.height());
+            let (x, y, cut_w, cut_h) = match reading.boxes.iter().copied().reduce(|a, b| {
+                let (x, y) = (a[0].min(b[0]), a[1].min(b[1]));
+                [
+                    x,
+                    y,
+                    (a[0] + a[2]).max(b[0] + b[2]) - x,
+                    (a[1] + a[3]).max(b[1] + b[3]) - y,
+                ]
+            }) {
+                Some([x, y, bw, bh]) => {
+                    let margin = (bh as f64 * rng.random_range(0.15..0.5)) as u32;
+                    let (x0, y0) = (x.saturating_sub(margin), y.saturating_sub(margin));
+                    let (x1, y1) = ((x + bw + margin).min(w), (y + bh + margin).min(h));
+                    (x0, y0, x1 - x0, y1 - y0)
+                }
+                None => {
+                    let cut_h = ((h as f64 * rng.random_range(0.1..0.4)) as u32).max(1);
+                    let cut_w = ((cut_h as f64 * rng.random_range(1.0..4.0)) as u32).min(w);
+                    let (x, y) = (
+                        rng.random_range(0..=w - cut_w),
+                        rng.random_range(0..=h - cut_h),
+                    );
+                    (x, y, cut_w, cut_h)
+                }
+            };
+            let cut = image.crop_imm(x, y, cut_w, cut_h);
+            let height = rng.random_range(min_height..=max_height);
+            let cut = if height < cut_h {
+                let width = ((cut_w as f64 * height as f64 / cut_h as f64).round() as u32).max(1);
+                cut.resize_exact(width, height, FilterType::Lanczos3)
+            } else {
+                cut
+            };
+            cut.save(out.join(&reading.stem).with_extension("png"))?;
+            written += 1;
+        }
+    }
+    eprintln!("wrote {written} small pictures to {}", out.display());
+    Ok(())
+}
+
 fn test_set() -> Result<(Vec<u8>, Vec<u8>), Error> {
     let dir = data_dir(None);
     let find = |file| {
@@ -452,6 +525,10 @@ struct Verdict {
 
 /// One line of what `mnist predict --json` or `mnist read --json` said about a picture.
 struct Reading {
+    /// The picture's path, as the line names it.
+    file: String,
+    /// The boxes (x, y, width, height) of the digits of a number read, in the picture's pixels.
+    boxes: Vec<[u32; 4]>,
     /// The picture's file name without its extension.
     stem: String,
     /// The digit or the number read; `None` when the picture was refused.
@@ -478,7 +555,22 @@ fn readings(file: &str) -> Result<Vec<Reading>, Error> {
                 .get("digit")
                 .map(|d| d.to_string())
                 .or_else(|| v["number"].as_str().map(str::to_string));
+            let boxes = v["digits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| {
+                    let b: Vec<u32> = d["box"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|n| n.as_u64().map(|n| n as u32))
+                        .collect();
+                    <[u32; 4]>::try_from(b).ok()
+                })
+                .collect();
             Ok(Reading {
+                file: name.to_string(),
+                boxes,
                 stem,
                 said,
                 refused: v["error"].is_string(),
