@@ -380,7 +380,7 @@ fn blind_score(args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-/// MNIST's test images and labels, from $MNIST_DIR or ./data/mnist.
+/// `photos small`: the small pictures of the numbers read right and of the blank pages.
 fn small(args: &[String]) -> Result<(), Error> {
     use image::imageops::FilterType;
     use rand::Rng;
@@ -445,6 +445,7 @@ fn small(args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// MNIST's test images and labels, from $MNIST_DIR or ./data/mnist.
 fn test_set() -> Result<(Vec<u8>, Vec<u8>), Error> {
     let dir = data_dir(None);
     let find = |file| {

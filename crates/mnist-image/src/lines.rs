@@ -227,12 +227,12 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family, aspect_bound: bo
         counts[(o - lo) as usize] += 1;
         weights[(o - lo) as usize] += map.at(x as usize, y as usize);
     }
+    let length = family.positions(map) as f32;
     // Positions inside the picture, per offset; a line cut by the picture's edge (a turned
     // page's rule near a corner) is judged on what of it is inside.
     let inside: Vec<f32> = (0..counts.len())
         .map(|k| family.inside(map, (lo + k as i64) as f32) as f32)
         .collect();
-    let length = family.positions(map) as f32;
     let side = map.width.max(map.height) as f32;
     // Thin: a printed line is a few pixels wide however large the picture, and far longer than
     // it is thick ([`LINE_ASPECT`]).
