@@ -387,11 +387,17 @@ fn small(args: &[String]) -> Result<(), Error> {
     let [min_height, max_height, out, seed, files @ ..] = args else {
         return Err(USAGE.into());
     };
-    let (min_height, max_height): (u32, u32) = (min_height.parse()?, max_height.parse()?);
+    let number = |name: &str, value: &str| -> Result<u32, Error> {
+        value
+            .parse()
+            .map_err(|e| format!("{name} {value:?}: {e}").into())
+    };
+    let min_height = number("MIN_HEIGHT", min_height)?;
+    let max_height = number("MAX_HEIGHT", max_height)?;
     if files.is_empty() || min_height == 0 || min_height > max_height {
         return Err(USAGE.into());
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed.parse()?);
+    let mut rng = ChaCha8Rng::seed_from_u64(number("SEED", seed)?.into());
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
     let mut written = 0;
@@ -402,7 +408,8 @@ fn small(args: &[String]) -> Result<(), Error> {
             if !(blank || number.is_some() && number == reading.said.as_deref()) {
                 continue;
             }
-            let image = mnist_image::read_image(Path::new(&reading.file))?;
+            let image =
+                mnist_image::read_image(Path::new(&reading.file)).map_err(|e| e.to_string())?;
             let (w, h) = (image.width(), image.height());
             let (x, y, cut_w, cut_h) = match reading.boxes.iter().copied().reduce(|a, b| {
                 let (x, y) = (a[0].min(b[0]), a[1].min(b[1]));
