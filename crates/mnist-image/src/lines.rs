@@ -57,7 +57,7 @@ const STROKE_BESIDE_LINE: usize = 2;
 /// it passed for a margin line and was removed (the 42 real photos of docs/photos.md cropped to
 /// their ink: 26 read right, 33 with this bound; 20 and 40 read 27 and 32). It is not asked of
 /// a ruled or squared page: the blur of a small photo makes its lines 2 px thick however short,
-/// and 2 of 1,000 small crops of blank pages read as digits when it was.
+/// and 1 more of 1,000 small cuts of blank pages read as a digit when it was (docs/photos.md).
 const LINE_ASPECT: f32 = 30.0;
 /// At least this many lines make an evenly spaced set.
 const SET_SIZE: usize = 3;
