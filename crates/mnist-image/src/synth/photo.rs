@@ -1024,12 +1024,8 @@ pub fn write_photos(
             });
         }
     }
-    for (b, blank) in Blank::ALL.into_iter().enumerate() {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((b as u64 + 101) << 32));
-        for _ in 0..counts.blanks {
-            let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
-            let picture = blank_photo(blank, &mut page_rng);
-            let encoding = Encoding::Jpeg(rng.random_range(75..=92));
+    for blank in Blank::ALL {
+        for (picture, encoding) in blank_photos(seed, blank).take(counts.blanks) {
             let file = save(&picture, blank.name().to_string(), encoding)?;
             samples.push(PhotoSample {
                 file,
@@ -1040,6 +1036,18 @@ pub fn write_photos(
         }
     }
     Ok(PhotoSet { samples, skipped })
+}
+
+/// The blank pictures of kind `blank` that [`write_photos`] makes from `seed`, in order, each
+/// with the encoding it is saved in.
+pub fn blank_photos(seed: u64, blank: Blank) -> impl Iterator<Item = (DynamicImage, Encoding)> {
+    // Each kind's own stream, by its place in `Blank::ALL` (the order of declaration).
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((blank as u64 + 101) << 32));
+    std::iter::from_fn(move || {
+        let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
+        let picture = blank_photo(blank, &mut page_rng);
+        Some((picture, Encoding::Jpeg(rng.random_range(75..=92))))
+    })
 }
 
 /// The MNIST `digits` a photo was drawn from, as they are: dark on white, 56 px high, apart, no
