@@ -45,8 +45,10 @@
 //! `mnist read --json` (READ.jsonl) read right is cut out with a margin of 15-50% of its height
 //! on every side, each blank page is cut at random (a tenth to two fifths of its height, one
 //! to four times as wide), and each cut is shrunk (Lanczos) to a height drawn from
-//! MIN_HEIGHT-MAX_HEIGHT px, never enlarged. They keep their names, as PNG, so `photos score`
-//! scores what `mnist read --json` says of them.
+//! MIN_HEIGHT-MAX_HEIGHT px, never enlarged. Each picture's cut depends only on SEED and the
+//! picture's number in its set, so builds that read different pictures right are measured on
+//! the same cuts of the rest. They keep their names, as PNG, so `photos score` scores what
+//! `mnist read --json` says of them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -397,7 +399,7 @@ fn small(args: &[String]) -> Result<(), Error> {
     if files.is_empty() || min_height == 0 || min_height > max_height {
         return Err(USAGE.into());
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(number("SEED", seed)?.into());
+    let seed = number("SEED", seed)?;
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
     let mut written = 0;
@@ -408,18 +410,34 @@ fn small(args: &[String]) -> Result<(), Error> {
             if !(blank || number.is_some() && number == reading.said.as_deref()) {
                 continue;
             }
+            let index: u64 = reading
+                .stem
+                .split('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or(format!(
+                    "{}: not a picture of `photos write` (its name starts with its number)",
+                    reading.file
+                ))?;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed.into());
+            rng.set_stream(index);
             let image =
                 mnist_image::read_image(Path::new(&reading.file)).map_err(|e| e.to_string())?;
             let (w, h) = (image.width(), image.height());
-            let (x, y, cut_w, cut_h) = match reading.boxes.iter().copied().reduce(|a, b| {
-                let (x, y) = (a[0].min(b[0]), a[1].min(b[1]));
-                [
-                    x,
-                    y,
-                    (a[0] + a[2]).max(b[0] + b[2]) - x,
-                    (a[1] + a[3]).max(b[1] + b[3]) - y,
-                ]
-            }) {
+            let digits = if blank {
+                None
+            } else {
+                reading.boxes.iter().copied().reduce(|a, b| {
+                    let (x, y) = (a[0].min(b[0]), a[1].min(b[1]));
+                    [
+                        x,
+                        y,
+                        (a[0] + a[2]).max(b[0] + b[2]) - x,
+                        (a[1] + a[3]).max(b[1] + b[3]) - y,
+                    ]
+                })
+            };
+            let (x, y, cut_w, cut_h) = match digits {
                 Some([x, y, bw, bh]) => {
                     let margin = (bh as f64 * rng.random_range(0.15..0.5)) as u32;
                     let (x0, y0) = (x.saturating_sub(margin), y.saturating_sub(margin));
