@@ -159,12 +159,12 @@ fn blank_photos_are_refused_with_one_line_each() {
 }
 
 #[test]
-fn a_larger_set_of_blank_pages_is_refused_but_for_two() {
+fn a_larger_set_of_blank_pages_is_refused() {
     // The 500 blank pictures of `scripts/photo-accuracy.sh 0 0 100 5` (docs/photos.md), read by
     // the library as `mnist predict` reads them (no model runs before a picture is refused):
     // shadows across plain, ruled, squared and blurred pages are what the reader most often
-    // mistook for writing. Two are still read as a digit (a patch beside a shadow's edge on a
-    // plain and on a blurred page).
+    // mistook for writing, the last of them a wedge of false ink beside a shadow's edge on a
+    // plain and on a blurred page.
     let dir = tempfile::tempdir().unwrap();
     let counts = Counts {
         digits: 0,
@@ -181,9 +181,8 @@ fn a_larger_set_of_blank_pages_is_refused_but_for_two() {
         })
         .map(|s| s.file.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    eprintln!("read as a digit: {read:?}");
     assert!(
-        read.len() <= 2,
+        read.is_empty(),
         "{} of 500 blank pictures read: {read:?}",
         read.len()
     );
