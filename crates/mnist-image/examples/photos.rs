@@ -69,7 +69,18 @@ type Error = Box<dyn std::error::Error>;
 
 const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt | photos small MIN_HEIGHT MAX_HEIGHT OUT_DIR SEED READ.jsonl...";
 
-fn main() -> Result<(), Error> {
+/// Runs the subcommand; an error is one line, `error: ...`, and exit status 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("write") => write(&args[1..]),
