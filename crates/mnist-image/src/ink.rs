@@ -534,7 +534,8 @@ pub(crate) fn centre_and_noise(values: &[f32]) -> (f32, f32) {
 /// Whether the ink is darker than the paper. First by the tails beyond the paper's levels:
 /// the darkest and the brightest of the luminance histogram's peaks (each holding at least 5%
 /// of the picture) are paper, or paper in a shadow, and thin ink is a tail reaching well below
-/// the darkest or above the brightest, made of strokes rather than a patch the frame cuts
+/// the darkest or above the brightest, further than the picture's noise reaches
+/// ([`TAIL_NOISE_DEVIATIONS`]), made of strokes rather than a patch the frame cuts
 /// ([`framed_patch`]). When neither tail clearly wins (bold ink is a peak of its own), the page
 /// is light paper, and the ink dark, if its brighter peak is light and a patch that the frame
 /// cuts (the lit part of a page mostly in a shadow) or if the picture is mostly light
