@@ -1073,7 +1073,10 @@ fn percentile(values: &[f32], q: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::gaussian;
     use image::{GrayImage, Luma, Rgba, RgbaImage};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
 
     /// A 20x20 picture: paper everywhere, ink on a 4-px-wide vertical bar at x 8..12.
     fn bar(paper: u8, ink: u8) -> GrayImage {
@@ -1237,21 +1240,16 @@ mod tests {
         // noise of 10 levels: the strokes are the darker peak of the histogram, with nothing
         // below it, and the paper's noise reaches 0.12 above the brighter one. That tail is
         // noise, not light ink.
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((state >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
         let ring = |x: u32, y: u32| {
             let r = ((x as f32 - 60.0).powi(2) + (y as f32 - 60.0).powi(2)).sqrt();
             (r - 50.0).abs()
         };
         let img = GrayImage::from_fn(120, 120, |x, y| {
-            let gauss = (-2.0 * uniform().ln()).sqrt() * (std::f32::consts::TAU * uniform()).cos();
             let level = if ring(x, y) <= 6.0 { 5.0 } else { 190.0 };
-            Luma([(level + 10.0 * gauss).round().clamp(0.0, 255.0) as u8])
+            Luma([(level + 10.0 * gaussian(&mut rng))
+                .round()
+                .clamp(0.0, 255.0) as u8])
         });
         let luma: Vec<f32> = img.pixels().map(|p| f32::from(p.0[0]) / 255.0).collect();
         assert_eq!(dark_ink(&luma, 120, 120), Some(true));

@@ -276,7 +276,7 @@ fn paint(coverage: &GrayImage, style: &Style, rng: &mut impl Rng) -> DynamicImag
 }
 
 /// A standard normal sample (Box-Muller).
-fn gaussian(rng: &mut impl Rng) -> f32 {
+pub(crate) fn gaussian(rng: &mut impl Rng) -> f32 {
     let u1: f32 = rng.random_range(f32::EPSILON..1.0);
     let u2: f32 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
