@@ -419,7 +419,7 @@ fn bold_strokes(contrast: &[f32], noise: f32, width: usize, height: usize) -> bo
 
 /// The paper's noise from the pixels lighter than the `centre` of `values` (contrast, not
 /// centred) alone: ink is only ever darker than the paper, so it cannot widen this half.
-/// 1.4826 times their median distance from the centre, as [`centre_and_noise`] measures both
+/// [`MAD_TO_DEVIATION`] times their median distance from the centre, as [`centre_and_noise`] measures both
 /// halves. It leaves out what strokes add, and so also what a page's printed lines and a
 /// shadow's edge add, which the spread of both halves holds under the floor: it is used only
 /// where that spread leaves no ink to trust ([`ink_over`]).
@@ -429,7 +429,7 @@ fn lighter_half_noise(values: &[f32], centre: f32) -> f32 {
         .filter(|&&v| v < centre)
         .map(|&v| centre - v)
         .collect();
-    1.4826 * percentile(&lighter, 0.5)
+    MAD_TO_DEVIATION * percentile(&lighter, 0.5)
 }
 
 /// Ink less than this many noise deviations above the floor may be noise: it is kept only
@@ -521,14 +521,18 @@ fn width_at(ink: &[f32], width: usize, height: usize, level: f32) -> Option<f32>
     (outline > 0).then(|| 2.0 * area as f32 / outline as f32)
 }
 
-/// The median of `values` and their robust standard deviation around it (1.4826 times the
-/// median absolute deviation, which equals the standard deviation for Gaussian noise and
+/// A Gaussian's standard deviation over its median absolute deviation (1 / 0.6745): what turns
+/// a robust spread, which the few pixels of ink cannot move, into a noise deviation.
+const MAD_TO_DEVIATION: f32 = 1.4826;
+
+/// The median of `values` and their robust standard deviation around it ([`MAD_TO_DEVIATION`]
+/// times the median absolute deviation, which equals the standard deviation for Gaussian noise and
 /// ignores the few values that are ink). For the paper's darkness, the median centres the
 /// estimate, which sits on the bright side of the paper's noise.
 pub(crate) fn centre_and_noise(values: &[f32]) -> (f32, f32) {
     let centre = percentile(values, 0.5);
     let deviations: Vec<f32> = values.iter().map(|d| (d - centre).abs()).collect();
-    (centre, 1.4826 * percentile(&deviations, 0.5))
+    (centre, MAD_TO_DEVIATION * percentile(&deviations, 0.5))
 }
 
 /// Whether the ink is darker than the paper. First by the tails beyond the paper's levels:
@@ -622,8 +626,8 @@ fn pixel_noise(luma: &[f32], width: usize) -> f32 {
     if steps.is_empty() {
         return 0.0;
     }
-    // |a - b| of two values with deviation s has median 0.6745 * sqrt(2) * s.
-    percentile(&steps, 0.5) / (0.6745 * std::f32::consts::SQRT_2)
+    // a - b of two values with deviation s has deviation sqrt(2) * s.
+    MAD_TO_DEVIATION * percentile(&steps, 0.5) / std::f32::consts::SQRT_2
 }
 
 /// Whether the pixels of `luma` (`width` x `height`) that are `beyond` the paper have at least

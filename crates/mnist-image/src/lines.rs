@@ -181,24 +181,34 @@ pub fn remove_page_lines(map: &mut InkMap) -> usize {
 /// one, and a rule that the picture's edge cuts was taken as wholly inside and left as a 1.
 fn best_direction(inked: &[(f32, f32)], vertical: bool, length: usize) -> Family {
     // A sample of the ink is enough to find the direction.
-    let step = (inked.len() / 40_000).max(1);
-    let sample: Vec<(f32, f32)> = inked.iter().step_by(step).copied().collect();
+    let every = (inked.len() / 40_000).max(1);
+    let sample: Vec<(f32, f32)> = inked.iter().step_by(every).copied().collect();
     let mut counts: Vec<u32> = Vec::new();
+    let mut step = (1.0 / STEPS_PER_DEGREE).to_radians();
+    // After the coarse search, the search goes on around the best direction, a quarter of the
+    // step at a time, while half a step drifts a line by more than a quarter of a pixel along
+    // the picture (on a small picture, not at all).
+    let finest = (0.25 / length.max(1) as f32).atan();
+    let refine = step / 2.0 > finest;
     // Bins finer than a pixel tell apart directions that drift a line by less than one, but
     // they also see the pixel grid: along its rows or columns every pixel's centre falls on a
     // whole offset, and the projection looked sharpest there. Each pixel stands for its square,
     // so for fine bins it is projected from a point spread over its square (the same point
     // every time).
-    let spread: Vec<(f32, f32)> = sample
-        .iter()
-        .map(|&(x, y)| {
-            let h = (x as u32).wrapping_mul(0x9E37_79B1) ^ (y as u32).wrapping_mul(0x85EB_CA77);
-            let h = h ^ (h >> 15);
-            let h = h.wrapping_mul(0x2C1B_3C6D);
-            let (u, v) = ((h & 0xFFFF) as f32 / 65536.0, (h >> 16) as f32 / 65536.0);
-            (x + u - 0.5, y + v - 0.5)
-        })
-        .collect();
+    let spread: Vec<(f32, f32)> = if refine {
+        sample
+            .iter()
+            .map(|&(x, y)| {
+                let h = (x as u32).wrapping_mul(0x9E37_79B1) ^ (y as u32).wrapping_mul(0x85EB_CA77);
+                let h = h ^ (h >> 15);
+                let h = h.wrapping_mul(0x2C1B_3C6D);
+                let (u, v) = ((h & 0xFFFF) as f32 / 65536.0, (h >> 16) as f32 / 65536.0);
+                (x + u - 0.5, y + v - 0.5)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     // The projection's sharpness with `bins` offsets per pixel.
     let mut sharpness = |angle: f32, bins: f32| {
         let family = Family { vertical, angle };
@@ -227,12 +237,8 @@ fn best_direction(inked: &[(f32, f32)], vertical: bool, length: usize) -> Family
         let last = tried.iter().rposition(|&t| t == top).unwrap_or(0);
         (angles[first] + angles[last]) / 2.0
     };
-    let mut step = (1.0 / STEPS_PER_DEGREE).to_radians();
     let steps = (MAX_TURN_DEGREES * STEPS_PER_DEGREE) as i32;
     let mut angle = sharpest((-steps..=steps).map(|k| k as f32 * step).collect(), 1.0);
-    // Then around the best, a quarter of the step at a time, while half a step drifts a line by
-    // more than a quarter of a pixel along the picture (on a small picture, not at all).
-    let finest = (0.25 / length.max(1) as f32).atan();
     while step / 2.0 > finest {
         step /= 4.0;
         let around = angle;
