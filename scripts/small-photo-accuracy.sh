@@ -4,7 +4,7 @@
 # 100-120 px high (`photos small`), as a photo taken from afar or a thumbnail shows them. Each
 # number that `mnist read` reads right at full size is cut out with a margin of 15-50% of its
 # height; each blank page is cut at random and must still be refused. Prints the score table of
-# each height (docs/photos.md, "Small pictures").
+# each height (docs/photos.md, "Results").
 # Usage: scripts/small-photo-accuracy.sh [NUMBERS] [BLANKS] [SEED]
 # MNIST_BIN=path/to/mnist scores another build on the same pictures (default
 # target/release/mnist).

@@ -14,12 +14,12 @@ use serde_json::json;
 use crate::cli::ModelArgs;
 use crate::{device, weights};
 
-/// The models that read found digits: the one `--weights` names for every digit, or the
-/// built-in ones: the convnet for MNIST-like strokes, and for thin pen lines the image reader
-/// redrew, the convnet and the pen model together (a weighted mean of their probabilities,
-/// [`PEN_MODEL_WEIGHT`]: the two were trained on different strokes and miss different digits,
-/// so together they miss fewer than either alone; see docs/photos.md), each over the digit's
-/// drawings with three pen widths.
+/// The models that read found digits: the one `--weights` names for every digit, or the built-in
+/// ones: the convnet for MNIST-like strokes, and for thin pen lines the image reader redrew, the
+/// convnet and the pen model together (a weighted mean of their probabilities,
+/// [`PEN_MODEL_WEIGHT`]: the two were trained on different strokes and miss different digits, so
+/// together they miss fewer than either alone; see docs/photo-reader-notes.md), each over the
+/// digit's drawings with three pen widths.
 pub struct Reader {
     general: Classifier,
     /// Joins `general` on [`mnist_image::Styled::redrawn`] digits; `None` with `--weights`.

@@ -134,9 +134,9 @@ impl PenRedraws {
     }
 }
 
-/// [`redraw_with_pen`] works at this many times MNIST's resolution, for a centre line smoother
-/// than the 28x28 grid's staircase. The reader works at 8 times; training at 8 times too was
-/// measured not to read photos better (docs/photos.md), and 2 keeps the shipped pen model's
+/// [`redraw_with_pen`] works at this many times MNIST's resolution, for a centre line smoother than
+/// the 28x28 grid's staircase. The reader works at 8 times; training at 8 times too was measured
+/// not to read photos better (docs/photo-reader-notes.md), and 2 keeps the shipped pen model's
 /// recipe.
 const PEN_SCALE: usize = 2;
 

@@ -39,7 +39,7 @@ const MIN_CONTRAST: f32 = 0.12;
 /// Strokes standing from this far above the floor up to [`MIN_CONTRAST`] are ink where they
 /// also stand [`FAINT_STROKE_SIGMAS`] noise deviations above it. (Asking this much above the
 /// paper instead of the floor reads one out-of-focus pencil number more, and two more of 1,125
-/// blank pages: docs/photos.md.) A photo out of focus spreads a thin
+/// blank pages: docs/photo-reader-notes.md.) A photo out of focus spreads a thin
 /// line's ink over a band several pixels wide, so its strokes are this faint, yet they mostly
 /// stand 6 to 20 deviations above the sensor's noise, while what a blank page leaves after its
 /// shadows and texture are taken out (blurred or not) mostly stays within 3 (one blank page of
@@ -358,7 +358,7 @@ const MIN_WINDOW: f32 = 0.03;
 /// windows this many stroke widths across: wider than where they cross, narrow enough to follow
 /// a shade that darkens towards the frame. Of the 5 blank pages of `scripts/photo-accuracy.sh 0
 /// 0 100 5` and `0 0 100 31` that the wide window reads as digits, 2, 3 and 4 widths leave none,
-/// none and 2; 3 reads more of the real photos cut close than 2 (docs/photos.md).
+/// none and 2; 3 reads more of the real photos cut close than 2 (docs/photo-reader-notes.md).
 const BOLD_STROKE_WINDOWS: f32 = 3.0;
 
 /// The ink of `plane` over `paper`: each pixel's contrast, centred on the paper's median and
@@ -404,12 +404,11 @@ fn ink_over(
 /// `scripts/photo-accuracy.sh`), and a page's printed lines are thinner still.
 const BOLD_STROKE: f32 = 0.035;
 
-/// Whether the strokes that Otsu's split finds in `contrast` (centred, as
-/// [`scale_to_strokes`] gets it) are bold for the picture ([`BOLD_STROKE`]). Then they can be a
-/// third of it, and the spread of every pixel around the median is mostly theirs: on the grey
-/// paper of a marker 8 cut out to its strokes it comes out 1.4 times what the paper's lighter
-/// half gives, and every stroke pixel would be taken for noise (docs/photos.md, "A check on
-/// real photos").
+/// Whether the strokes that Otsu's split finds in `contrast` (centred, as [`scale_to_strokes`] gets
+/// it) are bold for the picture ([`BOLD_STROKE`]). Then they can be a third of it, and the spread
+/// of every pixel around the median is mostly theirs: on the grey paper of a marker 8 cut out to
+/// its strokes it comes out 1.4 times what the paper's lighter half gives, and every stroke pixel
+/// would be taken for noise (docs/photo-reader-notes.md, "A check on real photos").
 fn bold_strokes(contrast: &[f32], noise: f32, width: usize, height: usize) -> bool {
     stroke_split(contrast, noise).is_some_and(|(threshold, _)| {
         width_at(contrast, width, height, threshold)

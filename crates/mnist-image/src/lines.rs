@@ -36,7 +36,7 @@ const STROKE_ON_LINE: f32 = 0.8;
 /// strength are its own; weaker ones are the line's and go. Measured on
 /// `scripts/photo-accuracy.sh 0 100 0 SEED` (seeds 5, 11, 23 and 31), keeping the whole band
 /// there misreads 139 of the 3,200 numbers; shares of 0.3, 0.4, 0.5 and 0.6, 121, 115, 116 and
-/// 121 (docs/photos.md).
+/// 121 (docs/photo-reader-notes.md).
 const STROKE_SHARE_ON_LINE: f32 = 0.4;
 /// ... and, where the stroke touches the line without crossing it, stand this many of the
 /// line's own deviations above what the line holds at that offset across its band
@@ -50,14 +50,14 @@ const ABOVE_PROFILE_SIGMAS: f32 = 3.0;
 /// Ink across a line's band at least this many pixels wider than the line's own width (at
 /// half its strength) is a stroke running along beside it.
 const STROKE_BESIDE_LINE: usize = 2;
-/// Where a picture shows no evenly spaced set of lines, a line is at least this many times as
-/// long, across the picture, as it is thick: a rule 0.2 mm thick crosses a 7-mm digit cropped to
-/// its ink 35 times over, while a pen stroke across such a crop is 10-20 times as long as thick.
-/// Without it, on a small picture cropped close to a digit, a 4's bar or a 7's top that spans
-/// it passed for a margin line and was removed (the 42 real photos of docs/photos.md cropped to
-/// their ink: 26 read right, 33 with this bound; 20 and 40 read 27 and 32). It is not asked of
-/// a ruled or squared page: the blur of a small photo makes its lines 2 px thick however short,
-/// and 1 more of 1,000 small cuts of blank pages read as a digit when it was (docs/photos.md).
+/// Where a picture shows no evenly spaced set of lines, a line is at least this many times as long,
+/// across the picture, as it is thick: a rule 0.2 mm thick crosses a 7-mm digit cropped to its ink
+/// 35 times over, while a pen stroke across such a crop is 10-20 times as long as thick. Without
+/// it, on a small picture cropped close to a digit, a 4's bar or a 7's top that spans it passed for
+/// a margin line and was removed (the 42 real photos of docs/photo-reader-notes.md cropped to their
+/// ink: 26 read right, 33 with this bound; 20 and 40 read 27 and 32). It is not asked of a ruled or
+/// squared page: the blur of a small photo makes its lines 2 px thick however short, and 1 more of
+/// 1,000 small cuts of blank pages read as a digit when it was (docs/photo-reader-notes.md).
 const LINE_ASPECT: f32 = 30.0;
 /// At least this many lines make an evenly spaced set.
 const SET_SIZE: usize = 3;

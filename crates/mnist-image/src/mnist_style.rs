@@ -40,7 +40,7 @@ pub fn stroke_width(ink: &[f32], w: usize, h: usize) -> Option<f32> {
 /// A digit redrawn at MNIST's width is also drawn with pens these many times as wide. The
 /// width a thin line stands for is a guess: a small loop that MNIST's pen fills (a 9's, a 6's)
 /// stays open with a thinner one, a broken stroke joins up with a wider one. The models read
-/// every drawing and their probabilities are averaged (docs/photos.md).
+/// every drawing and their probabilities are averaged (docs/photo-reader-notes.md).
 pub const OTHER_PEN_WIDTHS: [f32; 2] = [0.75, 1.3];
 
 /// Ink `w` x `h` pixels, 0-1, row-major.

@@ -219,11 +219,11 @@ const FLAG_REACH: f32 = 0.3;
 const FLAG_SLACK: f32 = 0.1;
 /// Expected width of one digit, in line heights, when deciding how many a joined group holds.
 const DIGIT_WIDTH: f32 = 0.85;
-/// A cut between touching digits crosses at most this many strokes: digits touch at a point,
-/// or where a stroke of one runs into the other. A cut that crosses two or more runs through
-/// one wide digit (a 3's arcs, a 2's neck and its base, a 5's bar and its bowl): on the four
-/// sets of `scripts/photo-accuracy.sh 0 100 0 SEED` (seeds 5, 11, 23, 31), each of the seven
-/// single digits cut in two crossed 2 or 3 there, and no right cut more than 1 (docs/photos.md).
+/// A cut between touching digits crosses at most this many strokes: digits touch at a point, or
+/// where a stroke of one runs into the other. A cut that crosses two or more runs through one wide
+/// digit (a 3's arcs, a 2's neck and its base, a 5's bar and its bowl): on the four sets of
+/// `scripts/photo-accuracy.sh 0 100 0 SEED` (seeds 5, 11, 23, 31), each of the seven single digits
+/// cut in two crossed 2 or 3 there, and no right cut more than 1 (docs/photo-reader-notes.md).
 const MAX_CUT_STROKES: usize = 1;
 
 /// Labels 8-connected components of nonzero ink; returns the label image (0 = paper, `i + 1`

@@ -669,7 +669,7 @@ fn pen_path(grey: &[u8], n: usize) -> Vec<bool> {
 /// The pen line the photos draw of MNIST `pixels` ([`pen_path`], thinned at `side` x `side`),
 /// dark on white on a `side` x `side` square with a pen `width` pixels wide: what a person sees
 /// of the written digit, without the page or the light. It lets a person judge whether the line
-/// still stands for its digit (`photos blind`, docs/photos.md).
+/// still stands for its digit (`photos blind`, docs/photo-reader-notes.md).
 pub fn pen_line_picture(pixels: &[u8], side: u32, width: f32) -> GrayImage {
     let n = side as usize;
     let line = pen_path(upscaled(pixels, side).as_raw(), n);
