@@ -504,6 +504,10 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
         });
     }
     let mut clear = vec![false; w * h];
+    // What one line's pass finds to be a stroke's stays, whatever another line's pass makes of
+    // it: a stroke running along a rule through the band of a margin line that crosses it
+    // leaves that margin line only onto the rule, where it is told by the rule's pass alone.
+    let mut keep = vec![false; w * h];
     for line in lines {
         let n = line.family.positions(map);
         let thickness = (line.high - line.low + 1.0).ceil() as usize;
@@ -581,9 +585,23 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
         // that stroke's. (A rule that bends across the band keeps its width.)
         let half = 0.5 * own_strength;
         let mut widths = vec![0usize; n];
-        for_band(map, &wide, |t, _, x, y| {
-            if !on_other_line(x, y) && map.strength_at(x, y) > half {
+        // Where the band lies wholly on another line (a margin line crossing a rule), the width
+        // cannot be measured; a stroke that runs alongside on both sides of that crossing runs
+        // on through it, at the offsets where it stands above the line's profile on either side.
+        let bands = profile.len();
+        let mut crossed = vec![true; n];
+        let mut stroke_at = vec![false; n * bands];
+        for_band(map, &wide, |t, o, x, y| {
+            if on_other_line(x, y) {
+                return;
+            }
+            crossed[t] = false;
+            let strength = map.strength_at(x, y);
+            if strength > half {
                 widths[t] += 1;
+                let k = (o - wide.low) as usize;
+                let (level, spread) = profile[k];
+                stroke_at[t * bands + k] = strength > level + ABOVE_PROFILE_SIGMAS * spread;
             }
         });
         let own_width = {
@@ -599,6 +617,26 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             .iter()
             .map(|&k| own_width > 0 && k >= own_width + STROKE_BESIDE_LINE)
             .collect();
+        let mut runs_through = vec![false; n * bands];
+        let mut t = 0;
+        while t < n {
+            if !crossed[t] {
+                t += 1;
+                continue;
+            }
+            let start = t;
+            while t < n && crossed[t] {
+                t += 1;
+            }
+            if start > 0 && t < n && alongside[start - 1] && alongside[t] {
+                for k in 0..bands {
+                    let on = stroke_at[(start - 1) * bands + k] || stroke_at[t * bands + k];
+                    for u in start..t {
+                        runs_through[u * bands + k] = on;
+                    }
+                }
+            }
+        }
         for_band(map, &wide, |t, o, x, y| {
             let other = on_other_line(x, y);
             let limit = if other { stronger_than_two } else { stronger };
@@ -607,21 +645,25 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             // the line hold the line's ink and its own: they stand above what the line holds at
             // that offset (where another line crosses, both). Where it crosses, the crossing is
             // the stroke's, however dark the line (ink on black ink adds nothing).
-            let (level, spread) = profile[(o - wide.low) as usize];
+            let k = (o - wide.low) as usize;
+            let (level, spread) = profile[k];
             let level = if other { level + own_strength } else { level };
             let above_profile = strength > level + ABOVE_PROFILE_SIGMAS * spread;
             let of_stroke_near = stroke_near[t] > 0.0
                 && strength > STROKE_SHARE_ON_LINE * stroke_near[t]
                 && (crossing[t] || above_profile);
             let beside = alongside[t] && !other && strength > half && above_profile;
-            if !(of_stroke_near || beside) && strength <= limit {
+            if runs_through[t * bands + k] {
+                // Kept whatever the crossing line's pass makes of it.
+                keep[y * w + x] = true;
+            } else if !(of_stroke_near || beside) && strength <= limit {
                 clear[y * w + x] = true;
             }
         });
     }
     map.on_lines = on_lines.iter().map(|&n| n > 0).collect();
-    for (v, c) in map.ink.iter_mut().zip(clear) {
-        if c {
+    for ((v, c), k) in map.ink.iter_mut().zip(clear).zip(keep) {
+        if c && !k {
             *v = 0.0;
         }
     }
@@ -1036,6 +1078,42 @@ mod tests {
             .filter(|&(x, y)| m.at(x, y) > 0.0 && !zero(x, y))
             .collect();
         assert!(left.is_empty(), "rule left beside the 0 at {left:?}");
+    }
+
+    #[test]
+    fn a_stroke_along_a_rule_runs_on_where_a_margin_line_crosses_it() {
+        // The base of a 0 written along a rule (as in the test above), and a margin line 2 px
+        // wide crossing both. Where the lines cross, the ink beside the rule lies on the margin
+        // line too: the rule's pass could not measure the stroke's width there, and the margin
+        // line's pass saw no stroke leaving it except onto the rule, so the base was cut where
+        // the margin line crosses it (`8038613` read as `86238613`).
+        let (w, h) = (240, 150);
+        let profile = [0.7, 1.2, 0.7];
+        let rule = |x: usize, y: usize| {
+            let k = (y + 50 - 39) % 50;
+            let noise = ((x * 7919 + y * 104_729) % 11) as f32 * 0.01 - 0.05;
+            profile.get(k).map_or(0.0, |p| p + noise)
+        };
+        let margin = |x: usize| if (95..97).contains(&x) { 1.0 } else { 0.0 };
+        let zero = |x: usize, y: usize| {
+            let arm = (60..63).contains(&x) || (130..133).contains(&x);
+            (arm && (50..89).contains(&y)) || ((60..133).contains(&x) && (86..89).contains(&y))
+        };
+        let mut m = strength_map(w, h, |x, y| {
+            let page = rule(x, y) + margin(x);
+            page.max(if zero(x, y) { 1.2 } else { 0.0 })
+        });
+        assert_eq!(remove_page_lines(&mut m), 4);
+        let cut: Vec<(usize, usize)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| zero(x, y) && m.at(x, y) == 0.0)
+            .collect();
+        assert!(cut.is_empty(), "the 0 cut at {cut:?}");
+        let left: Vec<(usize, usize)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| m.at(x, y) > 0.0 && !zero(x, y))
+            .collect();
+        assert!(left.is_empty(), "lines left beside the 0 at {left:?}");
     }
 
     #[test]
