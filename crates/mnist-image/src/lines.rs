@@ -504,9 +504,10 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
         });
     }
     let mut clear = vec![false; w * h];
-    // What one line's pass finds to be a stroke's stays, whatever another line's pass makes of
-    // it: a stroke running along a rule through the band of a margin line that crosses it
-    // leaves that margin line only onto the rule, where it is told by the rule's pass alone.
+    // A stroke that a line's pass finds running on through a crossing (along a rule, through
+    // the band of a margin line that crosses it) stays, whatever the crossing line's pass makes
+    // of it: that stroke leaves the margin line only onto the rule, where the rule's pass alone
+    // can tell it. No other pixel is kept this way.
     let mut keep = vec![false; w * h];
     for line in lines {
         let n = line.family.positions(map);
