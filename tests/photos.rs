@@ -225,11 +225,11 @@ fn the_docs_photo_is_what_its_command_makes_and_is_read_as_they_say() {
 }
 
 /// The built-in reader reads a digit written with a thin pen line (redrawn at MNIST's width)
-/// with `weights/convnet.safetensors` and `weights/pen.safetensors` together (the mean of their
-/// probabilities, the pen model's counted twice: `PEN_MODEL_WEIGHT` in crates/cli/images.rs)
+/// with `weights/convnet.safetensors` and the two pen models together (the mean of their
+/// probabilities, each pen model's counted twice: `PEN_MODEL_WEIGHT` in crates/cli/images.rs)
 /// and any other digit with the convnet alone; `redrawn` in the JSON says which.
 #[test]
-fn pen_lines_are_read_by_both_models_and_other_digits_by_the_convnet() {
+fn pen_lines_are_read_by_all_three_models_and_other_digits_by_the_convnet() {
     let mnist_dir = real_mnist_dir();
     let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
     let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
@@ -256,12 +256,12 @@ fn pen_lines_are_read_by_both_models_and_other_digits_by_the_convnet() {
         assert_eq!(answer["redrawn"], redrawn, "{answer}");
         let convnet = probabilities(&predict(picture, Some("weights/convnet.safetensors")));
         let pen = probabilities(&predict(picture, Some("weights/pen.safetensors")));
+        let pen_7 = probabilities(&predict(picture, Some("weights/pen-7.safetensors")));
         assert_ne!(convnet, pen);
+        assert_ne!(pen, pen_7);
         let expected: Vec<f64> = if redrawn {
-            convnet
-                .iter()
-                .zip(&pen)
-                .map(|(c, p)| (c + 2.0 * p) / 3.0)
+            (0..10)
+                .map(|k| (convnet[k] + 2.0 * pen[k] + 2.0 * pen_7[k]) / 5.0)
                 .collect()
         } else {
             convnet

@@ -418,8 +418,8 @@ mod tests {
 #[derive(Debug, Args)]
 pub struct WeightsArgs {
     /// Checkpoint to use for every digit [default: the built-in weights/convnet.safetensors,
-    /// 99.71% on MNIST's test set, joined by weights/pen.safetensors for digits written with a
-    /// thin pen line, which are redrawn at MNIST's stroke width].
+    /// 99.71% on MNIST's test set, joined by weights/pen.safetensors and pen-7.safetensors for
+    /// digits written with a thin pen line, which are redrawn at MNIST's stroke width].
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
     /// The network of a weights file without mnist metadata (for example saved by PyTorch).

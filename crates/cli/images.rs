@@ -16,17 +16,17 @@ use crate::{device, weights};
 
 /// The models that read found digits: the one `--weights` names for every digit, or the built-in
 /// ones: the convnet for MNIST-like strokes, and for thin pen lines the image reader redrew, the
-/// convnet and the pen model together (a weighted mean of their probabilities,
-/// [`PEN_MODEL_WEIGHT`]: the two were trained on different strokes and miss different digits, so
-/// together they miss fewer than either alone; see docs/photo-reader-notes.md), each over the
-/// digit's drawings with three pen widths.
+/// convnet and the pen models together (a weighted mean of their probabilities,
+/// [`PEN_MODEL_WEIGHT`]: they were trained on different strokes or from different seeds and miss
+/// different digits, so together they miss fewer than any alone; see
+/// docs/photo-reader-notes.md), each over the digit's drawings with three pen widths.
 pub struct Reader {
     general: Classifier,
-    /// Joins `general` on [`mnist_image::Styled::redrawn`] digits; `None` with `--weights`.
-    pen: Option<Classifier>,
+    /// Join `general` on [`mnist_image::Styled::redrawn`] digits; none with `--weights`.
+    pen: Vec<Classifier>,
 }
 
-/// On a redrawn pen line, the pen model's probabilities count this many times the convnet's:
+/// On a redrawn pen line, each pen model's probabilities count this many times the convnet's:
 /// it was trained on lines redrawn so. On the four sets of `scripts/photo-accuracy.sh 0 100 0
 /// SEED` (seeds 5, 11, 23, 31; 3,600 numbers) the weights 1, 2 and 3 read 3,480, 3,487 and
 /// 3,490 numbers right, the pen model alone 3,476; 2 over 1 was also checked on three more sets
@@ -45,22 +45,29 @@ impl Reader {
         );
         let general = Classifier::new(&loaded.network, loaded.normalization)?;
         let pen = match args.weights.weights {
-            Some(_) => None,
+            Some(_) => Vec::new(),
             None => {
-                let pen = weights::load_pen(&device)?;
+                let loaded = weights::load_pen(&device)?;
+                let names: Vec<String> = loaded
+                    .iter()
+                    .map(|pen| pen.source.display().to_string())
+                    .collect();
                 eprintln!(
-                    "model for thin pen strokes (with the first): {}",
-                    pen.source.display()
+                    "models for thin pen strokes (with the first): {}",
+                    names.join(", ")
                 );
-                Some(Classifier::new(&pen.network, pen.normalization)?)
+                loaded
+                    .iter()
+                    .map(|pen| Ok(Classifier::new(&pen.network, pen.normalization)?))
+                    .collect::<Result<_>>()?
             }
         };
         Ok(Self { general, pen })
     }
 
     /// Each digit's ten probabilities, in order: one batched pass per model. A redrawn digit is
-    /// read in each of its drawings ([`mnist_image::Styled::drawings`]), by both built-in models (or the
-    /// one `--weights` names), and the probabilities averaged, the pen model's weighted
+    /// read in each of its drawings ([`mnist_image::Styled::drawings`]), by every built-in model
+    /// (or the one `--weights` names), and the probabilities averaged, each pen model's weighted
     /// [`PEN_MODEL_WEIGHT`] times.
     pub fn probabilities(&self, digits: &[&FoundDigit]) -> Result<Vec<[f32; NUM_CLASSES]>> {
         let all: Vec<MnistPixels> = digits.iter().flat_map(|d| d.styled.drawings()).collect();
@@ -71,33 +78,33 @@ impl Reader {
             general.len(),
             all.len()
         );
-        let pen = match &self.pen {
-            Some(pen) => {
-                let redrawn: Vec<MnistPixels> = digits
-                    .iter()
-                    .filter(|d| d.styled.redrawn())
-                    .flat_map(|d| d.styled.drawings())
-                    .collect();
-                let answers = pen.probabilities(&redrawn)?;
-                anyhow::ensure!(
-                    answers.len() == redrawn.len(),
-                    "the pen model returned {} answers for {} drawings",
-                    answers.len(),
-                    redrawn.len()
-                );
-                Some(answers)
-            }
-            None => None,
-        };
-        let (mut general, mut pen) = (general.into_iter(), pen.map(Vec::into_iter));
+        let redrawn: Vec<MnistPixels> = digits
+            .iter()
+            .filter(|d| d.styled.redrawn())
+            .flat_map(|d| d.styled.drawings())
+            .collect();
+        let mut pen = Vec::with_capacity(self.pen.len());
+        for model in &self.pen {
+            let answers = model.probabilities(&redrawn)?;
+            anyhow::ensure!(
+                answers.len() == redrawn.len(),
+                "a pen model returned {} answers for {} drawings",
+                answers.len(),
+                redrawn.len()
+            );
+            pen.push(answers.into_iter());
+        }
+        let mut general = general.into_iter();
         Ok(digits
             .iter()
             .map(|digit| {
                 let n = digit.styled.drawings().count();
                 let mut read: Vec<([f32; NUM_CLASSES], f32)> =
                     general.by_ref().take(n).map(|p| (p, 1.0)).collect();
-                if let (true, Some(pen)) = (digit.styled.redrawn(), pen.as_mut()) {
-                    read.extend(pen.by_ref().take(n).map(|p| (p, PEN_MODEL_WEIGHT)));
+                if digit.styled.redrawn() {
+                    for answers in &mut pen {
+                        read.extend(answers.by_ref().take(n).map(|p| (p, PEN_MODEL_WEIGHT)));
+                    }
                 }
                 let total: f32 = read.iter().map(|(_, w)| w).sum();
                 std::array::from_fn(|k| read.iter().map(|(p, w)| w * p[k]).sum::<f32>() / total)
