@@ -27,10 +27,11 @@ pub struct Reader {
 }
 
 /// On a redrawn pen line, each pen model's probabilities count this many times the convnet's:
-/// it was trained on lines redrawn so. On the four sets of `scripts/photo-accuracy.sh 0 100 0
-/// SEED` (seeds 5, 11, 23, 31; 3,600 numbers) the weights 1, 2 and 3 read 3,480, 3,487 and
-/// 3,490 numbers right, the pen model alone 3,476; 2 over 1 was also checked on three more sets
-/// (9 numbers mended, 3 lost, of 5,575 pictures).
+/// each was trained on lines redrawn so. On the four sets of `scripts/photo-accuracy.sh 0 100 0
+/// SEED` (seeds 5, 11, 23, 31; 3,600 numbers) with one pen model, the weights 1, 2 and 3 read
+/// 3,480, 3,487 and 3,490 numbers right, the pen model alone 3,476; 2 over 1 was also checked on
+/// three more sets (9 numbers mended, 3 lost, of 5,575 pictures). With the two, 2 and 1 read
+/// 3,501 and 3,500 (and 3,481 and 3,479 of seed 41's).
 pub const PEN_MODEL_WEIGHT: f32 = 2.0;
 
 impl Reader {

@@ -10,25 +10,24 @@ use mnist_model::{Architecture, Checkpoint, CheckpointMeta, Network};
 
 use crate::cli::WeightsArgs;
 
+/// A file of the repository as (its path, its bytes compiled into the binary).
+macro_rules! built_in {
+    ($file:literal) => {
+        ($file, include_bytes!(concat!("../../", $file)))
+    };
+}
+
 /// The strongest shipped model, built into the binary so that `predict` and `read` work straight
 /// after a clone or a `cargo install`, wherever they run from.
-static BUILT_IN: &[u8] = include_bytes!("../../weights/convnet.safetensors");
-/// How the built-in model is named in logs and errors.
-pub const BUILT_IN_NAME: &str = "weights/convnet.safetensors (built in)";
+static BUILT_IN: (&str, &[u8]) = built_in!("weights/convnet.safetensors");
 /// The same network trained on MNIST's digits redrawn as pen lines (`--pen-strokes 1.0`), from
 /// two seeds, built in too: they read the digits the image reader redraws (a thin pen line on a
 /// photo) better than the convnet, and MNIST's own digits worse, so they only ever see redrawn
 /// ones. Two runs of one recipe miss different pen lines, so together they miss fewer
-/// (docs/photo-reader-notes.md).
+/// (docs/photo-reader-notes.md). Each is its file in the repository and that file's bytes.
 static BUILT_IN_PEN: [(&str, &[u8]); 2] = [
-    (
-        "weights/pen.safetensors (built in)",
-        include_bytes!("../../weights/pen.safetensors"),
-    ),
-    (
-        "weights/pen-7.safetensors (built in)",
-        include_bytes!("../../weights/pen-7.safetensors"),
-    ),
+    built_in!("weights/pen.safetensors"),
+    built_in!("weights/pen-7.safetensors"),
 ];
 
 /// A loaded model and where it came from.
@@ -51,7 +50,7 @@ pub fn load(
 ) -> Result<LoadedWeights> {
     let checkpoint = match path {
         Some(path) => Checkpoint::read(path).context("reading --weights")?,
-        None => Checkpoint::from_bytes(BUILT_IN, Path::new(BUILT_IN_NAME))
+        None => Checkpoint::from_bytes(BUILT_IN.1, &built_in_name(BUILT_IN.0))
             .context("reading the built-in weights")?,
     };
     loaded(checkpoint, architecture, device)
@@ -61,12 +60,17 @@ pub fn load(
 pub fn load_pen(device: &Device) -> Result<Vec<LoadedWeights>> {
     BUILT_IN_PEN
         .iter()
-        .map(|&(name, bytes)| {
-            let checkpoint = Checkpoint::from_bytes(bytes, Path::new(name))
-                .with_context(|| format!("reading the built-in pen-stroke weights {name}"))?;
+        .map(|&(file, bytes)| {
+            let checkpoint = Checkpoint::from_bytes(bytes, &built_in_name(file))
+                .with_context(|| format!("reading the built-in pen-stroke weights {file}"))?;
             loaded(checkpoint, None, device)
         })
         .collect()
+}
+
+/// How a built-in model is named in logs and errors: its file, marked as built in.
+fn built_in_name(file: &str) -> PathBuf {
+    PathBuf::from(format!("{file} (built in)"))
 }
 
 fn loaded(
@@ -121,12 +125,9 @@ mod tests {
         let loaded = no_flags.load(&Device::Cpu).unwrap();
         assert_eq!(loaded.network.architecture.name(), "convnet");
         assert_eq!(loaded.normalization, Normalization::mnist_mean_std());
-        let on_disk = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/weights/convnet.safetensors"
-        ))
-        .unwrap();
-        assert_eq!(BUILT_IN, &on_disk[..]);
+        assert_eq!(loaded.source, built_in_name("weights/convnet.safetensors"));
+        let on_disk = std::fs::read(format!("{}/{}", env!("CARGO_MANIFEST_DIR"), BUILT_IN.0));
+        assert_eq!(BUILT_IN.1, &on_disk.unwrap()[..]);
     }
 
     #[test]
@@ -134,17 +135,17 @@ mod tests {
         let loaded = load_pen(&Device::Cpu).unwrap();
         assert_eq!(loaded.len(), BUILT_IN_PEN.len());
         let mut seeds = Vec::new();
-        for (model, (name, bytes)) in loaded.iter().zip(BUILT_IN_PEN) {
-            assert_eq!(model.network.architecture.name(), "convnet", "{name}");
+        for (model, (file, bytes)) in loaded.iter().zip(BUILT_IN_PEN) {
+            assert_eq!(model.source, built_in_name(file));
+            assert_eq!(model.network.architecture.name(), "convnet", "{file}");
             assert_eq!(model.normalization, Normalization::mnist_mean_std());
             let training = model
                 .meta
                 .training
                 .as_ref()
                 .expect("the recipe in the metadata");
-            assert_eq!(training["pen_strokes"], 1.0, "{name}: {training}");
+            assert_eq!(training["pen_strokes"], 1.0, "{file}: {training}");
             seeds.push(training["seed"].clone());
-            let file = name.trim_end_matches(" (built in)");
             let on_disk = std::fs::read(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
             assert_eq!(bytes, &on_disk[..], "{file}");
         }
