@@ -79,9 +79,10 @@ impl Reader {
             general.len(),
             all.len()
         );
+        // Only the pen models read these; with --weights there are none.
         let redrawn: Vec<MnistPixels> = digits
             .iter()
-            .filter(|d| d.styled.redrawn())
+            .filter(|d| !self.pen.is_empty() && d.styled.redrawn())
             .flat_map(|d| d.styled.drawings())
             .collect();
         let mut pen = Vec::with_capacity(self.pen.len());
