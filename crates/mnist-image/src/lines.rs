@@ -619,24 +619,18 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             .map(|&k| own_width > 0 && k >= own_width + STROKE_BESIDE_LINE)
             .collect();
         let mut runs_through = vec![false; n * bands];
-        let mut t = 0;
-        while t < n {
-            if !crossed[t] {
-                t += 1;
-                continue;
-            }
-            let start = t;
-            while t < n && crossed[t] {
-                t += 1;
-            }
-            if start > 0 && t < n && alongside[start - 1] && alongside[t] {
+        let mut start = 0;
+        for run in crossed.chunk_by(|a, b| a == b) {
+            let end = start + run.len();
+            if run[0] && start > 0 && end < n && alongside[start - 1] && alongside[end] {
                 for k in 0..bands {
-                    let on = stroke_at[(start - 1) * bands + k] || stroke_at[t * bands + k];
-                    for u in start..t {
+                    let on = stroke_at[(start - 1) * bands + k] || stroke_at[end * bands + k];
+                    for u in start..end {
                         runs_through[u * bands + k] = on;
                     }
                 }
             }
+            start = end;
         }
         for_band(map, &wide, |t, o, x, y| {
             let other = on_other_line(x, y);
