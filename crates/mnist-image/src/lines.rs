@@ -973,7 +973,9 @@ mod tests {
             .flat_map(|y| (0..w).map(move |x| (x, y)))
             .filter(|&(x, y)| m.at(x, y) > 0.0)
             .collect();
-        assert!(left.len() < 20, "{} pixels left: {left:?}", left.len());
+        // What is left is a few lone pixels where lines crossed, no digit.
+        assert!(left.len() <= 5, "{} pixels left: {left:?}", left.len());
+        assert!(crate::segment::number_glyphs(&m).is_empty(), "{left:?}");
     }
 
     #[test]
