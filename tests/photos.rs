@@ -273,3 +273,29 @@ fn pen_lines_are_read_by_all_three_models_and_other_digits_by_the_convnet() {
         }
     }
 }
+
+/// Photos that an earlier reader misread, each named `SEED-INDEX-CONDITION-number-N` after where
+/// it comes from (`photos write 0 400 0 DIR SEED`, picture INDEX) and what it shows: a number
+/// on dark ruled paper with a lit corner, whose shade was taken for ink beside the digits
+/// (read as `4`).
+#[test]
+fn photos_once_misread_are_read_right() {
+    let dir = common::repo().join("tests/regressions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let out = run(mnist().arg("read").arg("--json").args(&files)).ok();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), files.len(), "{out}");
+    for (file, line) in files.iter().zip(&lines) {
+        let name = file.file_stem().unwrap().to_str().unwrap();
+        let number = name.rsplit("-number-").next().unwrap();
+        assert_eq!(line["number"].as_str(), Some(number), "{name}: {line}");
+    }
+}
