@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{mnist, real_mnist_dir, repo, run};
+use common::{files_in, mnist, real_mnist_dir, repo, run};
 use mnist_data::{find_file, read_images, read_labels, MnistFile};
 use mnist_image::synth::{self, Sample};
 use serde_json::Value;
@@ -298,12 +298,7 @@ fn other_weights_and_bad_weights() {
 #[test]
 fn the_readme_pictures_are_read_as_their_names_say() {
     // Made by scripts/example-pictures.sh; the README shows this output.
-    let dir = repo().join("tests/pictures");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = files_in(&repo().join("tests/pictures"));
     assert_eq!(files.len(), 8, "{files:?}");
     for file in files {
         let name = file.file_stem().unwrap().to_str().unwrap().to_string();

@@ -281,12 +281,7 @@ fn pen_lines_are_read_by_all_three_models_and_other_digits_by_the_convnet() {
 /// a `0` (`0793`).
 #[test]
 fn photos_once_misread_are_read_right() {
-    let dir = common::repo().join("tests/regressions");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = common::files_in(&common::repo().join("tests/regressions"));
     assert_eq!(files.len(), 2, "{files:?}");
     let out = run(mnist().arg("read").arg("--json").args(&files)).ok();
     let lines: Vec<Value> = out

@@ -12,6 +12,16 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The files in `dir`, in name order.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// The binary under test, with a mirror that cannot be reached so no test ever downloads.
 pub fn mnist() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mnist"));

@@ -333,6 +333,11 @@ fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option
     let plane = candidates[best?.1];
     let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
     let ink = ink_over(&wide, plane, width, height, step * step);
+    // The ink over the paper estimated over narrower squares, `window` pixels across.
+    let ink_over_window = |window: f32| {
+        let paper = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(window));
+        ink_over(&paper, plane, width, height, step * step)
+    };
     let Some(stroke) = outline_width(&ink.0, width, height) else {
         return Some(ink);
     };
@@ -347,8 +352,7 @@ fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option
     if window >= 0.5 * wide.window() {
         return Some(ink);
     }
-    let narrow = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(window));
-    let ink = ink_over(&narrow, plane, width, height, step * step);
+    let ink = ink_over_window(window);
     // The wide window's false ink along a shadow's edge can be a band wider than any stroke, and
     // then the strokes' width, and the window made from it, come out too wide. Measured again
     // on the narrow window's ink, where that band is mostly gone, a much narrower window
@@ -360,8 +364,7 @@ fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option
     if narrower >= NARROWER_WINDOW * window {
         return Some(ink);
     }
-    let paper = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(narrower));
-    Some(ink_over(&paper, plane, width, height, step * step))
+    Some(ink_over_window(narrower))
 }
 
 /// The strokes measured again on the narrow window's ink give a window at most this fraction
