@@ -194,20 +194,16 @@ impl InkMap {
 
     /// Detects paper and ink in `image` (any colour type, any bit depth), pixel for pixel.
     pub fn from_image(image: &DynamicImage) -> Self {
-        Self::from_planes(Planes::from_image(image, 1))
+        Self::from_planes(&Planes::from_image(image, 1))
     }
 
-    /// Detects paper and ink in a picture's planes.
-    pub fn from_planes(planes: Planes) -> Self {
-        let Planes {
-            width,
-            height,
-            mut colour,
-            alpha,
-        } = planes;
-        let ink = match alpha {
-            Some(alpha) => ink_with_alpha(&mut colour, &alpha, width, height),
-            None => ink_against_paper(&colour, width, height),
+    /// Detects paper and ink in a picture's planes (borrowed: the page's lines are told from
+    /// strokes by their colour afterwards, [`crate::lines::remove_page_lines`]).
+    pub fn from_planes(planes: &Planes) -> Self {
+        let (width, height) = (planes.width, planes.height);
+        let ink = match &planes.alpha {
+            Some(alpha) => ink_with_alpha(&mut planes.colour.clone(), alpha, width, height),
+            None => ink_against_paper(&planes.colour, width, height),
         };
         let (strength, faint) = ink.unwrap_or_else(|| (vec![0.0; width * height], 0.0));
         let ink: Vec<f32> = strength.iter().map(|&v| v.min(1.0)).collect();

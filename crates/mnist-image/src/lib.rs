@@ -103,19 +103,22 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
     let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
-    let mut map = InkMap::from_planes(ink::Planes::from_image(image, factor as usize));
+    let mut planes = ink::Planes::from_image(image, factor as usize);
+    let mut map = InkMap::from_planes(&planes);
     let blank = map.is_blank();
     if (blank || map.out_of_focus()) && side / (2 * factor) >= HALF_SIZE_MIN_SIDE {
-        let half = InkMap::from_planes(ink::Planes::from_image(image, 2 * factor as usize));
+        let half_planes = ink::Planes::from_image(image, 2 * factor as usize);
+        let half = InkMap::from_planes(&half_planes);
         let strokes = half
             .stroke_width()
             .is_some_and(|w| w <= HALF_SIZE_MAX_STROKE);
         if !blank || strokes {
             factor *= 2;
             map = half;
+            planes = half_planes;
         }
     }
-    lines::remove_page_lines(&mut map);
+    lines::remove_page_lines(&mut map, Some(&planes));
     map.drop_faint_alone();
     (map, factor as f64)
 }

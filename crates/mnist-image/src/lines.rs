@@ -10,7 +10,7 @@
 //! `detect_lines`) would look at every direction and say nothing about coverage or thickness,
 //! which is what decides here.
 
-use crate::ink::{centre_and_noise, InkMap};
+use crate::ink::{centre_and_noise, InkMap, Planes};
 
 /// Pages are looked for turned by up to this much either way.
 pub const MAX_TURN_DEGREES: f32 = 6.0;
@@ -153,9 +153,11 @@ struct Line {
     coverage: f32,
 }
 
-/// Removes the page's lines from `map`, keeping ink where strokes cross them. Returns how many
-/// lines were removed.
-pub fn remove_page_lines(map: &mut InkMap) -> usize {
+/// Removes the page's lines from `map`, keeping ink where strokes cross them. `planes` are the
+/// picture's colour planes `map` was made from, where it has them: a line and a stroke that
+/// `map`'s plane shows alike may differ in colour ([`Colours`]). Returns how many lines were
+/// removed.
+pub fn remove_page_lines(map: &mut InkMap, planes: Option<&Planes>) -> usize {
     let inked: Vec<(f32, f32)> = (0..map.height)
         .flat_map(|y| (0..map.width).map(move |x| (x, y)))
         .filter(|&(x, y)| map.at(x, y) > 0.0)
@@ -178,7 +180,7 @@ pub fn remove_page_lines(map: &mut InkMap) -> usize {
     if lines.is_empty() {
         return 0;
     }
-    erase(map, &lines);
+    erase(map, &lines, planes);
     lines.len()
 }
 
@@ -496,8 +498,9 @@ fn coverage(map: &InkMap, family: Family, low: f32, high: f32) -> f32 {
 /// or touches the line there): those positions, and a band's width around them, keep the ink
 /// strong enough to be that stroke ([`STROKE_SHARE_ON_LINE`]), and where it only touches the
 /// line, stronger than the line alone ([`ABOVE_PROFILE_SIGMAS`]), so the stroke stays whole and
-/// the line's own ink beside it goes.
-fn erase(map: &mut InkMap, lines: &[Line]) {
+/// the line's own ink beside it goes. Ink of the writing's colour where the line's is another
+/// stays too ([`Colours`], from `planes`).
+fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
     let (w, h) = (map.width, map.height);
     // Each line with its fringe: ink beside another line (its anti-aliased or JPEG-blurred
     // edge, where the rules of squared paper cross) is that line's, not a stroke leaving.
@@ -513,6 +516,7 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             on_lines[y * w + x] = on_lines[y * w + x].saturating_add(1)
         });
     }
+    let colours = Colours::new(map, planes, &on_lines);
     let mut clear = vec![false; w * h];
     // A stroke that a line's pass finds running on through a crossing (along a rule, through
     // the band of a margin line that crosses it) stays, whatever the crossing line's pass makes
@@ -642,6 +646,18 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             }
             start = end;
         }
+        // Where a channel shows the writing and hardly this line, a band pixel as dark there as
+        // the writing is stroke, however alike the map's plane shows the two (a grey pen down a
+        // blue grid line, blue ink across a red margin line).
+        let colour_reach = thickness + 1;
+        let by_colour = colours.as_ref().and_then(|c| {
+            c.channel_for(map, line, colour_reach, on_other_line, half, stronger)
+                .map(|(channel, level)| (c, channel, level))
+        });
+        let coloured = |x: usize, y: usize| {
+            by_colour
+                .is_some_and(|(c, channel, level)| c.darkness(channel, x, y, colour_reach) >= level)
+        };
         for_band(map, &wide, |t, o, x, y| {
             let other = on_other_line(x, y);
             let limit = if other { stronger_than_two } else { stronger };
@@ -661,7 +677,10 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             if runs_through[t * bands + k] {
                 // Kept whatever the crossing line's pass makes of it.
                 keep[y * w + x] = true;
-            } else if !(of_stroke_near || beside) && strength <= limit {
+            } else if !(of_stroke_near || beside)
+                && strength <= limit
+                && !(strength > 0.0 && coloured(x, y))
+            {
                 clear[y * w + x] = true;
             }
         });
@@ -672,6 +691,160 @@ fn erase(map: &mut InkMap, lines: &[Line]) {
             *v = 0.0;
         }
     }
+}
+
+/// The picture's colour, where one plane shows a line and a stroke alike: a grey or blue pen
+/// and the light blue rules are both dark in the red channel, yet the rules hardly show in the
+/// blue one, and a red margin line hardly shows in the red one where blue ink is darkest.
+struct Colours<'a> {
+    planes: &'a [Vec<f32>],
+    width: usize,
+    height: usize,
+    /// How far beyond a pixel the paper around it is looked for, on top of a line's band: past
+    /// a stroke running along the line.
+    reach: usize,
+    /// The writing's darkness in each channel ([`Colours::darkness`]): the median over the
+    /// strongest ink off the lines.
+    ink: [f32; 3],
+}
+
+/// A channel tells a stroke from a line when the line's darkness there is at most this share
+/// of the writing's ...
+const LINE_SHARE_IN_COLOUR: f32 = 0.3;
+/// ... and then a band pixel at least this share of the writing's darkness there is stroke.
+const STROKE_SHARE_IN_COLOUR: f32 = 0.5;
+/// The writing must be at least this dark in a channel (a share of the paper's brightness) for
+/// the channel to tell anything: far above a sensor's noise.
+const MIN_INK_DARKNESS: f32 = 0.1;
+/// Fewer pixels of the strongest ink than this off the lines are not the writing's colour.
+const MIN_INK_PIXELS: usize = 20;
+
+impl<'a> Colours<'a> {
+    /// `None` unless `planes` are red, green and blue with no alpha, the size of `map`, and the
+    /// writing off the lines (`on_lines` 0) is dark ink on light paper with enough pixels.
+    fn new(map: &InkMap, planes: Option<&'a Planes>, on_lines: &[u8]) -> Option<Self> {
+        let planes = planes.filter(|p| {
+            p.alpha.is_none()
+                && p.colour.len() == 3
+                && p.width == map.width
+                && p.height == map.height
+        })?;
+        let reach = (2.0 * map.stroke_width()?).ceil() as usize + 1;
+        let mut colours = Colours {
+            planes: &planes.colour,
+            width: map.width,
+            height: map.height,
+            reach,
+            ink: [0.0; 3],
+        };
+        let strongest: Vec<usize> = (0..map.ink.len())
+            .filter(|&i| map.ink[i] >= 1.0 && on_lines[i] == 0)
+            .collect();
+        if strongest.len() < MIN_INK_PIXELS {
+            return None;
+        }
+        let step = (strongest.len() / 2000).max(1);
+        colours.ink = [0, 1, 2].map(|c| {
+            let mut values: Vec<f32> = strongest
+                .iter()
+                .step_by(step)
+                .map(|&i| colours.darkness(c, i % map.width, i / map.width, 0))
+                .collect();
+            median(&mut values)
+        });
+        colours
+            .ink
+            .iter()
+            .any(|&d| d >= MIN_INK_DARKNESS)
+            .then_some(colours)
+    }
+
+    /// How much darker pixel `(x, y)` is in channel `c` than the paper around it, as a share of
+    /// the paper's brightness. The paper is the third brightest of eight pixels
+    /// `self.reach + extra` away around it: the line runs through two of them, and a stroke
+    /// nearby may cross another.
+    fn darkness(&self, c: usize, x: usize, y: usize, extra: usize) -> f32 {
+        let plane = &self.planes[c];
+        let r = (self.reach + extra) as isize;
+        let d = (r as f32 * std::f32::consts::FRAC_1_SQRT_2).round() as isize;
+        let mut ring = [0.0f32; 8];
+        let mut n = 0;
+        for (dx, dy) in [
+            (r, 0),
+            (-r, 0),
+            (0, r),
+            (0, -r),
+            (d, d),
+            (d, -d),
+            (-d, d),
+            (-d, -d),
+        ] {
+            let (px, py) = (x as isize + dx, y as isize + dy);
+            if px >= 0 && py >= 0 && (px as usize) < self.width && (py as usize) < self.height {
+                ring[n] = plane[py as usize * self.width + px as usize];
+                n += 1;
+            }
+        }
+        if n < 3 {
+            return 0.0;
+        }
+        let ring = &mut ring[..n];
+        ring.sort_by(|a, b| b.total_cmp(a));
+        let paper = ring[2];
+        if paper <= 0.0 {
+            return 0.0;
+        }
+        1.0 - plane[y * self.width + x] / paper
+    }
+
+    /// The channel that shows `line` least against the writing, and the darkness from which a
+    /// pixel of its band is stroke there; `None` when every channel shows the line at more than
+    /// [`LINE_SHARE_IN_COLOUR`] of the writing. The line's darkness is the median over its
+    /// band's own ink (between `low` and `high` strength, not on another line), `extra` pixels
+    /// further out than [`Colours::reach`].
+    fn channel_for(
+        &self,
+        map: &InkMap,
+        line: &Line,
+        extra: usize,
+        on_other_line: impl Fn(usize, usize) -> bool,
+        low: f32,
+        high: f32,
+    ) -> Option<(usize, f32)> {
+        let mut own = Vec::new();
+        let n = line.family.positions(map);
+        let step = (n / 400).max(1);
+        for_band(map, line, |t, _, x, y| {
+            let strength = map.strength_at(x, y);
+            if t % step == 0 && strength > low && strength <= high && !on_other_line(x, y) {
+                own.push((x, y));
+            }
+        });
+        if own.len() < MIN_INK_PIXELS {
+            return None;
+        }
+        (0..3)
+            .filter(|&c| self.ink[c] >= MIN_INK_DARKNESS)
+            .map(|c| {
+                let mut values: Vec<f32> = own
+                    .iter()
+                    .map(|&(x, y)| self.darkness(c, x, y, extra))
+                    .collect();
+                (c, median(&mut values) / self.ink[c])
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .filter(|&(_, share)| share <= LINE_SHARE_IN_COLOUR)
+            .map(|(c, _)| (c, STROKE_SHARE_IN_COLOUR * self.ink[c]))
+    }
+}
+
+/// The median of `values` (0 when empty); reorders them.
+fn median(values: &mut [f32]) -> f32 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let k = (values.len() - 1) / 2;
+    *values.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
 /// How strong a line's own ink is: along the line, the strongest pixel across its band at each
@@ -752,7 +925,7 @@ mod tests {
         let rule = |y: usize| y % 20 == 10 || y % 20 == 11;
         let stroke = |x: usize, y: usize| (60..63).contains(&x) && (25..75).contains(&y);
         let mut m = map(120, 100, |x, y| rule(y) || stroke(x, y));
-        assert_eq!(remove_page_lines(&mut m), 5);
+        assert_eq!(remove_page_lines(&mut m, None), 5);
         for y in 25..75 {
             assert!((60..63).all(|x| m.at(x, y) > 0.0), "stroke cut at row {y}");
         }
@@ -783,7 +956,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(remove_page_lines(&mut m), 5);
+        assert_eq!(remove_page_lines(&mut m, None), 5);
         let cut: Vec<(usize, usize)> = (0..100)
             .flat_map(|y| (0..120).map(move |x| (x, y)))
             .filter(|&(x, y)| stroke(x, y) && m.at(x, y) == 0.0)
@@ -808,7 +981,7 @@ mod tests {
         });
         let inked = |m: &InkMap| m.ink.iter().filter(|&&v| v > 0.0).count();
         let before = inked(&m);
-        assert!(remove_page_lines(&mut m) >= 12);
+        assert!(remove_page_lines(&mut m, None) >= 12);
         // A few pixels at crossings and at the picture's edge may stay: specks, dropped later.
         assert!(
             inked(&m) * 100 < before,
@@ -824,7 +997,7 @@ mod tests {
             (28..32).contains(&x) && (15..85).contains(&y)
         });
         let before = m.clone();
-        assert_eq!(remove_page_lines(&mut m), 0);
+        assert_eq!(remove_page_lines(&mut m, None), 0);
         assert_eq!(m, before);
     }
 
@@ -843,7 +1016,7 @@ mod tests {
             m.ink[20 * 120 + x] = 0.5;
         }
         let before = m.clone();
-        assert_eq!(remove_page_lines(&mut m), 0);
+        assert_eq!(remove_page_lines(&mut m, None), 0);
         assert_eq!(m, before);
     }
 
@@ -855,7 +1028,7 @@ mod tests {
             y < 4 || (x as i32 - (45 - y as i32 * 3 / 4)).abs() < 2
         });
         let before = m.clone();
-        assert_eq!(remove_page_lines(&mut m), 0);
+        assert_eq!(remove_page_lines(&mut m, None), 0);
         assert_eq!(m, before);
     }
 
@@ -867,7 +1040,7 @@ mod tests {
         let rule = |y: usize| y % 12 == 5;
         let margin = |x: usize| (40..42).contains(&x);
         let mut m = map(160, 45, |x, y| rule(y) || margin(x));
-        assert_eq!(remove_page_lines(&mut m), 5);
+        assert_eq!(remove_page_lines(&mut m, None), 5);
         assert!(m.ink.iter().all(|&v| v == 0.0), "ink left");
     }
 
@@ -879,7 +1052,7 @@ mod tests {
         let rule = |x: usize, y: usize| (y as f32 + x as f32 * t - 1.5).rem_euclid(20.0) < 1.5;
         let mut m = map(200, 100, rule);
         let before = m.ink.iter().filter(|&&v| v > 0.0).count();
-        remove_page_lines(&mut m);
+        remove_page_lines(&mut m, None);
         let left: Vec<(usize, usize)> = (0..100)
             .flat_map(|y| (0..200).map(move |x| (x, y)))
             .filter(|&(x, y)| m.at(x, y) > 0.0)
@@ -904,7 +1077,7 @@ mod tests {
         let mut m = map(200, 100, rule);
         let stub = |m: &InkMap| (0..20).filter(|&x| m.at(x, 0) > 0.0).collect::<Vec<_>>();
         assert_eq!(stub(&m).len(), 17, "{:?}", stub(&m));
-        remove_page_lines(&mut m);
+        remove_page_lines(&mut m, None);
         assert!(stub(&m).is_empty(), "the stub stayed: {:?}", stub(&m));
     }
 
@@ -930,7 +1103,7 @@ mod tests {
                 .count()
         };
         assert!(stub(&m) > 300);
-        remove_page_lines(&mut m);
+        remove_page_lines(&mut m, None);
         assert_eq!(stub(&m), 0, "the stub stayed");
     }
 
@@ -954,7 +1127,7 @@ mod tests {
                 .count()
         };
         assert!(edge(&m) > 300, "the last rule is {} px", edge(&m));
-        remove_page_lines(&mut m);
+        remove_page_lines(&mut m, None);
         assert_eq!(edge(&m), 0, "the cut rule stayed");
         assert!(m.is_blank());
     }
@@ -978,7 +1151,7 @@ mod tests {
             let down = (u + 4.0).rem_euclid(7.5) < 1.6 && !(u < 6.0 && y % 4 == 0);
             across || down
         });
-        remove_page_lines(&mut m);
+        remove_page_lines(&mut m, None);
         let left: Vec<(usize, usize)> = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
             .filter(|&(x, y)| m.at(x, y) > 0.0)
@@ -995,7 +1168,7 @@ mod tests {
         let mut m = map(150, 120, |x, y| {
             (y % 20 == 10 && !(y == 70 && x % 5 == 0)) || y == 47
         });
-        assert_eq!(remove_page_lines(&mut m), 7);
+        assert_eq!(remove_page_lines(&mut m, None), 7);
         assert!(m.is_blank());
     }
 
@@ -1012,9 +1185,44 @@ mod tests {
         for y in 30..50 {
             m.ink[y * 400 + 160] = 1.0;
         }
-        assert_eq!(remove_page_lines(&mut m), 5);
+        assert_eq!(remove_page_lines(&mut m, None), 5);
         assert!((160..190).all(|x| m.at(x, 50) == 1.0));
         assert!(m.at(20, 50) == 0.0 && m.at(340, 50) == 0.0);
+    }
+
+    #[test]
+    fn a_grey_stroke_along_a_blue_rule_as_strong_as_it_stays_by_its_colour() {
+        // Light blue rules every 20 rows on white paper and a grey pen running along the rule
+        // at row 50 for 60 of its 400 columns, leaving it upwards at both ends (the 1 of a
+        // number written down a grid line): the map's plane shows pen and rule alike (ink 1),
+        // the blue plane shows the pen only.
+        let (w, h) = (400, 100);
+        let rule = |y: usize| y % 20 == 10;
+        let pen = |x: usize, y: usize| {
+            (y == 50 && (160..220).contains(&x))
+                || ((x == 160 || x == 219) && (30..50).contains(&y))
+        };
+        let mut m = map(w, h, |x, y| rule(y) || pen(x, y));
+        let colour = |x: usize, y: usize| match (pen(x, y), rule(y)) {
+            (true, _) => [0.3, 0.3, 0.3],
+            (false, true) => [0.3, 0.55, 0.9],
+            (false, false) => [0.95, 0.95, 0.95],
+        };
+        let planes = Planes {
+            width: w,
+            height: h,
+            colour: (0..3)
+                .map(|c| (0..w * h).map(|i| colour(i % w, i / w)[c]).collect())
+                .collect(),
+            alpha: None,
+        };
+        let mut grey = m.clone();
+        assert_eq!(remove_page_lines(&mut m, Some(&planes)), 5);
+        assert!((160..220).all(|x| m.at(x, 50) == 1.0));
+        assert!(m.at(20, 50) == 0.0 && m.at(340, 50) == 0.0 && m.at(20, 30) == 0.0);
+        // Without the colour the middle of the stroke goes with the rule.
+        assert_eq!(remove_page_lines(&mut grey, None), 5);
+        assert_eq!(grey.at(190, 50), 0.0);
     }
 
     #[test]
@@ -1040,7 +1248,7 @@ mod tests {
             })
         };
         let mut m = strength_map(w, h, |x, y| rule(x, y) + if ring(x, y) { 1.0 } else { 0.0 });
-        assert_eq!(remove_page_lines(&mut m), 3);
+        assert_eq!(remove_page_lines(&mut m, None), 3);
         let left: Vec<(usize, usize)> = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
             .filter(|&(x, y)| m.at(x, y) > 0.0 && !ring(x, y))
@@ -1074,7 +1282,7 @@ mod tests {
             let page = rule(x, y) + if margin.contains(&x) { 1.0 } else { 0.0 };
             page.max(if zero(x, y) { 1.2 } else { 0.0 })
         });
-        let lines = remove_page_lines(&mut m);
+        let lines = remove_page_lines(&mut m, None);
         let cut: Vec<(usize, usize)> = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
             .filter(|&(x, y)| zero(x, y) && m.at(x, y) == 0.0)
@@ -1125,7 +1333,7 @@ mod tests {
         let mut m = strength_map(w, h, |x, y| {
             rule(x, y).max(if ring(x, y) { 1.0 } else { 0.0 })
         });
-        assert_eq!(remove_page_lines(&mut m), 3);
+        assert_eq!(remove_page_lines(&mut m, None), 3);
         let left = (0..h)
             .flat_map(|y| (0..w).map(move |x| (x, y)))
             .filter(|&(x, y)| m.at(x, y) > 0.0 && !ring(x, y))
@@ -1149,7 +1357,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(remove_page_lines(&mut m), 5);
+        assert_eq!(remove_page_lines(&mut m, None), 5);
         assert!((0..280).all(|x| !base(x, 70) || m.at(x, 70) == 1.0));
         assert_eq!(m.at(290, 70), 0.0);
     }
@@ -1159,7 +1367,7 @@ mod tests {
         let mut m = map(100, 80, |x, y| {
             x == 20 || ((50..70).contains(&x) && y == 40)
         });
-        assert_eq!(remove_page_lines(&mut m), 1);
+        assert_eq!(remove_page_lines(&mut m, None), 1);
         assert!((50..70).all(|x| m.at(x, 40) > 0.0));
         assert!((0..80).all(|y| m.at(20, y) == 0.0));
     }
@@ -1176,7 +1384,7 @@ mod tests {
             _ if y % 20 == 10 => 0.4,
             _ => 0.0,
         });
-        assert_eq!(remove_page_lines(&mut m), 6);
+        assert_eq!(remove_page_lines(&mut m, None), 6);
         assert!(
             (0..100).all(|y| m.at(30, y) == 0.0),
             "the margin line stayed"
