@@ -1086,7 +1086,7 @@ fn otsu_threshold(values: &[f32], max: f32) -> f32 {
 }
 
 /// The `q` quantile (0-1) by selection, without sorting everything; 0 for no values.
-fn percentile(values: &[f32], q: f64) -> f32 {
+pub(crate) fn percentile(values: &[f32], q: f64) -> f32 {
     if values.is_empty() {
         return 0.0;
     }

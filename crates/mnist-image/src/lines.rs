@@ -10,7 +10,7 @@
 //! `detect_lines`) would look at every direction and say nothing about coverage or thickness,
 //! which is what decides here.
 
-use crate::ink::{centre_and_noise, InkMap, Planes};
+use crate::ink::{centre_and_noise, percentile, InkMap, Planes};
 
 /// Pages are looked for turned by up to this much either way.
 pub const MAX_TURN_DEGREES: f32 = 6.0;
@@ -646,17 +646,23 @@ fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
             }
             start = end;
         }
-        // Where a channel shows the writing and hardly this line, a band pixel as dark there as
-        // the writing is stroke, however alike the map's plane shows the two (a grey pen down a
-        // blue grid line, blue ink across a red margin line).
+        // Where a channel shows the writing and hardly this line, a band pixel about as dark
+        // there as the writing is stroke, however alike the map's plane shows the two (a grey
+        // pen down a blue grid line, blue ink across a red margin line).
         let colour_reach = thickness + 1;
         let by_colour = colours.as_ref().and_then(|c| {
             c.channel_for(map, line, colour_reach, on_other_line, half, stronger)
                 .map(|(channel, level)| (c, channel, level))
         });
-        let coloured = |x: usize, y: usize| {
-            by_colour
-                .is_some_and(|(c, channel, level)| c.darkness(channel, x, y, colour_reach) >= level)
+        let coloured = |x: usize, y: usize, other: bool| {
+            by_colour.is_some_and(|(c, channel, level)| {
+                let level = if other {
+                    level * STROKE_SHARE_IN_COLOUR_ON_LINES / STROKE_SHARE_IN_COLOUR
+                } else {
+                    level
+                };
+                c.darkness(channel, x, y, colour_reach) >= level
+            })
         };
         for_band(map, &wide, |t, o, x, y| {
             let other = on_other_line(x, y);
@@ -679,7 +685,7 @@ fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
                 keep[y * w + x] = true;
             } else if !(of_stroke_near || beside)
                 && strength <= limit
-                && !(strength > 0.0 && coloured(x, y))
+                && !(strength > 0.0 && coloured(x, y, other))
             {
                 clear[y * w + x] = true;
             }
@@ -711,8 +717,13 @@ struct Colours<'a> {
 /// A channel tells a stroke from a line when the line's darkness there is at most this share
 /// of the writing's ...
 const LINE_SHARE_IN_COLOUR: f32 = 0.3;
-/// ... and then a band pixel at least this share of the writing's darkness there is stroke.
+/// ... and then a band pixel at least this share of the writing's darkness there is stroke ...
 const STROKE_SHARE_IN_COLOUR: f32 = 0.5;
+/// ... or this share where another line crosses it or runs over it: there the other line's ink
+/// adds its own darkness (a light blue rule crossing a red margin line is half as dark as blue
+/// ink in the red channel, where the margin line is not), and what stays of both lines was left
+/// as dots along a margin line drawn over a grid line.
+const STROKE_SHARE_IN_COLOUR_ON_LINES: f32 = 0.8;
 /// The writing must be at least this dark in a channel (a share of the paper's brightness) for
 /// the channel to tell anything: far above a sensor's noise.
 const MIN_INK_DARKNESS: f32 = 0.1;
@@ -745,12 +756,12 @@ impl<'a> Colours<'a> {
         }
         let step = (strongest.len() / 2000).max(1);
         colours.ink = [0, 1, 2].map(|c| {
-            let mut values: Vec<f32> = strongest
+            let values: Vec<f32> = strongest
                 .iter()
                 .step_by(step)
                 .map(|&i| colours.darkness(c, i % map.width, i / map.width, 0))
                 .collect();
-            median(&mut values)
+            percentile(&values, 0.5)
         });
         colours
             .ink
@@ -811,40 +822,40 @@ impl<'a> Colours<'a> {
         low: f32,
         high: f32,
     ) -> Option<(usize, f32)> {
-        let mut own = Vec::new();
+        // Off the other lines where it can be; a line drawn over another (a margin line on a
+        // grid line) lies wholly on it, and is measured with it.
+        let (mut own, mut shared) = (Vec::new(), Vec::new());
         let n = line.family.positions(map);
         let step = (n / 400).max(1);
         for_band(map, line, |t, _, x, y| {
             let strength = map.strength_at(x, y);
-            if t % step == 0 && strength > low && strength <= high && !on_other_line(x, y) {
-                own.push((x, y));
+            if t % step == 0 && strength > low && strength <= high {
+                if on_other_line(x, y) {
+                    shared.push((x, y));
+                } else {
+                    own.push((x, y));
+                }
             }
         });
+        if own.len() < MIN_INK_PIXELS {
+            own = shared;
+        }
         if own.len() < MIN_INK_PIXELS {
             return None;
         }
         (0..3)
             .filter(|&c| self.ink[c] >= MIN_INK_DARKNESS)
             .map(|c| {
-                let mut values: Vec<f32> = own
+                let values: Vec<f32> = own
                     .iter()
                     .map(|&(x, y)| self.darkness(c, x, y, extra))
                     .collect();
-                (c, median(&mut values) / self.ink[c])
+                (c, percentile(&values, 0.5) / self.ink[c])
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .filter(|&(_, share)| share <= LINE_SHARE_IN_COLOUR)
             .map(|(c, _)| (c, STROKE_SHARE_IN_COLOUR * self.ink[c]))
     }
-}
-
-/// The median of `values` (0 when empty); reorders them.
-fn median(values: &mut [f32]) -> f32 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let k = (values.len() - 1) / 2;
-    *values.select_nth_unstable_by(k, f32::total_cmp).1
 }
 
 /// How strong a line's own ink is: along the line, the strongest pixel across its band at each
@@ -1208,14 +1219,7 @@ mod tests {
             (false, true) => [0.3, 0.55, 0.9],
             (false, false) => [0.95, 0.95, 0.95],
         };
-        let planes = Planes {
-            width: w,
-            height: h,
-            colour: (0..3)
-                .map(|c| (0..w * h).map(|i| colour(i % w, i / w)[c]).collect())
-                .collect(),
-            alpha: None,
-        };
+        let planes = rgb_planes(w, h, colour);
         let mut grey = m.clone();
         assert_eq!(remove_page_lines(&mut m, Some(&planes)), 5);
         assert!((160..220).all(|x| m.at(x, 50) == 1.0));
@@ -1223,6 +1227,57 @@ mod tests {
         // Without the colour the middle of the stroke goes with the rule.
         assert_eq!(remove_page_lines(&mut grey, None), 5);
         assert_eq!(grey.at(190, 50), 0.0);
+    }
+
+    /// Red, green and blue planes, `w` x `h`, of `colour(x, y)`.
+    fn rgb_planes(w: usize, h: usize, colour: impl Fn(usize, usize) -> [f32; 3]) -> Planes {
+        Planes {
+            width: w,
+            height: h,
+            colour: (0..3)
+                .map(|c| (0..w * h).map(|i| colour(i % w, i / w)[c]).collect())
+                .collect(),
+            alpha: None,
+        }
+    }
+
+    #[test]
+    fn a_stroke_along_a_margin_line_drawn_over_a_grid_line_stays_by_its_colour() {
+        // A red margin line (columns 30-33) drawn over a blue grid line (28-30): each lies
+        // wholly on the other's band and fringe, so neither's colour can be measured off the
+        // other. Blue ink runs down the margin line (columns 31-32, rows 50-70) and leaves it to
+        // the left at both ends; the map's plane shows all of it alike.
+        let (w, h) = (100, 120);
+        let vertical = |low: f32, high: f32| Line {
+            family: Family {
+                vertical: true,
+                angle: 0.0,
+            },
+            low,
+            high,
+            coverage: 1.0,
+        };
+        let lines = [vertical(28.0, 30.0), vertical(30.0, 33.0)];
+        let pen = |x: usize, y: usize| {
+            ((31..=32).contains(&x) && (50..=70).contains(&y))
+                || ((5..31).contains(&x) && (y == 50 || y == 70))
+        };
+        let mut m = map(w, h, |x, y| (28..=33).contains(&x) || pen(x, y));
+        let planes = rgb_planes(w, h, |x, y| match (pen(x, y), x) {
+            (true, _) => [0.15, 0.15, 0.45],
+            (false, 28..=29) => [0.6, 0.75, 0.95],
+            // Printed inks over each other: their shares of the light multiply.
+            (false, 30) => [0.54, 0.34, 0.43],
+            (false, 31..=33) => [0.9, 0.45, 0.45],
+            _ => [0.95, 0.95, 0.95],
+        });
+        let mut grey = m.clone();
+        erase(&mut m, &lines, Some(&planes));
+        assert!((31..=32).all(|x| (51..70).all(|y| m.at(x, y) == 1.0)));
+        assert!((28..=33).all(|x| m.at(x, 10) == 0.0 && m.at(x, 110) == 0.0));
+        // Without the colour, the stroke's middle goes with the lines.
+        erase(&mut grey, &lines, None);
+        assert_eq!(grey.at(31, 60), 0.0);
     }
 
     #[test]
