@@ -652,16 +652,16 @@ fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
         let colour_reach = thickness + 1;
         let by_colour = colours.as_ref().and_then(|c| {
             c.channel_for(map, line, colour_reach, on_other_line, half, stronger)
-                .map(|(channel, level)| (c, channel, level))
+                .map(|channel| (c, channel))
         });
         let coloured = |x: usize, y: usize, other: bool| {
-            by_colour.is_some_and(|(c, channel, level)| {
-                let level = if other {
-                    level * STROKE_SHARE_IN_COLOUR_ON_LINES / STROKE_SHARE_IN_COLOUR
+            by_colour.is_some_and(|(c, channel)| {
+                let share = if other {
+                    STROKE_SHARE_IN_COLOUR_ON_LINES
                 } else {
-                    level
+                    STROKE_SHARE_IN_COLOUR
                 };
-                c.darkness(channel, x, y, colour_reach) >= level
+                c.darkness(channel, x, y, colour_reach) >= share * c.ink[channel]
             })
         };
         for_band(map, &wide, |t, o, x, y| {
@@ -808,11 +808,11 @@ impl<'a> Colours<'a> {
         1.0 - plane[y * self.width + x] / paper
     }
 
-    /// The channel that shows `line` least against the writing, and the darkness from which a
-    /// pixel of its band is stroke there; `None` when every channel shows the line at more than
-    /// [`LINE_SHARE_IN_COLOUR`] of the writing. The line's darkness is the median over its
-    /// band's own ink (between `low` and `high` strength, not on another line), `extra` pixels
-    /// further out than [`Colours::reach`].
+    /// The channel that shows `line` least against the writing; `None` when every channel shows
+    /// the line at more than [`LINE_SHARE_IN_COLOUR`] of the writing. The line's darkness is the
+    /// median over its band's own ink (between `low` and `high` strength, off the other lines,
+    /// or on them where too little is off), with the paper looked for `extra` pixels further
+    /// out than [`Colours::reach`].
     fn channel_for(
         &self,
         map: &InkMap,
@@ -821,7 +821,7 @@ impl<'a> Colours<'a> {
         on_other_line: impl Fn(usize, usize) -> bool,
         low: f32,
         high: f32,
-    ) -> Option<(usize, f32)> {
+    ) -> Option<usize> {
         // Off the other lines where it can be; a line drawn over another (a margin line on a
         // grid line) lies wholly on it, and is measured with it.
         let (mut own, mut shared) = (Vec::new(), Vec::new());
@@ -854,7 +854,7 @@ impl<'a> Colours<'a> {
             })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .filter(|&(_, share)| share <= LINE_SHARE_IN_COLOUR)
-            .map(|(c, _)| (c, STROKE_SHARE_IN_COLOUR * self.ink[c]))
+            .map(|(c, _)| c)
     }
 }
 
