@@ -5,7 +5,9 @@
 # light, a margin line, all combined, out of focus; blank pages that must be refused) and prints the accuracy
 # table of docs/photos.md. Counts are per condition. Beside each condition's score it prints the
 # same models' score on the pictures' MNIST digits as they are (plain, dark on white): what MNIST's
-# own ambiguous digits cost, apart from what the photo costs.
+# own ambiguous digits cost, apart from what the photo costs. A second table sets, for the pictures
+# with printed lines (rules, a grid, a margin line), their score beside the score of the same
+# pictures drawn without the lines: what the paper's lines cost, apart from the pen line.
 # Usage: scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
 # MNIST_BIN=path/to/mnist scores another build on the same pictures (another commit's, built in
 # its own worktree; default target/release/mnist).
@@ -15,7 +17,7 @@ cd "$(dirname "$0")/.."
 digits=${1:-500}; numbers=${2:-200}; blanks=${3:-100}; seed=${4:-17}; shift $(( $# < 4 ? $# : 4 ))
 cargo build --release --locked --quiet --bin mnist --example photos -p mnist -p mnist-image
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-target/release/examples/photos write "$digits" "$numbers" "$blanks" "$dir/pictures" "$seed" "$dir/originals"
+target/release/examples/photos write "$digits" "$numbers" "$blanks" "$dir/pictures" "$seed" "$dir/originals" "$dir/unruled"
 # mnist exits 1 when a picture is refused; the scorer counts that as right for a blank picture
 # and wrong for any other.
 run() { # command, output name, folder, file pattern, then mnist flags
@@ -29,4 +31,6 @@ run predict blank-predict pictures '*-blank-*' "$@"
 run read blank-read pictures '*-blank-*' "$@"
 run predict originals-predict originals '*-digit-*' "$@"
 run read originals-read originals '*-number-*' "$@"
-target/release/examples/photos score "$dir"/{predict,read,blank-predict,blank-read,originals-predict,originals-read}.jsonl
+run predict unruled-predict unruled '*-digit-*' "$@"
+run read unruled-read unruled '*-number-*' "$@"
+target/release/examples/photos score "$dir"/{predict,read,blank-predict,blank-read,originals-predict,originals-read,unruled-predict,unruled-read}.jsonl

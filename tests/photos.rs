@@ -27,7 +27,7 @@ fn photos_of_seed(dir: &std::path::Path, counts: Counts, seed: u64) -> Vec<Photo
     let mnist_dir = real_mnist_dir();
     let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
     let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
-    write_photos(dir, &images.pixels, &labels.0, counts, seed)
+    write_photos(dir, None, &images.pixels, &labels.0, counts, seed)
         .unwrap()
         .samples
 }

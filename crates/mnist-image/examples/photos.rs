@@ -1,12 +1,14 @@
 //! The photo-like test pictures of issue 17 (`mnist_image::synth::photo`), and their score.
 //!
-//! `photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]]` writes, for every
+//! `photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR [UNRULED_DIR]]]` writes, for every
 //! condition, single digits and numbers made from MNIST test digits drawn as pen lines, and
 //! blank pages that must be refused (counts are per condition; MNIST from $MNIST_DIR or
 //! ./data/mnist). With ORIGINALS_DIR it also writes there, under the same name as PNG, each
 //! picture's MNIST digits as they are (`original_picture`): the reference for the score;
 //! and ORIGINALS_DIR/mnist-indices.tsv names, for each picture, the MNIST test digits it
 //! shows (the file's stem, a tab, their indices in MNIST's test files, comma-separated).
+//! With UNRULED_DIR it also writes there, under the same name, each picture whose page has
+//! printed lines (rules, a grid, a margin line) without them, and all else the same.
 //!
 //! `photos score FILE.jsonl...` reads what `mnist predict --json` and `mnist read --json` said
 //! about such pictures and prints the accuracy per condition as a Markdown table: a digit or a
@@ -14,7 +16,9 @@
 //! refused. Lines from a file whose name holds "originals" are what was said about the
 //! original pictures; with them the table sets each condition beside its originals' score and
 //! counts the photos read right of those whose originals were. The last row counts all
-//! conditions together. `scripts/photo-accuracy.sh` runs
+//! conditions together. Lines from a file whose name holds "unruled" are what was said about
+//! the pictures without their printed lines; with them a second table sets, for the pictures
+//! that have such lines, the score with them beside the score without them. `scripts/photo-accuracy.sh` runs
 //! both.
 //!
 //! `photos big CONDITION OUT.jpg [SEED]` writes one 12-megapixel (4000x3000) JPEG: a
@@ -67,7 +71,7 @@ use mnist_image::synth::{encode, Encoding};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt | photos small MIN_HEIGHT MAX_HEIGHT OUT_DIR SEED READ.jsonl...";
+const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR [UNRULED_DIR]]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt | photos small MIN_HEIGHT MAX_HEIGHT OUT_DIR SEED READ.jsonl...";
 
 /// Runs the subcommand; an error is one line, `error: ...`, and exit status 1.
 fn main() -> std::process::ExitCode {
@@ -101,6 +105,7 @@ fn write(args: &[String]) -> Result<(), Error> {
     };
     let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let originals = rest.get(1).map(PathBuf::from);
+    let unruled = rest.get(2).map(PathBuf::from);
     let (images, labels) = test_set()?;
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
@@ -109,7 +114,10 @@ fn write(args: &[String]) -> Result<(), Error> {
         numbers: numbers.parse()?,
         blanks: blanks.parse()?,
     };
-    let set = write_photos(&out, &images, &labels, counts, seed)?;
+    if let Some(dir) = &unruled {
+        std::fs::create_dir_all(dir)?;
+    }
+    let set = write_photos(&out, unruled.as_deref(), &images, &labels, counts, seed)?;
     eprintln!(
         "wrote {} pictures to {} (passed over {} MNIST digits whose pen line does not stand for them)",
         set.samples.len(),
@@ -547,17 +555,26 @@ impl Tally {
             None => "-".into(),
         }
     }
+
+    /// `condition`'s cells of `kinds`, each closed by a Markdown table's `|`.
+    fn cells(&self, condition: &str, kinds: &[&'static str]) -> String {
+        kinds
+            .iter()
+            .map(|kind| format!(" {} |", self.cell(condition, kind)))
+            .collect()
+    }
 }
 
 /// The name of the score table's last row, which counts every condition's pictures.
 const ALL_CONDITIONS: &str = "all conditions";
 
-/// Whether a picture was read right, and its original picture (`photos write`'s
-/// ORIGINALS_DIR) when it was read too.
+/// Whether a picture was read right, its original picture (`photos write`'s ORIGINALS_DIR)
+/// and its twin without printed lines (UNRULED_DIR) when they were read too.
 #[derive(Default)]
 struct Verdict {
     photo: Option<bool>,
     original: Option<bool>,
+    unruled: Option<bool>,
 }
 
 /// One line of what `mnist predict --json` or `mnist read --json` said about a picture.
@@ -627,6 +644,7 @@ fn score(files: &[String]) -> Result<(), Error> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let original = named.contains("originals");
+        let unruled = named.contains("unruled");
         for reading in readings(file)? {
             let stem = reading.stem.as_str();
             // NNNNN-CONDITION-digit-L, NNNNN-CONDITION-number-DIGITS or NNNNN-BLANK.
@@ -643,6 +661,8 @@ fn score(files: &[String]) -> Result<(), Error> {
                     .or_default();
                 if original {
                     verdict.original = Some(right);
+                } else if unruled {
+                    verdict.unruled = Some(right);
                 } else {
                     verdict.photo = Some(right);
                 }
@@ -659,6 +679,7 @@ fn score(files: &[String]) -> Result<(), Error> {
         }
     }
     let mut originals = false;
+    let mut unruled = false;
     for ((condition, kind, _), verdict) in &verdicts {
         // Each condition's row, and the row of all of them.
         for row in [condition.as_str(), ALL_CONDITIONS] {
@@ -676,6 +697,15 @@ fn score(files: &[String]) -> Result<(), Error> {
                     tally.add(row, where_right, photo);
                 }
             }
+            if let (Some(without), Some(with)) = (verdict.unruled, verdict.photo) {
+                unruled = true;
+                let (lined, bare) = match *kind {
+                    "digit" => ("lined digit", "unruled digit"),
+                    _ => ("lined number", "unruled number"),
+                };
+                tally.add(row, lined, with);
+                tally.add(row, bare, without);
+            }
         }
     }
     if originals {
@@ -687,32 +717,52 @@ fn score(files: &[String]) -> Result<(), Error> {
     }
     let rows = Condition::ALL.map(Condition::name);
     for name in rows.into_iter().chain([ALL_CONDITIONS]) {
-        print!(
-            "| {name} | {} | {} |",
-            tally.cell(name, "digit"),
-            tally.cell(name, "number")
-        );
+        print!("| {name} |{}", tally.cells(name, &["digit", "number"]));
         if originals {
             print!(
-                " {} | {} | {} | {} |",
-                tally.cell(name, "original digit"),
-                tally.cell(name, "original number"),
-                tally.cell(name, "digit where original right"),
-                tally.cell(name, "number where original right")
+                "{}",
+                tally.cells(
+                    name,
+                    &[
+                        "original digit",
+                        "original number",
+                        "digit where original right",
+                        "number where original right",
+                    ]
+                )
             );
         }
         println!();
+    }
+    if unruled {
+        println!();
+        println!("| condition: its pictures with printed lines | single digits right | the same without the lines | numbers exactly right | the same without the lines |");
+        println!("| --- | --- | --- | --- | --- |");
+        let lined = |name: &str| {
+            ["lined digit", "lined number"]
+                .iter()
+                .any(|kind| tally.0.contains_key(&(name.to_string(), *kind)))
+        };
+        for name in rows
+            .into_iter()
+            .chain([ALL_CONDITIONS])
+            .filter(|n| lined(n))
+        {
+            let kinds = [
+                "lined digit",
+                "unruled digit",
+                "lined number",
+                "unruled number",
+            ];
+            println!("| {name} |{}", tally.cells(name, &kinds));
+        }
     }
     println!();
     println!("| blank picture | refused by `predict` | refused by `read` |");
     println!("| --- | --- | --- |");
     for b in Blank::ALL {
         let name = b.name();
-        println!(
-            "| {name} | {} | {} |",
-            tally.cell(name, "predict"),
-            tally.cell(name, "read")
-        );
+        println!("| {name} |{}", tally.cells(name, &["predict", "read"]));
     }
     Ok(())
 }

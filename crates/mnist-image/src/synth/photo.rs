@@ -785,9 +785,42 @@ fn rule_for(page: &mut Page, height: f32, baseline: f32, rng: &mut impl Rng) {
     }
 }
 
+/// A photo drawn but not yet rendered: the page and the pen's ink on it (coverage 0-1 per
+/// pixel). [`write_photos`] can render it twice, as it is and without the page's printed lines,
+/// to tell what the lines cost from what the pen line does.
+struct Drawn {
+    page: Page,
+    ink: Vec<f32>,
+}
+
+impl Drawn {
+    fn render(&self, rng: &mut impl Rng) -> DynamicImage {
+        self.page.render(&self.ink, rng)
+    }
+
+    /// The same picture without the page's rules, grid and margin line, when it has any: the
+    /// same `rng` state renders the same paper, light and noise.
+    fn unruled(&self, rng: &mut impl Rng) -> Option<DynamicImage> {
+        if matches!(self.page.ruling, Ruling::None) && self.page.margin.is_none() {
+            return None;
+        }
+        let page = Page {
+            ruling: Ruling::None,
+            margin: None,
+            ..self.page.clone()
+        };
+        Some(page.render(&self.ink, rng))
+    }
+}
+
 /// A picture of one MNIST digit (`pixels`, 28x28) written under `condition`. The generators
 /// below only pick digits a pen line can stand for ([`pen_fidelity`]).
 pub fn digit_photo(pixels: &[u8], condition: Condition, rng: &mut impl Rng) -> DynamicImage {
+    draw_digit(pixels, condition, rng).render(rng)
+}
+
+/// [`digit_photo`] before it is rendered.
+fn draw_digit(pixels: &[u8], condition: Condition, rng: &mut impl Rng) -> Drawn {
     let mut page = Page::random(Some(condition), None, rng);
     let short = page.width.min(page.height) as f32;
     let height = short * rng.random_range(0.18..0.6);
@@ -809,7 +842,7 @@ pub fn digit_photo(pixels: &[u8], condition: Condition, rng: &mut impl Rng) -> D
     rule_for(&mut page, digit.height, v + digit.height, rng);
     let mut ink = vec![0.0; (page.width * page.height) as usize];
     digit.draw(&page, u, v, &mut ink);
-    page.render(&ink, rng)
+    Drawn { page, ink }
 }
 
 /// Size of [`phone_photo`]: 12 megapixels.
@@ -865,6 +898,11 @@ pub fn number_photo_of(
 
 /// A picture of the number made of MNIST `digits` written left to right under `condition`.
 pub fn number_photo(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) -> DynamicImage {
+    draw_number(digits, condition, rng).render(rng)
+}
+
+/// [`number_photo`] before it is rendered.
+fn draw_number(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) -> Drawn {
     let mut page = Page::random(Some(condition), None, rng);
     // Numbers are written across: make the picture wide.
     if page.height > page.width {
@@ -916,7 +954,7 @@ pub fn number_photo(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) 
         pen.draw(&page, x, baseline - pen.height + drop, &mut ink);
         x += pen.width;
     }
-    page.render(&ink, rng)
+    Drawn { page, ink }
 }
 
 /// A picture with nothing written on it.
@@ -961,9 +999,13 @@ pub struct Counts {
 /// `counts.blanks` pictures of every [`Blank`], into `dir`: `NNNNN-CONDITION-digit-L.ext`,
 /// `NNNNN-CONDITION-number-DIGITS.ext`, `NNNNN-BLANK.ext`. Each condition has its own random
 /// stream (from `seed`), so its pictures do not change when other counts do. Digits a pen line
-/// cannot stand for are passed over ([`pen_fidelity`]) and counted.
+/// cannot stand for are passed over ([`pen_fidelity`]) and counted. With `unruled`, each
+/// picture whose page has printed lines (rules, a grid, a margin line) is also written there,
+/// under the same name, without them ([`Drawn::unruled`]): what the reader reads of the same
+/// pen lines, paper, light and noise on a page with no lines.
 pub fn write_photos(
     dir: &Path,
+    unruled: Option<&Path>,
     digits: &[u8],
     labels: &[u8],
     counts: Counts,
@@ -977,13 +1019,31 @@ pub fn write_photos(
         index += 1;
         std::fs::write(&file, encode(image, encoding)).map(|_| file)
     };
+    // Renders `drawn` with `rng`, and writes its unruled twin (from the same `rng` state) under
+    // the name `save` gave it.
+    let render = |drawn: Drawn, rng: &mut ChaCha8Rng| {
+        let twin = unruled.and_then(|dir| Some((dir, drawn.unruled(&mut rng.clone())?)));
+        (drawn.render(rng), twin)
+    };
+    let save_twin = |twin: Option<(&Path, DynamicImage)>, file: &Path, encoding: Encoding| match (
+        twin,
+        file.file_name(),
+    ) {
+        (Some((dir, image)), Some(name)) => {
+            std::fs::write(dir.join(name), encode(&image, encoding))
+        }
+        _ => Ok(()),
+    };
     let digit = |k: usize| &digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS];
     for (c, condition) in Condition::ALL.into_iter().enumerate() {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((c as u64 + 1) << 32));
         for _ in 0..counts.digits {
             let k = pen_writable(digits, labels, &mut rng, &mut skipped);
             let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
-            let picture = digit_photo(digit(k), condition, &mut page_rng);
+            let (picture, twin) = render(
+                draw_digit(digit(k), condition, &mut page_rng),
+                &mut page_rng,
+            );
             let encoding = photo_encoding(condition, &mut rng);
             let answer = labels[k].to_string();
             let file = save(
@@ -991,6 +1051,7 @@ pub fn write_photos(
                 format!("{}-digit-{answer}", condition.name()),
                 encoding,
             )?;
+            save_twin(twin, &file, encoding)?;
             samples.push(PhotoSample {
                 file,
                 condition: condition.name(),
@@ -1005,7 +1066,10 @@ pub fn write_photos(
                 .collect();
             let images: Vec<&[u8]> = chosen.iter().map(|&k| digit(k)).collect();
             let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
-            let picture = number_photo(&images, condition, &mut page_rng);
+            let (picture, twin) = render(
+                draw_number(&images, condition, &mut page_rng),
+                &mut page_rng,
+            );
             let encoding = photo_encoding(condition, &mut rng);
             let answer: String = chosen
                 .iter()
@@ -1016,6 +1080,7 @@ pub fn write_photos(
                 format!("{}-number-{answer}", condition.name()),
                 encoding,
             )?;
+            save_twin(twin, &file, encoding)?;
             samples.push(PhotoSample {
                 file,
                 condition: condition.name(),
@@ -1126,11 +1191,37 @@ mod tests {
             numbers: 1,
             blanks: 1,
         };
-        let set = write_photos(dir.path(), &digits, &labels, counts, 3).unwrap();
+        let twins = tempfile::tempdir().unwrap();
+        let set =
+            write_photos(dir.path(), Some(twins.path()), &digits, &labels, counts, 3).unwrap();
         assert_eq!(
             set.samples.len(),
             2 * Condition::ALL.len() + Blank::ALL.len()
         );
+        // The unruled twins, under the pictures' own names: of every picture with printed
+        // lines, and of none without them (out of focus has them or not, by chance).
+        for sample in &set.samples {
+            let twin = twins.path().join(sample.file.file_name().unwrap());
+            let is =
+                |conditions: &[Condition]| conditions.iter().any(|c| c.name() == sample.condition);
+            if is(&[
+                Condition::Ruled,
+                Condition::Squared,
+                Condition::Margin,
+                Condition::Combined,
+            ]) {
+                assert!(twin.is_file(), "no twin of {}", sample.file.display());
+            } else if sample.answer.is_none()
+                || is(&[
+                    Condition::Pen,
+                    Condition::BlueShadow,
+                    Condition::UnevenLight,
+                    Condition::Pencil,
+                ])
+            {
+                assert!(!twin.exists(), "a twin of {}", sample.file.display());
+            }
+        }
         for sample in &set.samples {
             let spelled: String = sample
                 .mnist
@@ -1250,6 +1341,44 @@ mod tests {
             .map(|x| f32::from(255 - at(&hollow, x, 40)) / 255.0)
             .sum();
         assert!((across - width).abs() <= 0.5, "stem {across} px wide");
+    }
+
+    #[test]
+    fn an_unruled_twin_is_the_same_photo_without_the_printed_lines() {
+        let digit = six(false);
+        // Whether each condition's page has rules across it and a line down it.
+        for (condition, across, down) in [
+            (Condition::Ruled, true, false),
+            (Condition::Squared, true, true),
+            (Condition::Margin, true, true),
+            (Condition::Pen, false, false),
+        ] {
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let drawn = draw_number(&[&digit, &digit], condition, &mut rng);
+            let twin = drawn.unruled(&mut rng.clone());
+            let photo = drawn.render(&mut rng).to_rgb8();
+            let Some(twin) = twin.map(|t| t.to_rgb8()) else {
+                assert!(!across && !down, "{condition:?} has lines but no twin");
+                continue;
+            };
+            assert_eq!(photo.dimensions(), twin.dimensions());
+            // The same paper, light and noise: the lines can only have darkened a pixel.
+            let darker = |x: u32, y: u32| {
+                let (p, t) = (photo.get_pixel(x, y).0, twin.get_pixel(x, y).0);
+                assert!((0..3).all(|c| p[c] <= t[c]), "{condition:?} ({x}, {y})");
+                (0..3).any(|c| p[c] < t[c])
+            };
+            let (w, h) = photo.dimensions();
+            let full_row =
+                (0..h).any(|y| (0..w).filter(|&x| darker(x, y)).count() as u32 >= w * 9 / 10);
+            let full_column =
+                (0..w).any(|x| (0..h).filter(|&y| darker(x, y)).count() as u32 >= h * 9 / 10);
+            assert_eq!(
+                (full_row, full_column),
+                (across, down),
+                "{condition:?}: a line across, a line down"
+            );
+        }
     }
 
     fn cut_at(grey: &[u8], level: u8) -> Vec<bool> {
