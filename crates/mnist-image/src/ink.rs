@@ -200,10 +200,26 @@ impl InkMap {
     /// Detects paper and ink in a picture's planes (borrowed: the page's lines are told from
     /// strokes by their colour afterwards, [`crate::lines::remove_page_lines`]).
     pub fn from_planes(planes: &Planes) -> Self {
+        Self::from_planes_over(planes, false)
+    }
+
+    /// [`InkMap::from_planes`] with the paper estimated over the narrowest window a thin pen
+    /// line gets ([`MIN_WINDOW`] of the longer side), whatever the wider windows find: a look
+    /// at a page where they found no ink. A shadow's sharp edge, which wide windows cannot
+    /// follow, puts the shade into the noise and can hide a lone pen line under it. The narrow
+    /// window leaves wedges of false ink along that edge, so only thin strokes found this way
+    /// are to be trusted (`crate::analysable` judges them).
+    pub fn from_planes_over_narrow_window(planes: &Planes) -> Self {
+        Self::from_planes_over(planes, true)
+    }
+
+    fn from_planes_over(planes: &Planes, narrowest: bool) -> Self {
         let (width, height) = (planes.width, planes.height);
         let ink = match &planes.alpha {
-            Some(alpha) => ink_with_alpha(&mut planes.colour.clone(), alpha, width, height),
-            None => ink_against_paper(&planes.colour, width, height),
+            Some(alpha) => {
+                ink_with_alpha(&mut planes.colour.clone(), alpha, width, height, narrowest)
+            }
+            None => ink_against_paper(&planes.colour, width, height, narrowest),
         };
         let (strength, faint) = ink.unwrap_or_else(|| (vec![0.0; width * height], 0.0));
         let ink: Vec<f32> = strength.iter().map(|&v| v.min(1.0)).collect();
@@ -232,6 +248,7 @@ fn ink_with_alpha(
     alpha: &[f32],
     width: usize,
     height: usize,
+    narrowest: bool,
 ) -> Option<(Vec<f32>, f32)> {
     let luma = luminance(planes);
     let opaque: Vec<f32> = luma
@@ -261,7 +278,7 @@ fn ink_with_alpha(
             *v = a * *v + (1.0 - a) * paper;
         }
     }
-    ink_against_paper(planes, width, height)
+    ink_against_paper(planes, width, height, narrowest)
 }
 
 /// Rec. 601 luminance of one (grey) or three (RGB) planes.
@@ -296,7 +313,12 @@ fn luminance(planes: &[Vec<f32>]) -> Vec<f32> {
 /// window kept off the lit side of the edge takes the shade's lightest part within its reach
 /// for the paper, a wedge of false ink where the shade darkens towards the frame. Returns each
 /// pixel's ink, 0-1, and the strength up to which it may be noise ([`scale_to_strokes`]).
-fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option<(Vec<f32>, f32)> {
+fn ink_against_paper(
+    planes: &[Vec<f32>],
+    width: usize,
+    height: usize,
+    narrowest: bool,
+) -> Option<(Vec<f32>, f32)> {
     let luma = luminance(planes);
     let dark_ink = dark_ink(&luma, width, height)?;
     let mut candidates: Vec<&[f32]> = vec![&luma];
@@ -327,18 +349,21 @@ fn ink_against_paper(planes: &[Vec<f32>], width: usize, height: usize) -> Option
         }
     }
     let plane = candidates[best?.1];
-    let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
-    let ink = ink_over(&wide, plane, width, height, step * step);
     // The ink over the paper estimated over narrower squares, `window` pixels across.
     let ink_over_window = |window: f32| {
         let paper = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(window));
         ink_over(&paper, plane, width, height, step * step)
     };
+    let thin_window =
+        |stroke: f32| (STROKE_WINDOWS * stroke).max(MIN_WINDOW * width.max(height) as f32);
+    if narrowest {
+        return Some(ink_over_window(thin_window(0.0)));
+    }
+    let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
+    let ink = ink_over(&wide, plane, width, height, step * step);
     let Some(stroke) = outline_width(&ink.0, width, height) else {
         return Some(ink);
     };
-    let thin_window =
-        |stroke: f32| (STROKE_WINDOWS * stroke).max(MIN_WINDOW * width.max(height) as f32);
     let thin = thin_window(stroke);
     let window = if thin < 0.5 * wide.window() {
         thin

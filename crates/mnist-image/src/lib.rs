@@ -39,12 +39,13 @@ pub const ANALYSIS_MAX_SIDE: u32 = 1600;
 /// blur is half as wide, and so is one where no ink was found, where the paper's noise is
 /// averaged down; unless that would leave fewer pixels than this on its longer side.
 const HALF_SIZE_MIN_SIDE: u32 = 150;
-/// Ink found only at half size counts when its strokes are at most this wide (pixels at half
-/// size, [`InkMap::stroke_width`]), as a pen line is: there the faint pen and pencil strokes of
-/// blurred photos are 2.2-2.9 px wide, and what a blank page leaves after its shadows are taken
-/// out is patches 6.6-28 px wide (the blank pages of `scripts/photo-accuracy.sh 0 0 100 5` and
-/// `0 0 100 31`).
-const HALF_SIZE_MAX_STROKE: f32 = 4.5;
+/// Ink found only on a second look (at half size, or over the narrowest window) counts when its
+/// strokes are at most this wide (pixels at the size looked at, [`InkMap::stroke_width`]), as a
+/// pen line is: at half size the faint pen and pencil strokes of blurred photos are 2.2-2.9 px
+/// wide, and what a blank page leaves after its shadows are taken out is patches 6.6-28 px wide
+/// (the blank pages of `scripts/photo-accuracy.sh 0 0 100 5` and `0 0 100 31`); over the
+/// narrowest window it tells a pen line from the wedges of false ink along a shadow's edge.
+const SECOND_LOOK_MAX_STROKE: f32 = 4.5;
 
 /// One digit found in a picture, ready for a model.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +99,8 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
 }
 
 /// The ink map of `image`, shrunk if needed (to [`ANALYSIS_MAX_SIDE`], and by half again when
-/// the picture is out of focus or holds no ink at that size), without the page's printed lines,
+/// the picture is out of focus or holds no ink at that size; over the narrowest window when
+/// neither finds any), without the page's printed lines,
 /// and the factor from its pixels to the original's.
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
@@ -111,7 +113,7 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
         let half = InkMap::from_planes(&half_planes);
         let strokes = half
             .stroke_width()
-            .is_some_and(|w| w <= HALF_SIZE_MAX_STROKE);
+            .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE);
         if !blank || strokes {
             factor *= 2;
             map = half;
@@ -119,6 +121,23 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
         }
     }
     lines::remove_page_lines(&mut map, Some(&planes));
+    if map.is_blank() {
+        // A lone pen line on a page with a shadow's sharp edge across it: over wide windows the
+        // shade is in the noise and hides the line, and with no stroke found there is no stroke
+        // width to narrow the window from. Looked at over the narrowest window, only thin strokes
+        // on a page without printed lines count: that window leaves wedges of false ink along
+        // the edge, and pieces of the lines it finds. (A page's lines, found over the wide
+        // windows, give them the stroke width to narrow from.)
+        let mut narrow = InkMap::from_planes_over_narrow_window(&planes);
+        let printed_lines = lines::remove_page_lines(&mut narrow, Some(&planes));
+        if printed_lines == 0
+            && narrow
+                .stroke_width()
+                .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE)
+        {
+            map = narrow;
+        }
+    }
     map.drop_faint_alone();
     (map, factor as f64)
 }
@@ -191,6 +210,27 @@ mod tests {
             assert!(digit_in_image(&page).is_none(), "{name}");
             assert!(digits_in_image(&page).is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_lone_pen_line_on_a_page_in_shadow_is_found_over_the_narrowest_window() {
+        // A 1 on a page under a gradient and vignetting, its lower quarter in a shadow with a
+        // sharp edge (the combined condition without its rules, seed 17): over wide windows,
+        // and at half size, the shade is in the noise and hides the line.
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/regressions/17-00730-combined-without-lines-number-1.jpg");
+        let page = read_image(&file).unwrap();
+        assert!(
+            InkMap::from_image(&page).is_blank(),
+            "the wide windows find it"
+        );
+        let found = digit_in_image(&page).expect("the line is found");
+        // The pen line runs from about (700, 345) down to (640, 525).
+        let b = found.bbox;
+        assert!(
+            (630..=650).contains(&b.x) && (335..=355).contains(&b.y) && b.h >= 160 && b.w <= 80,
+            "{b:?}"
+        );
     }
 
     #[test]
