@@ -1019,8 +1019,8 @@ pub fn write_photos(
         index += 1;
         std::fs::write(&file, encode(image, encoding)).map(|_| file)
     };
-    // Renders `drawn` with `rng`, and writes its unruled twin (from the same `rng` state) under
-    // the name `save` gave it.
+    // Renders `drawn` with `rng`, and, when twins are asked for, its unruled twin from the same
+    // `rng` state; `save_twin` writes the twin under the name `save` gave the picture.
     let render = |drawn: Drawn, rng: &mut ChaCha8Rng| {
         let twin = unruled.and_then(|dir| Some((dir, drawn.unruled(&mut rng.clone())?)));
         (drawn.render(rng), twin)
