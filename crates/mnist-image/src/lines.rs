@@ -499,45 +499,152 @@ fn coverage(map: &InkMap, family: Family, low: f32, high: f32) -> f32 {
 /// strong enough to be that stroke ([`STROKE_SHARE_ON_LINE`]), and where it only touches the
 /// line, stronger than the line alone ([`ABOVE_PROFILE_SIGMAS`]), so the stroke stays whole and
 /// the line's own ink beside it goes. Ink of the writing's colour where the line's is another
-/// stays too ([`Colours`], from `planes`).
+/// stays too ([`Colours`], from `planes`). Each line is judged in a pass of its own
+/// ([`LinePass`]); a pixel goes if some pass clears it and none keeps it.
 fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
-    let (w, h) = (map.width, map.height);
-    // Each line with its fringe: ink beside another line (its anti-aliased or JPEG-blurred
-    // edge, where the rules of squared paper cross) is that line's, not a stroke leaving.
-    // (Counted per pixel, so that a line's own fringe can be told from another's.)
-    let fringed = |line: &Line| Line {
-        low: line.low - 2.0,
-        high: line.high + 2.0,
-        ..*line
-    };
-    let mut on_lines = vec![0u8; w * h];
+    let w = map.width;
+    // How many lines' bands, with their fringes, hold each pixel: ink beside another line (its
+    // anti-aliased or JPEG-blurred edge, where the rules of squared paper cross) is that line's,
+    // not a stroke leaving. (Counted per pixel, so that a line's own fringe can be told from
+    // another's.)
+    let mut on_lines = vec![0u8; w * map.height];
     for line in lines {
-        for_band(map, &fringed(line), |_, _, x, y| {
+        for_band(map, &line.fringed(), |_, _, x, y| {
             on_lines[y * w + x] = on_lines[y * w + x].saturating_add(1)
         });
     }
     let colours = Colours::new(map, planes, &on_lines);
-    let mut clear = vec![false; w * h];
-    // A stroke that a line's pass finds running on through a crossing (along a rule, through
-    // the band of a margin line that crosses it) stays, whatever the crossing line's pass makes
-    // of it: that stroke leaves the margin line only onto the rule, where the rule's pass alone
-    // can tell it. No other pixel is kept this way.
-    let mut keep = vec![false; w * h];
+    let mut verdicts = vec![0u8; w * map.height];
     for line in lines {
-        let n = line.family.positions(map);
+        LinePass::new(map, line, &on_lines, colours.as_ref()).judge(map, &mut verdicts);
+    }
+    map.on_lines = on_lines.iter().map(|&n| n > 0).collect();
+    for (v, &verdict) in map.ink.iter_mut().zip(&verdicts) {
+        if verdict == CLEARED {
+            *v = 0.0;
+        }
+    }
+}
+
+/// A line's pass marks a band pixel as the line's ink ([`CLEARED`]) or as a stroke running on
+/// through a crossing ([`KEPT`]); a pixel marked kept by any pass stays, whatever another pass
+/// makes of it.
+const CLEARED: u8 = 1;
+const KEPT: u8 = 2;
+
+impl Line {
+    /// The line's band with its fringe: two pixels each side.
+    fn fringed(&self) -> Line {
+        Line {
+            low: self.low - 2.0,
+            high: self.high + 2.0,
+            ..*self
+        }
+    }
+}
+
+/// What one line's pass knows of its band before it judges each pixel: where strokes leave the
+/// band or run along it, and how strong and wide the line's own ink is.
+struct LinePass<'a> {
+    line: &'a Line,
+    /// Pixels held by each line's band with its fringe ([`erase`]).
+    on_lines: &'a [u8],
+    /// The band and a pixel of fringe each side: what the pass judges.
+    wide: Line,
+    /// The line's own strength ([`strength`]), and what stands well above it: a pen is usually
+    /// darker than the printed line, so ink that strong is a stroke along it (the base of a 2
+    /// written on the rule) ...
+    own_strength: f32,
+    stronger: f32,
+    /// ... or, where two lines cross and their inks add up, stronger than both.
+    stronger_than_two: f32,
+    /// Across `wide`, the line's own strength at each offset ([`profile`]).
+    profile: Vec<(f32, f32)>,
+    /// At each position along the line, the strength of a stroke leaving the band within reach
+    /// (0 where none does), and whether strokes leave it on both sides there (one crosses it).
+    stroke_near: Vec<f32>,
+    crossing: Vec<bool>,
+    /// Positions where the ink across the band is wider than the line's own: a stroke along it.
+    alongside: Vec<bool>,
+    /// Position by offset: a stroke that runs on through a crossing line.
+    runs_through: Vec<bool>,
+    /// The colour rule for this line, where a channel tells its ink from the writing's, and
+    /// how much further than [`Colours::reach`] the paper is looked for: past the line.
+    by_colour: Option<(&'a Colours<'a>, usize)>,
+    colour_reach: usize,
+}
+
+impl<'a> LinePass<'a> {
+    fn new(
+        map: &InkMap,
+        line: &'a Line,
+        on_lines: &'a [u8],
+        colours: Option<&'a Colours<'a>>,
+    ) -> Self {
         let thickness = (line.high - line.low + 1.0).ceil() as usize;
-        let own = fringed(line);
-        let on_other_line = |x: usize, y: usize| {
-            let o = line.family.offset(x as f32, y as f32);
-            let mine = u8::from(o >= own.low - 0.5 && o <= own.high + 0.5);
-            on_lines[y * w + x] > mine
+        let wide = Line {
+            low: line.low - 1.0,
+            high: line.high + 1.0,
+            ..*line
         };
+        let own_strength = strength(map, line);
+        let mut pass = LinePass {
+            line,
+            on_lines,
+            wide,
+            own_strength,
+            stronger: (own_strength + STROKE_ABOVE_LINE).max(STROKE_ON_LINE),
+            stronger_than_two: (2.0 * own_strength + STROKE_ABOVE_LINE).max(STROKE_ON_LINE),
+            profile: profile(map, &wide),
+            stroke_near: Vec::new(),
+            crossing: Vec::new(),
+            alongside: Vec::new(),
+            runs_through: Vec::new(),
+            by_colour: None,
+            colour_reach: thickness + 1,
+        };
+        (pass.stroke_near, pass.crossing) = pass.strokes_leaving(map, thickness);
+        (pass.alongside, pass.runs_through) = pass.strokes_along(map);
+        // Where a channel shows the writing and hardly this line, a band pixel about as dark
+        // there as the writing is stroke, however alike the map's plane shows the two (a grey
+        // pen down a blue grid line, blue ink across a red margin line).
+        pass.by_colour = colours.and_then(|c| {
+            let on_other_line = |x, y| pass.on_other_line(map, x, y);
+            c.channel_for(
+                map,
+                line,
+                pass.colour_reach,
+                on_other_line,
+                0.5 * own_strength,
+                pass.stronger,
+            )
+            .map(|channel| (c, channel))
+        });
+        pass
+    }
+
+    /// Whether pixel `(x, y)` lies on another line's band (with its fringe) than this one's.
+    fn on_other_line(&self, map: &InkMap, x: usize, y: usize) -> bool {
+        let own = self.line.fringed();
+        let o = self.line.family.offset(x as f32, y as f32);
+        let mine = u8::from(o >= own.low - 0.5 && o <= own.high + 0.5);
+        self.on_lines[y * map.width + x] > mine
+    }
+
+    /// For each position along the line: the strength of a stroke that leaves the band within a
+    /// band's width of it, and whether strokes leave on both sides there (it crosses the line).
+    /// Around a stroke that leaves, the band keeps what is strong enough to be that stroke where
+    /// it crosses or touches the line (a faint pencil line no stronger than the rule keeps the
+    /// whole band there); the rule's own ink beside it goes, or it would hang off the digit as a
+    /// bar (a 1 read as an I, a 3 joined to the / after it).
+    fn strokes_leaving(&self, map: &InkMap, thickness: usize) -> (Vec<f32>, Vec<bool>) {
+        let (line, n) = (self.line, self.line.family.positions(map));
         // The strongest ink at offset `o` within a position of `t`, not on another line; 0 where
         // there is none (the map's strength is its ink uncapped, so both are 0 together).
         let ink_near = |t: usize, o: f32| {
             (t.saturating_sub(1)..(t + 2).min(n))
                 .filter_map(|t| line.family.pixel(map, t, o))
-                .filter(|&(x, y)| !on_other_line(x, y))
+                .filter(|&(x, y)| !self.on_other_line(map, x, y))
                 .map(|(x, y)| map.strength_at(x, y))
                 .fold(0.0f32, f32::max)
         };
@@ -564,13 +671,9 @@ fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
                 [side(line.low, -1.0), side(line.high, 1.0)]
             })
             .collect();
-        // Around a stroke that leaves, the band keeps what is strong enough to be that stroke
-        // where it crosses or touches the line (a faint pencil line no stronger than the rule
-        // keeps the whole band there); the rule's own ink beside it goes, or it would hang off
-        // the digit as a bar (a 1 read as an I, a 3 joined to the / after it). Ink beyond the
-        // line on both sides within that reach is a stroke crossing it.
+        // Ink beyond the line on both sides within that reach is a stroke crossing it.
         let reach = thickness.div_ceil(2) + 2;
-        let (stroke_near, crossing): (Vec<f32>, Vec<bool>) = (0..n)
+        (0..n)
             .map(|t| {
                 let near = &leaving[t.saturating_sub(reach)..(t + reach + 1).min(n)];
                 let strongest = near
@@ -580,42 +683,34 @@ fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
                 let beyond = |side: usize| near.iter().any(|sides| sides[side].1);
                 (strongest, beyond(0) && beyond(1))
             })
-            .unzip();
-        // The band and a pixel of fringe each side. A pen is usually darker than the printed
-        // line: what stands well above the line's own strength is a stroke along it (the base
-        // of a 2 written on the rule), kept too.
-        let wide = Line {
-            low: line.low - 1.0,
-            high: line.high + 1.0,
-            ..*line
-        };
-        let own_strength = strength(map, line);
-        let stronger = (own_strength + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
-        // Where two lines cross, their inks add up: a stroke there is stronger than both.
-        let stronger_than_two = (2.0 * own_strength + STROKE_ABOVE_LINE).max(STROKE_ON_LINE);
-        let profile = profile(map, &wide);
-        // A stroke running along the line beside its ink (the base of a 0 written on a rule,
-        // out of focus no stronger than the rule) widens the ink across the band beyond the
-        // line's own width there; what stands above the line's profile at those positions is
-        // that stroke's. (A rule that bends across the band keeps its width.)
-        let half = 0.5 * own_strength;
+            .unzip()
+    }
+
+    /// Where a stroke runs along the line beside its ink, and where such a stroke runs on through
+    /// a crossing line. A stroke running along the line (the base of a 0 written on a rule, out
+    /// of focus no stronger than the rule) widens the ink across the band beyond the line's own
+    /// width there; what stands above the line's profile at those positions is that stroke's.
+    /// (A rule that bends across the band keeps its width.) Where the band lies wholly on
+    /// another line (a margin line crossing a rule), the width cannot be measured; a stroke that
+    /// runs alongside on both sides of that crossing runs on through it, at the offsets where it
+    /// stands above the line's profile on either side.
+    fn strokes_along(&self, map: &InkMap) -> (Vec<bool>, Vec<bool>) {
+        let n = self.line.family.positions(map);
+        let half = 0.5 * self.own_strength;
+        let bands = self.profile.len();
         let mut widths = vec![0usize; n];
-        // Where the band lies wholly on another line (a margin line crossing a rule), the width
-        // cannot be measured; a stroke that runs alongside on both sides of that crossing runs
-        // on through it, at the offsets where it stands above the line's profile on either side.
-        let bands = profile.len();
         let mut crossed = vec![true; n];
         let mut stroke_at = vec![false; n * bands];
-        for_band(map, &wide, |t, o, x, y| {
-            if on_other_line(x, y) {
+        for_band(map, &self.wide, |t, o, x, y| {
+            if self.on_other_line(map, x, y) {
                 return;
             }
             crossed[t] = false;
             let strength = map.strength_at(x, y);
             if strength > half {
                 widths[t] += 1;
-                let k = (o - wide.low) as usize;
-                let (level, spread) = profile[k];
+                let k = (o - self.wide.low) as usize;
+                let (level, spread) = self.profile[k];
                 stroke_at[t * bands + k] = strength > level + ABOVE_PROFILE_SIGMAS * spread;
             }
         });
@@ -646,56 +741,62 @@ fn erase(map: &mut InkMap, lines: &[Line], planes: Option<&Planes>) {
             }
             start = end;
         }
-        // Where a channel shows the writing and hardly this line, a band pixel about as dark
-        // there as the writing is stroke, however alike the map's plane shows the two (a grey
-        // pen down a blue grid line, blue ink across a red margin line).
-        let colour_reach = thickness + 1;
-        let by_colour = colours.as_ref().and_then(|c| {
-            c.channel_for(map, line, colour_reach, on_other_line, half, stronger)
-                .map(|channel| (c, channel))
-        });
-        let coloured = |x: usize, y: usize, other: bool| {
-            by_colour.is_some_and(|(c, channel)| {
-                let share = if other {
-                    STROKE_SHARE_IN_COLOUR_ON_LINES
-                } else {
-                    STROKE_SHARE_IN_COLOUR
-                };
-                c.darkness(channel, x, y, colour_reach) >= share * c.ink[channel]
-            })
-        };
-        for_band(map, &wide, |t, o, x, y| {
-            let other = on_other_line(x, y);
-            let limit = if other { stronger_than_two } else { stronger };
+        (alongside, runs_through)
+    }
+
+    /// Marks in `verdicts` each pixel of the band that is the line's own ink ([`CLEARED`]), and
+    /// each that a stroke running on through a crossing holds ([`KEPT`]).
+    fn judge(&self, map: &InkMap, verdicts: &mut [u8]) {
+        let bands = self.profile.len();
+        let half = 0.5 * self.own_strength;
+        for_band(map, &self.wide, |t, o, x, y| {
+            let other = self.on_other_line(map, x, y);
+            let limit = if other {
+                self.stronger_than_two
+            } else {
+                self.stronger
+            };
             let strength = map.strength_at(x, y);
             // Where a stroke only touches the line (a digit sitting on a rule), its pixels on
             // the line hold the line's ink and its own: they stand above what the line holds at
             // that offset (where another line crosses, both). Where it crosses, the crossing is
             // the stroke's, however dark the line (ink on black ink adds nothing).
-            let k = (o - wide.low) as usize;
-            let (level, spread) = profile[k];
-            let level = if other { level + own_strength } else { level };
+            let k = (o - self.wide.low) as usize;
+            let (level, spread) = self.profile[k];
+            let level = if other {
+                level + self.own_strength
+            } else {
+                level
+            };
             let above_profile = strength > level + ABOVE_PROFILE_SIGMAS * spread;
-            let of_stroke_near = stroke_near[t] > 0.0
-                && strength > STROKE_SHARE_ON_LINE * stroke_near[t]
-                && (crossing[t] || above_profile);
-            let beside = alongside[t] && !other && strength > half && above_profile;
-            if runs_through[t * bands + k] {
-                // Kept whatever the crossing line's pass makes of it.
-                keep[y * w + x] = true;
+            let of_stroke_near = self.stroke_near[t] > 0.0
+                && strength > STROKE_SHARE_ON_LINE * self.stroke_near[t]
+                && (self.crossing[t] || above_profile);
+            let beside = self.alongside[t] && !other && strength > half && above_profile;
+            let i = y * map.width + x;
+            if self.runs_through[t * bands + k] {
+                verdicts[i] |= KEPT;
             } else if !(of_stroke_near || beside)
                 && strength <= limit
-                && !(strength > 0.0 && coloured(x, y, other))
+                && !(strength > 0.0 && self.coloured(x, y, other))
             {
-                clear[y * w + x] = true;
+                verdicts[i] |= CLEARED;
             }
         });
     }
-    map.on_lines = on_lines.iter().map(|&n| n > 0).collect();
-    for ((v, c), k) in map.ink.iter_mut().zip(clear).zip(keep) {
-        if c && !k {
-            *v = 0.0;
-        }
+
+    /// Whether pixel `(x, y)` is as dark as the writing in the channel that hardly shows the
+    /// line ([`STROKE_SHARE_IN_COLOUR`], or [`STROKE_SHARE_IN_COLOUR_ON_LINES`] where `other`
+    /// lines cross it too).
+    fn coloured(&self, x: usize, y: usize, other: bool) -> bool {
+        self.by_colour.is_some_and(|(c, channel)| {
+            let share = if other {
+                STROKE_SHARE_IN_COLOUR_ON_LINES
+            } else {
+                STROKE_SHARE_IN_COLOUR
+            };
+            c.darkness(channel, x, y, self.colour_reach) >= share * c.ink[channel]
+        })
     }
 }
 
