@@ -200,7 +200,14 @@ impl InkMap {
     /// Detects paper and ink in a picture's planes (borrowed: the page's lines are told from
     /// strokes by their colour afterwards, [`crate::lines::remove_page_lines`]).
     pub fn from_planes(planes: &Planes) -> Self {
-        Self::from_planes_over(planes, false)
+        Self::found_in(planes).0
+    }
+
+    /// [`InkMap::from_planes`], and how it told ink from paper there (`None` where it had no
+    /// choice to make: strokes on a transparent canvas, an empty picture), for a second look
+    /// at the same planes ([`InkMap::from_planes_over_narrow_window`]).
+    pub fn found_in(planes: &Planes) -> (Self, Option<Contrast>) {
+        Self::from_planes_over(planes, false, None)
     }
 
     /// [`InkMap::from_planes`] with the paper estimated over the narrowest window a thin pen
@@ -208,35 +215,66 @@ impl InkMap {
     /// at a page where they found no ink. A shadow's sharp edge, which wide windows cannot
     /// follow, puts the shade into the noise and can hide a lone pen line under it. The narrow
     /// window leaves wedges of false ink along that edge, so only thin strokes found this way
-    /// are to be trusted (`crate::analysable` judges them).
-    pub fn from_planes_over_narrow_window(planes: &Planes) -> Self {
-        Self::from_planes_over(planes, true)
+    /// are to be trusted (`crate::analysable` judges them). `contrast` is how the first look
+    /// at these planes told ink from paper ([`InkMap::found_in`]); it is chosen again if `None`.
+    pub fn from_planes_over_narrow_window(planes: &Planes, contrast: Option<Contrast>) -> Self {
+        Self::from_planes_over(planes, true, contrast).0
     }
 
-    fn from_planes_over(planes: &Planes, narrowest: bool) -> Self {
+    fn from_planes_over(
+        planes: &Planes,
+        narrowest: bool,
+        contrast: Option<Contrast>,
+    ) -> (Self, Option<Contrast>) {
         let (width, height) = (planes.width, planes.height);
-        let ink = match &planes.alpha {
-            Some(alpha) => {
-                ink_with_alpha(&mut planes.colour.clone(), alpha, width, height, narrowest)
-            }
-            None => ink_against_paper(&planes.colour, width, height, narrowest),
+        let look = Look {
+            narrowest,
+            contrast,
         };
-        let (strength, faint) = ink.unwrap_or_else(|| (vec![0.0; width * height], 0.0));
+        let ink = match &planes.alpha {
+            Some(alpha) => ink_with_alpha(&mut planes.colour.clone(), alpha, width, height, look),
+            None => ink_against_paper(&planes.colour, width, height, look)
+                .map(|(found, contrast)| (found, Some(contrast))),
+        };
+        let ((strength, faint), contrast) =
+            ink.unwrap_or_else(|| ((vec![0.0; width * height], 0.0), None));
         let ink: Vec<f32> = strength.iter().map(|&v| v.min(1.0)).collect();
         let strength = if strength.iter().any(|&v| v > 1.0) {
             strength
         } else {
             Vec::new()
         };
-        Self {
+        let map = Self {
             width,
             height,
             ink,
             faint,
             strength,
             on_lines: Vec::new(),
-        }
+        };
+        (map, contrast)
     }
+}
+
+/// How ink is told from paper in a picture's planes: the candidate plane where it stands out
+/// furthest above the paper's noise (the luminance, then red, green and blue), and whether it
+/// is darker than the paper there ([`dark_ink`]). Both are chosen on the picture's first look.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contrast {
+    candidate: usize,
+    dark_ink: bool,
+}
+
+/// Each pixel's ink strength (uncapped), and the strength up to which it may be the paper's
+/// noise ([`scale_to_strokes`]).
+type Strengths = (Vec<f32>, f32);
+
+/// What a look at a picture's planes asks: the paper over the narrowest window only, and how
+/// to tell ink from paper if a first look chose it already.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    narrowest: bool,
+    contrast: Option<Contrast>,
 }
 
 /// Ink for images with an alpha channel. Transparent pixels are paper. When the opaque
@@ -248,8 +286,8 @@ fn ink_with_alpha(
     alpha: &[f32],
     width: usize,
     height: usize,
-    narrowest: bool,
-) -> Option<(Vec<f32>, f32)> {
+    look: Look,
+) -> Option<(Strengths, Option<Contrast>)> {
     let luma = luminance(planes);
     let opaque: Vec<f32> = luma
         .iter()
@@ -264,7 +302,7 @@ fn ink_with_alpha(
     let spread = percentile(&opaque, 0.95) - percentile(&opaque, 0.05);
     if transparent * 100 >= alpha.len() && spread < 0.25 {
         // Strokes on a transparent canvas: coverage is ink, and nothing else is noise.
-        return Some(scale_to_strokes(alpha, 0.0));
+        return Some((scale_to_strokes(alpha, 0.0), None));
     }
     for plane in planes.iter_mut() {
         let paper_values: Vec<f32> = plane
@@ -278,7 +316,7 @@ fn ink_with_alpha(
             *v = a * *v + (1.0 - a) * paper;
         }
     }
-    ink_against_paper(planes, width, height, narrowest)
+    ink_against_paper(planes, width, height, look).map(|(found, contrast)| (found, Some(contrast)))
 }
 
 /// Rec. 601 luminance of one (grey) or three (RGB) planes.
@@ -312,23 +350,79 @@ fn luminance(planes: &[Vec<f32>]) -> Vec<f32> {
 /// the picture's edge bends a slanted shadow's edge into a band of false ink along it, and a
 /// window kept off the lit side of the edge takes the shade's lightest part within its reach
 /// for the paper, a wedge of false ink where the shade darkens towards the frame. Returns each
-/// pixel's ink, 0-1, and the strength up to which it may be noise ([`scale_to_strokes`]).
+/// pixel's ink, 0-1, and the strength up to which it may be noise ([`scale_to_strokes`]), with
+/// how ink was told from paper (`look.contrast` when given).
 fn ink_against_paper(
     planes: &[Vec<f32>],
     width: usize,
     height: usize,
-    narrowest: bool,
-) -> Option<(Vec<f32>, f32)> {
+    look: Look,
+) -> Option<(Strengths, Contrast)> {
     let luma = luminance(planes);
-    let dark_ink = dark_ink(&luma, width, height)?;
     let mut candidates: Vec<&[f32]> = vec![&luma];
     if planes.len() == 3 {
         candidates.extend(planes.iter().map(Vec::as_slice));
     }
     // Every `step`-th pixel of every `step`-th row: some 100,000 pixels, of which the 0.2% that
-    // a thin pen line covers are still a couple of hundred. The candidates are compared against
-    // a coarser paper estimate than the chosen one gets.
+    // a thin pen line covers are still a couple of hundred.
     let step = ((width * height) as f64 / 100_000.0).sqrt().max(1.0) as usize;
+    let contrast = match look.contrast {
+        Some(contrast) => contrast,
+        None => choose_contrast(&candidates, width, height, step)?,
+    };
+    let dark_ink = contrast.dark_ink;
+    let plane = candidates[contrast.candidate];
+    let found = |ink| Some((ink, contrast));
+    // The ink over the paper estimated over narrower squares, `window` pixels across.
+    let ink_over_window = |window: f32| {
+        let paper = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(window));
+        ink_over(&paper, plane, width, height, step * step)
+    };
+    let thin_window =
+        |stroke: f32| (STROKE_WINDOWS * stroke).max(MIN_WINDOW * width.max(height) as f32);
+    if look.narrowest {
+        return found(ink_over_window(thin_window(0.0)));
+    }
+    let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
+    let ink = ink_over(&wide, plane, width, height, step * step);
+    let Some(stroke) = outline_width(&ink.0, width, height) else {
+        return found(ink);
+    };
+    let thin = thin_window(stroke);
+    let window = if thin < 0.5 * wide.window() {
+        thin
+    } else {
+        BOLD_STROKE_WINDOWS * stroke
+    };
+    if window >= 0.5 * wide.window() {
+        return found(ink);
+    }
+    let ink = ink_over_window(window);
+    // The wide window's false ink along a shadow's edge can be a band wider than any stroke, and
+    // then the strokes' width, and the window made from it, come out too wide. Measured again
+    // on the narrow window's ink, where that band is mostly gone, a much narrower window
+    // ([`NARROWER_WINDOW`]) is used instead.
+    let Some(stroke) = outline_width(&ink.0, width, height) else {
+        return found(ink);
+    };
+    let narrower = thin_window(stroke);
+    if narrower >= NARROWER_WINDOW * window {
+        return found(ink);
+    }
+    found(ink_over_window(narrower))
+}
+
+/// Whether ink is darker than the paper ([`dark_ink`], from the luminance, `candidates[0]`),
+/// and which candidate plane shows it furthest above the paper's noise, compared on every
+/// `step`-th pixel of every `step`-th row against a coarser paper estimate than the chosen one
+/// gets. `None` for an empty picture.
+fn choose_contrast(
+    candidates: &[&[f32]],
+    width: usize,
+    height: usize,
+    step: usize,
+) -> Option<Contrast> {
+    let dark_ink = dark_ink(candidates.first()?, width, height)?;
     let coarse = Columns::new(width, PaperGrid::cell(width, height, CHOOSING_CELLS));
     let mut best: Option<(f32, usize)> = None;
     let mut row = Vec::new();
@@ -348,44 +442,10 @@ fn ink_against_paper(
             best = Some((separation, index));
         }
     }
-    let plane = candidates[best?.1];
-    // The ink over the paper estimated over narrower squares, `window` pixels across.
-    let ink_over_window = |window: f32| {
-        let paper = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(window));
-        ink_over(&paper, plane, width, height, step * step)
-    };
-    let thin_window =
-        |stroke: f32| (STROKE_WINDOWS * stroke).max(MIN_WINDOW * width.max(height) as f32);
-    if narrowest {
-        return Some(ink_over_window(thin_window(0.0)));
-    }
-    let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
-    let ink = ink_over(&wide, plane, width, height, step * step);
-    let Some(stroke) = outline_width(&ink.0, width, height) else {
-        return Some(ink);
-    };
-    let thin = thin_window(stroke);
-    let window = if thin < 0.5 * wide.window() {
-        thin
-    } else {
-        BOLD_STROKE_WINDOWS * stroke
-    };
-    if window >= 0.5 * wide.window() {
-        return Some(ink);
-    }
-    let ink = ink_over_window(window);
-    // The wide window's false ink along a shadow's edge can be a band wider than any stroke, and
-    // then the strokes' width, and the window made from it, come out too wide. Measured again
-    // on the narrow window's ink, where that band is mostly gone, a much narrower window
-    // ([`NARROWER_WINDOW`]) is used instead.
-    let Some(stroke) = outline_width(&ink.0, width, height) else {
-        return Some(ink);
-    };
-    let narrower = thin_window(stroke);
-    if narrower >= NARROWER_WINDOW * window {
-        return Some(ink);
-    }
-    Some(ink_over_window(narrower))
+    Some(Contrast {
+        candidate: best?.1,
+        dark_ink,
+    })
 }
 
 /// The strokes measured again on the narrow window's ink give a window at most this fraction
@@ -421,7 +481,7 @@ fn ink_over(
     width: usize,
     height: usize,
     sample: usize,
-) -> (Vec<f32>, f32) {
+) -> Strengths {
     let columns = Columns::new(width, paper.cell);
     let mut row = Vec::new();
     let mut darker = Vec::with_capacity(width * height);
@@ -1035,7 +1095,7 @@ fn running_line(
 /// Turns raw contrast into ink: zero up to the noise floor, 1 at the typical stroke level
 /// (the median of the pixels Otsu's threshold calls ink among those above the noise), linear
 /// between and beyond (the caller caps it at 1).
-fn scale_to_strokes(contrast: &[f32], noise: f32) -> (Vec<f32>, f32) {
+fn scale_to_strokes(contrast: &[f32], noise: f32) -> Strengths {
     let Some((_, stroke_level)) = stroke_split(contrast, noise) else {
         return (vec![0.0; contrast.len()], 0.0);
     };

@@ -106,17 +106,18 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
     let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
     let mut planes = ink::Planes::from_image(image, factor as usize);
-    let mut map = InkMap::from_planes(&planes);
+    let (mut map, mut contrast) = InkMap::found_in(&planes);
     let blank = map.is_blank();
     if (blank || map.out_of_focus()) && side / (2 * factor) >= HALF_SIZE_MIN_SIDE {
         let half_planes = ink::Planes::from_image(image, 2 * factor as usize);
-        let half = InkMap::from_planes(&half_planes);
+        let (half, half_contrast) = InkMap::found_in(&half_planes);
         let strokes = half
             .stroke_width()
             .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE);
         if !blank || strokes {
             factor *= 2;
             map = half;
+            contrast = half_contrast;
             planes = half_planes;
         }
     }
@@ -127,8 +128,9 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
         // width to narrow the window from. Looked at over the narrowest window, only thin strokes
         // on a page without printed lines count: that window leaves wedges of false ink along
         // the edge, and pieces of the lines it finds. (A page's lines, found over the wide
-        // windows, give them the stroke width to narrow from.)
-        let mut narrow = InkMap::from_planes_over_narrow_window(&planes);
+        // windows, give them the stroke width to narrow from.) The plane and polarity are the
+        // first look's.
+        let mut narrow = InkMap::from_planes_over_narrow_window(&planes, contrast);
         let printed_lines = lines::remove_page_lines(&mut narrow, Some(&planes));
         if printed_lines == 0
             && narrow
