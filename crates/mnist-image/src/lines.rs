@@ -900,9 +900,8 @@ impl<'a> Colours<'a> {
         if n < 3 {
             return 0.0;
         }
-        let ring = &mut ring[..n];
-        ring.sort_by(|a, b| b.total_cmp(a));
-        let paper = ring[2];
+        // The third brightest.
+        let (_, &mut paper, _) = ring[..n].select_nth_unstable_by(2, |a, b| b.total_cmp(a));
         if paper <= 0.0 {
             return 0.0;
         }
