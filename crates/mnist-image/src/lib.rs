@@ -107,14 +107,15 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
     let mut planes = ink::Planes::from_image(image, factor as usize);
     let (mut map, mut contrast) = InkMap::found_in(&planes);
+    let thin_strokes = |map: &InkMap| {
+        map.stroke_width()
+            .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE)
+    };
     let blank = map.is_blank();
     if (blank || map.out_of_focus()) && side / (2 * factor) >= HALF_SIZE_MIN_SIDE {
         let half_planes = ink::Planes::from_image(image, 2 * factor as usize);
         let (half, half_contrast) = InkMap::found_in(&half_planes);
-        let strokes = half
-            .stroke_width()
-            .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE);
-        if !blank || strokes {
+        if !blank || thin_strokes(&half) {
             factor *= 2;
             map = half;
             contrast = half_contrast;
@@ -132,11 +133,7 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
         // first look's.
         let mut narrow = InkMap::from_planes_over_narrow_window(&planes, contrast);
         let printed_lines = lines::remove_page_lines(&mut narrow, Some(&planes));
-        if printed_lines == 0
-            && narrow
-                .stroke_width()
-                .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE)
-        {
+        if printed_lines == 0 && thin_strokes(&narrow) {
             map = narrow;
         }
     }

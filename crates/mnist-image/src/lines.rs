@@ -547,7 +547,8 @@ impl Line {
 /// band or run along it, and how strong and wide the line's own ink is.
 struct LinePass<'a> {
     line: &'a Line,
-    /// Pixels held by each line's band with its fringe ([`erase`]).
+    /// Its band with its fringe, and the pixels held by each line's ([`erase`]).
+    own: Line,
     on_lines: &'a [u8],
     /// The band and a pixel of fringe each side: what the pass judges.
     wide: Line,
@@ -590,6 +591,7 @@ impl<'a> LinePass<'a> {
         let own_strength = strength(map, line);
         let mut pass = LinePass {
             line,
+            own: line.fringed(),
             on_lines,
             wide,
             own_strength,
@@ -625,9 +627,8 @@ impl<'a> LinePass<'a> {
 
     /// Whether pixel `(x, y)` lies on another line's band (with its fringe) than this one's.
     fn on_other_line(&self, map: &InkMap, x: usize, y: usize) -> bool {
-        let own = self.line.fringed();
         let o = self.line.family.offset(x as f32, y as f32);
-        let mine = u8::from(o >= own.low - 0.5 && o <= own.high + 0.5);
+        let mine = u8::from(o >= self.own.low - 0.5 && o <= self.own.high + 0.5);
         self.on_lines[y * map.width + x] > mine
     }
 

@@ -664,7 +664,8 @@ const PEN_LEVELS: [u8; 5] = [110, 90, 70, 50, 30];
 /// extra "1" or a "!"); cut lower than needed, the small loops of an 8 or a 9 fill in.
 /// Marks of the scan that are not the writer's ([`without_scan_marks`]) are left out.
 fn pen_path(grey: &[u8], n: usize) -> Vec<bool> {
-    stroke::thin(&without_scan_marks(pen_mask(grey, n), n), n, n)
+    let mask = pen_mask(grey, n);
+    without_scan_marks(stroke::thin(&mask, n, n), &mask, n)
 }
 
 /// A piece of a digit's ink apart from the rest, at least this many times as high as it is
@@ -674,19 +675,19 @@ const SCAN_MARK_ASPECT: f32 = 2.5;
 /// of the scan: the edge of the box on the form the digit was written in.
 const SCAN_MARK_WIDTH: f32 = 0.6;
 
-/// `mask` (`n` x `n`, a digit's ink) without the marks of the scan: MNIST keeps, beside some
+/// The `skeleton` of `mask` (`n` x `n`, a digit's ink) without the marks of the scan
+/// (thinning works within each 8-connected piece, so a piece's skeleton is its own): MNIST keeps, beside some
 /// digits, a thin upright line, the edge of the box the writer wrote in. Faint and thin in the
 /// MNIST picture, where a person sees through it, it would be drawn with the same pen as the
 /// digit, and a person would read it as a 1 (`18113` for `1813`). A piece of a digit drawn apart
 /// (a 5's flag, a 4's stem) is as wide as the rest of the digit, and seldom upright and thin.
 /// Of MNIST's 10,000 test digits, 10 to 16 lose such a line, by the size they are thinned at
 /// (28 to 196 px), every one a line beside the digit in the scan.
-fn without_scan_marks(mask: Vec<bool>, n: usize) -> Vec<bool> {
-    let (labels, areas) = stroke::regions(&mask, n, n);
+fn without_scan_marks(skeleton: Vec<bool>, mask: &[bool], n: usize) -> Vec<bool> {
+    let (labels, areas) = stroke::regions(mask, n, n);
     if areas.len() < 2 {
-        return mask;
+        return skeleton;
     }
-    let skeleton = stroke::thin(&mask, n, n);
     let mut length = vec![0usize; areas.len()];
     let mut bounds = vec![[usize::MAX, usize::MAX, 0, 0]; areas.len()];
     for (i, &label) in labels.iter().enumerate() {
@@ -710,9 +711,10 @@ fn without_scan_marks(mask: Vec<bool>, n: usize) -> Vec<bool> {
         })
         .collect();
     if !mark.contains(&true) {
-        return mask;
+        return skeleton;
     }
-    mask.iter()
+    skeleton
+        .iter()
         .zip(&labels)
         .map(|(&on, &label)| on && !(label > 0 && mark[label as usize - 1]))
         .collect()
