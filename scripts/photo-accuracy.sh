@@ -9,6 +9,9 @@
 # with printed lines (rules, a grid, a margin line), their score beside the score of the same
 # pictures drawn without the lines: what the paper's lines cost, apart from the pen line.
 # Usage: scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
+# DIGITS_FROM=fonts draws the digits from sixteen handwriting fonts instead of MNIST's test set
+# (crates/mnist-image/src/synth/fonts.rs): writing a person reads at a glance, where some of
+# MNIST's thinned digits are not (docs/photos.md).
 # MNIST_BIN=path/to/mnist scores another build on the same pictures (another commit's, built in
 # its own worktree; default target/release/mnist).
 set -euo pipefail
@@ -17,7 +20,12 @@ cd "$(dirname "$0")/.."
 digits=${1:-500}; numbers=${2:-200}; blanks=${3:-100}; seed=${4:-17}; shift $(( $# < 4 ? $# : 4 ))
 cargo build --release --locked --quiet --bin mnist --example photos -p mnist -p mnist-image
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-target/release/examples/photos write "$digits" "$numbers" "$blanks" "$dir/pictures" "$seed" "$dir/originals" "$dir/unruled"
+case ${DIGITS_FROM:-mnist} in
+  mnist) source=() ;;
+  fonts) source=(--fonts) ;;
+  *) echo "error: DIGITS_FROM must be mnist or fonts, not '$DIGITS_FROM'" >&2; exit 2 ;;
+esac
+target/release/examples/photos write "${source[@]}" "$digits" "$numbers" "$blanks" "$dir/pictures" "$seed" "$dir/originals" "$dir/unruled"
 # mnist exits 1 when a picture is refused; the scorer counts that as right for a blank picture
 # and wrong for any other.
 run() { # command, output name, folder, file pattern, then mnist flags

@@ -12,6 +12,7 @@ mod common;
 
 use common::{mnist, real_mnist_dir, run};
 use mnist_data::{find_file, read_images, read_labels, MnistFile};
+use mnist_image::synth::fonts::{font_digits, DRAWINGS_PER_GLYPH};
 use mnist_image::synth::photo::{
     number_photo_of, phone_photo, write_photos, Blank, Condition, Counts, PhotoSample,
 };
@@ -121,6 +122,46 @@ fn photos_of_written_digits_and_numbers_are_read_per_condition() {
         );
     }
 }
+
+#[test]
+fn photos_of_digits_written_in_handwriting_fonts_are_read() {
+    // The same pictures with the digits of sixteen handwriting fonts (`photos write --fonts`,
+    // seed 17): legible writing, not MNIST's. What the models still misread there are 1s
+    // written with a flag, which MNIST's writers did not make and the models take for 7s
+    // (docs/photos.md); the gates sit one picture under this set's reading, apart for the 1s.
+    let dir = tempfile::tempdir().unwrap();
+    let (pixels, labels) = font_digits(DRAWINGS_PER_GLYPH, 17);
+    let counts = Counts {
+        digits: 20,
+        numbers: 0,
+        blanks: 0,
+    };
+    let samples = write_photos(dir.path(), None, &pixels, &labels, counts, 17)
+        .unwrap()
+        .samples;
+    let is_one = |s: &&PhotoSample| s.answer.as_deref() == Some("1");
+    let ones: Vec<&PhotoSample> = samples.iter().filter(is_one).collect();
+    let others: Vec<&PhotoSample> = samples.iter().filter(|s| !is_one(s)).collect();
+    let right = |tally: Vec<(&str, usize, usize)>| {
+        eprintln!("{tally:?}");
+        tally.iter().fold((0, 0), |(r, n), t| (r + t.1, n + t.2))
+    };
+    let (others_right, others_read) = right(right_by_condition("predict", "digit", &others));
+    let (ones_right, ones_read) = right(right_by_condition("predict", "digit", &ones));
+    assert_eq!(others_read + ones_read, 180);
+    assert!(
+        others_right + 1 >= others_read,
+        "{others_right} of {others_read} digits other than 1 right"
+    );
+    assert!(
+        ones_right >= ONES_GATE,
+        "{ones_right} of {ones_read} 1s right, gate {ONES_GATE}"
+    );
+}
+
+/// 1s right of those `photos_of_digits_written_in_handwriting_fonts_are_read` draws: one under
+/// what the built-in models read.
+const ONES_GATE: usize = 9;
 
 #[test]
 fn blank_photos_are_refused_with_one_line_each() {

@@ -7,7 +7,9 @@
 //! picture's MNIST digits as they are (`original_picture`): the reference for the score;
 //! and ORIGINALS_DIR/mnist-indices.tsv names, for each picture, the MNIST test digits it
 //! shows (the file's stem, a tab, their indices in MNIST's test files, comma-separated).
-//! With UNRULED_DIR it also writes there, under the same name, each picture whose page has
+//! With `--fonts` the digits are not MNIST's but the sixteen handwriting fonts' of
+//! `mnist_image::synth::fonts` (`DRAWINGS_PER_GLYPH` drawings of each glyph, from SEED), and the indices are
+//! into that set. With UNRULED_DIR it also writes there, under the same name, each picture whose page has
 //! printed lines (rules, a grid, a margin line) without them, and all else the same.
 //!
 //! `photos score FILE.jsonl...` reads what `mnist predict --json` and `mnist read --json` said
@@ -63,6 +65,7 @@ use rand_chacha::ChaCha8Rng;
 
 use mnist_data::IMAGE_PIXELS;
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
+use mnist_image::synth::fonts::{font_digits, DRAWINGS_PER_GLYPH};
 use mnist_image::synth::photo::{
     number_photo_of, original_picture, pen_fidelity, pen_line_picture, phone_photo, write_photos,
     Blank, Condition, Counts, MIN_PEN_FIDELITY,
@@ -71,7 +74,7 @@ use mnist_image::synth::{encode, Encoding};
 
 type Error = Box<dyn std::error::Error>;
 
-const USAGE: &str = "usage: photos write DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR [UNRULED_DIR]]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt | photos small MIN_HEIGHT MAX_HEIGHT OUT_DIR SEED READ.jsonl...";
+const USAGE: &str = "usage: photos write [--fonts] DIGITS NUMBERS BLANKS OUT_DIR [SEED [ORIGINALS_DIR [UNRULED_DIR]]] | photos score FILE.jsonl... | photos big CONDITION OUT.jpg [SEED] | photos example CONDITION DIGITS OUT.jpg [SEED] | photos fidelity | photos blind OUT_DIR ORIGINALS_DIR READ.jsonl... | photos blind-score KEY.tsv ANSWERS.txt | photos small MIN_HEIGHT MAX_HEIGHT OUT_DIR SEED READ.jsonl...";
 
 /// Runs the subcommand; an error is one line, `error: ...`, and exit status 1.
 fn main() -> std::process::ExitCode {
@@ -100,13 +103,21 @@ fn run() -> Result<(), Error> {
 }
 
 fn write(args: &[String]) -> Result<(), Error> {
+    let (fonts, args) = match args.split_first() {
+        Some((flag, rest)) if flag == "--fonts" => (true, rest),
+        _ => (false, args),
+    };
     let [digits, numbers, blanks, out, rest @ ..] = args else {
         return Err(USAGE.into());
     };
     let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let originals = rest.get(1).map(PathBuf::from);
     let unruled = rest.get(2).map(PathBuf::from);
-    let (images, labels) = test_set()?;
+    let (images, labels) = if fonts {
+        font_digits(DRAWINGS_PER_GLYPH, seed)
+    } else {
+        test_set()?
+    };
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
     let counts = Counts {
@@ -119,10 +130,11 @@ fn write(args: &[String]) -> Result<(), Error> {
     }
     let set = write_photos(&out, unruled.as_deref(), &images, &labels, counts, seed)?;
     eprintln!(
-        "wrote {} pictures to {} (passed over {} MNIST digits whose pen line does not stand for them)",
+        "wrote {} pictures to {} (passed over {} {} digits whose pen line does not stand for them)",
         set.samples.len(),
         out.display(),
-        set.skipped
+        set.skipped,
+        if fonts { "font" } else { "MNIST" }
     );
     if let Some(dir) = originals {
         std::fs::create_dir_all(&dir)?;

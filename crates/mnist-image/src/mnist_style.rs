@@ -44,7 +44,7 @@ pub fn stroke_width(ink: &[f32], w: usize, h: usize) -> Option<f32> {
 pub const OTHER_PEN_WIDTHS: [f32; 2] = [0.75, 1.3];
 
 /// Ink `w` x `h` pixels, 0-1, row-major.
-type Drawing = (Vec<f32>, usize, usize);
+pub(crate) type Drawing = (Vec<f32>, usize, usize);
 
 /// `glyph` with thin strokes brought to MNIST's width: at a working size of [`WORK_SCALE`]
 /// times the 20-pixel box (each cell the strongest ink it covers, so no thin line fades), a
@@ -94,7 +94,7 @@ fn with_mnist_strokes(glyph: &Glyph) -> Vec<Drawing> {
 }
 
 /// `drawn` (`w` x `h`) cropped to its ink; `None` when it has none.
-fn cropped(drawn: Vec<f32>, w: usize, h: usize) -> Option<Drawing> {
+pub(crate) fn cropped(drawn: Vec<f32>, w: usize, h: usize) -> Option<Drawing> {
     let on = |x: usize, y: usize| drawn[y * w + x] > 0.0;
     let cols: Vec<usize> = (0..w).filter(|&x| (0..h).any(|y| on(x, y))).collect();
     let rows: Vec<usize> = (0..h).filter(|&y| (0..w).any(|x| on(x, y))).collect();
@@ -146,7 +146,7 @@ pub fn style(glyph: &Glyph) -> Styled {
 
 /// `ink` (`w` x `h`, 0-1) with its longer side scaled to [`DIGIT_BOX`], its centre of mass at
 /// MNIST's, quantized to `u8`.
-fn scaled_and_centred(ink: Vec<f32>, w: u32, h: u32) -> MnistPixels {
+pub(crate) fn scaled_and_centred(ink: Vec<f32>, w: u32, h: u32) -> MnistPixels {
     let scale = DIGIT_BOX as f32 / w.max(h) as f32;
     let (new_w, new_h) = (
         ((w as f32 * scale).round() as u32).clamp(1, DIGIT_BOX),

@@ -7,6 +7,7 @@
 //! lit unevenly, given sensor noise, and encoded as PNG, JPEG (quality 70-95), BMP, GIF, WebP or
 //! TIFF.
 
+pub mod fonts;
 pub mod photo;
 
 use std::io::Cursor;
