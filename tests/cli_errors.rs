@@ -173,6 +173,18 @@ fn bad_flags_are_refused_before_any_work() {
             &["--elastic", "34"][..],
             "--elastic distorts images as part of --augment: add --augment",
         ),
+        (
+            &["--flagged-ones", "1.5"][..],
+            "--flagged-ones must be a fraction from 0 to 1",
+        ),
+        (
+            &["--flagged-ones", "-0.2"][..],
+            "--flagged-ones must be a fraction from 0 to 1",
+        ),
+        (
+            &["--flagged-ones", "NaN"][..],
+            "--flagged-ones must be a fraction from 0 to 1",
+        ),
     ] {
         let err = run(mnist()
             .arg("train")

@@ -54,6 +54,7 @@ fn config_from_args(args: &TrainArgs) -> Result<TrainConfig> {
         augment: args.augment,
         pen_strokes: args.pen_strokes,
         elastic: args.elastic,
+        flagged_ones: args.flagged_ones,
         eval_batch_size: mnist_train::CLASSIFY_BATCH_SIZE,
     };
     config.validate()?;

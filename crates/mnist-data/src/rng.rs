@@ -12,6 +12,8 @@ pub enum RngPurpose {
     Init = 1,
     Shuffle = 2,
     Augment = 3,
+    /// Which 1s get a flag, and how it is drawn (`augment::flag_ones`).
+    FlaggedOnes = 4,
 }
 
 /// The generator for `purpose` in `epoch` (use 0 for things that happen once).

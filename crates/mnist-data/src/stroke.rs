@@ -205,6 +205,18 @@ pub fn regions(mask: &[bool], w: usize, h: usize) -> (Vec<u32>, Vec<usize>) {
     (label, areas)
 }
 
+/// Distance from `p` to the segment from `a` to `b`.
+pub fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    ((p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)).sqrt()
+}
+
 /// Coverage (0-1, anti-aliased) of a round pen `pen` cells wide drawn along `skeleton`.
 pub fn redraw(skeleton: &[bool], w: usize, h: usize, pen: f32) -> Vec<f32> {
     squared_distance(skeleton, w, h)

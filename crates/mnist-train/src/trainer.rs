@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::Device;
-use mnist_data::augment::{apply_warps, draw_warps, AugmentConfig, PenRedraws};
+use mnist_data::augment::{apply_warps, draw_warps, flag_ones, AugmentConfig, PenRedraws};
 use mnist_data::batch::{batch_ranges, epoch_order, DeviceSplit};
 use mnist_data::rng::{seeded_rng, RngPurpose};
 use mnist_data::{Mnist, Normalization};
@@ -42,6 +42,11 @@ pub struct TrainConfig {
     /// before it existed).
     #[serde(default)]
     pub elastic: f32,
+    /// The fraction of the training set's 1s (0-1) drawn with a flag, as much of Europe writes
+    /// them ([`mnist_data::augment::flag_ones`]): chosen and drawn once per run from `seed`. 0
+    /// in checkpoints from before it existed.
+    #[serde(default)]
+    pub flagged_ones: f32,
     /// Batch size for evaluation (memory only; results do not depend on it).
     pub eval_batch_size: usize,
 }
@@ -94,6 +99,12 @@ impl TrainConfig {
         }
         if self.elastic > 0.0 && !self.augment {
             return bad("--elastic distorts images as part of --augment: add --augment".into());
+        }
+        if !(0.0..=1.0).contains(&self.flagged_ones) {
+            return bad(format!(
+                "--flagged-ones must be a fraction from 0 to 1, got {}",
+                self.flagged_ones
+            ));
         }
         if self.eval_batch_size == 0 {
             return bad("the evaluation batch size must be at least 1".into());
@@ -226,10 +237,18 @@ impl Trainer {
         config: TrainConfig,
         network: Network,
         optimizer: Optimizer,
-        data: Mnist,
+        mut data: Mnist,
         device: &Device,
         completed_epochs: usize,
     ) -> Result<Self> {
+        if config.flagged_ones > 0.0 {
+            flag_ones(
+                &mut data.train.images,
+                &data.train.labels,
+                config.flagged_ones,
+                &mut seeded_rng(config.seed, RngPurpose::FlaggedOnes, 0),
+            );
+        }
         let train = if config.augment {
             let redrawn = (config.pen_strokes > 0.0).then(|| PenRedraws::of(&data.train.images));
             TrainImages::Augmented {
@@ -474,6 +493,7 @@ mod tests {
             augment: false,
             pen_strokes: 0.0,
             elastic: 0.0,
+            flagged_ones: 0.0,
             eval_batch_size: 128,
         };
         let mut trainer = Trainer::new(config, data, &Device::Cpu).unwrap();

@@ -642,7 +642,7 @@ impl PenDigit {
             );
             for y in y0.max(0)..=y1.min(h - 1) {
                 for x in x0.max(0)..=x1.min(w - 1) {
-                    let d = segment_distance((x as f32 + 0.5, y as f32 + 0.5), a, b);
+                    let d = stroke::segment_distance((x as f32 + 0.5, y as f32 + 0.5), a, b);
                     let c = cover(page.pen, d);
                     let i = (y * w + x) as usize;
                     ink[i] = ink[i].max(c);
@@ -809,17 +809,6 @@ fn pen_writable(digits: &[u8], labels: &[u8], rng: &mut impl Rng, skipped: &mut 
         }
         *skipped += 1;
     }
-}
-
-fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
-    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 {
-        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    ((p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)).sqrt()
 }
 
 /// Sets the ruling's spacing and offset so that `baseline` (page y) lies on a rule and a digit
