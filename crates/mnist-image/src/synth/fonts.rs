@@ -122,15 +122,7 @@ fn written(outline: &Outline, hand: Hand) -> [u8; mnist_data::IMAGE_PIXELS] {
     let curves: Vec<OutlineCurve> = outline
         .curves
         .iter()
-        .map(|curve| match *curve {
-            OutlineCurve::Line(a, b) => OutlineCurve::Line(hand.place(a), hand.place(b)),
-            OutlineCurve::Quad(a, b, c) => {
-                OutlineCurve::Quad(hand.place(a), hand.place(b), hand.place(c))
-            }
-            OutlineCurve::Cubic(a, b, c, d) => {
-                OutlineCurve::Cubic(hand.place(a), hand.place(b), hand.place(c), hand.place(d))
-            }
-        })
+        .map(|curve| moved(curve, |p| hand.place(p)))
         .collect();
     let ends = |curve: &OutlineCurve| match *curve {
         OutlineCurve::Line(a, b) => vec![a, b],
@@ -151,14 +143,10 @@ fn written(outline: &Outline, hand: Hand) -> [u8; mnist_data::IMAGE_PIXELS] {
     let h = ((y1 - y0) * scale).ceil() as usize + 2;
     let mut raster = Rasterizer::new(w, h);
     for curve in &curves {
-        match *curve {
-            OutlineCurve::Line(a, b) => raster.draw_line(to_pixels(a), to_pixels(b)),
-            OutlineCurve::Quad(a, b, c) => {
-                raster.draw_quad(to_pixels(a), to_pixels(b), to_pixels(c))
-            }
-            OutlineCurve::Cubic(a, b, c, d) => {
-                raster.draw_cubic(to_pixels(a), to_pixels(b), to_pixels(c), to_pixels(d))
-            }
+        match moved(curve, to_pixels) {
+            OutlineCurve::Line(a, b) => raster.draw_line(a, b),
+            OutlineCurve::Quad(a, b, c) => raster.draw_quad(a, b, c),
+            OutlineCurve::Cubic(a, b, c, d) => raster.draw_cubic(a, b, c, d),
         }
     }
     let mut ink = vec![0.0f32; w * h];
@@ -166,6 +154,15 @@ fn written(outline: &Outline, hand: Hand) -> [u8; mnist_data::IMAGE_PIXELS] {
     match cropped(ink, w, h) {
         Some((ink, w, h)) => scaled_and_centred(ink, w as u32, h as u32),
         None => [0; mnist_data::IMAGE_PIXELS],
+    }
+}
+
+/// `curve` with each of its points moved by `f`.
+fn moved(curve: &OutlineCurve, f: impl Fn(Point) -> Point) -> OutlineCurve {
+    match *curve {
+        OutlineCurve::Line(a, b) => OutlineCurve::Line(f(a), f(b)),
+        OutlineCurve::Quad(a, b, c) => OutlineCurve::Quad(f(a), f(b), f(c)),
+        OutlineCurve::Cubic(a, b, c, d) => OutlineCurve::Cubic(f(a), f(b), f(c), f(d)),
     }
 }
 
