@@ -419,7 +419,9 @@ pub fn number_glyphs(map: &InkMap) -> Vec<Segment<Glyph>> {
         // neighbours is wide for the line but not for itself.
         let height = line_height.max(bbox.h as f32);
         if bbox.w as f32 > joined * height {
-            let count = ((bbox.w as f32 / (DIGIT_WIDTH * height)).round() as usize).max(2);
+            // How many digits it holds, though, is counted in line heights: one digit taller
+            // than the rest does not make the others wider.
+            let count = ((bbox.w as f32 / (DIGIT_WIDTH * line_height)).round() as usize).max(2);
             let pieces = split_columns(&glyph, count);
             // Touching digits are each about as high as the line; a piece that is not is the
             // long bar of a 5 or the base of a 2 written wide, and the glyph is one digit.
@@ -743,6 +745,37 @@ mod tests {
                 whole: [0, 0, 11, 7],
                 pieces: vec![[0, 0, 5, 7], [5, 0, 6, 7]]
             }]
+        );
+    }
+
+    #[test]
+    fn touching_digits_are_counted_in_line_heights_when_one_is_taller() {
+        // Three touching rings, the first taller than the line (two rings apart set its
+        // height): a cut in two would cross the middle ring twice; three pieces are offered.
+        let map = art(&[
+            "....................................",
+            ".#####..............................",
+            ".#...#..............................",
+            ".#...#.#####.#####....#####...#####.",
+            ".#...#.#...#.#...#....#...#...#...#.",
+            ".#...#.#...#.#...#....#...#...#...#.",
+            ".#...###...###...#....#...#...#...#.",
+            ".#...#.#...#.#...#....#...#...#...#.",
+            ".#...#.#...#.#...#....#...#...#...#.",
+            ".#####.#####.#####....#####...#####.",
+            "....................................",
+        ]);
+        let segments: Vec<_> = number_glyphs(&map).iter().map(|s| s.map(corners)).collect();
+        assert_eq!(
+            segments,
+            [
+                Segment::Wide {
+                    whole: [1, 1, 17, 9],
+                    pieces: vec![[1, 1, 5, 9], [6, 3, 6, 7], [12, 3, 6, 7]]
+                },
+                Segment::Digit([22, 3, 5, 7]),
+                Segment::Digit([30, 3, 5, 7]),
+            ]
         );
     }
 
