@@ -12,7 +12,7 @@ mod common;
 
 use common::{mnist, real_mnist_dir, run};
 use mnist_data::{find_file, read_images, read_labels, MnistFile};
-use mnist_image::synth::fonts::{font_digits, DRAWINGS_PER_GLYPH};
+use mnist_image::synth::fonts::{font_digits, DRAWINGS_PER_GLYPH, HANDWRITING_FONTS};
 use mnist_image::synth::photo::{
     number_photo_of, phone_photo, write_photos, Blank, Condition, Counts, PhotoSample,
 };
@@ -28,7 +28,7 @@ fn photos_of_seed(dir: &std::path::Path, counts: Counts, seed: u64) -> Vec<Photo
     let mnist_dir = real_mnist_dir();
     let images = read_images(&find_file(&mnist_dir, MnistFile::TestImages).unwrap()).unwrap();
     let labels = read_labels(&find_file(&mnist_dir, MnistFile::TestLabels).unwrap()).unwrap();
-    write_photos(dir, None, &images.pixels, &labels.0, counts, seed)
+    write_photos(dir, None, &images.pixels, &labels.0, 1, counts, seed)
         .unwrap()
         .samples
 }
@@ -136,9 +136,17 @@ fn photos_of_digits_written_in_handwriting_fonts_are_read() {
         numbers: 0,
         blanks: 0,
     };
-    let samples = write_photos(dir.path(), None, &pixels, &labels, counts, 17)
-        .unwrap()
-        .samples;
+    let samples = write_photos(
+        dir.path(),
+        None,
+        &pixels,
+        &labels,
+        HANDWRITING_FONTS.len(),
+        counts,
+        17,
+    )
+    .unwrap()
+    .samples;
     let is_one = |s: &&PhotoSample| s.answer.as_deref() == Some("1");
     let ones: Vec<&PhotoSample> = samples.iter().filter(is_one).collect();
     let others: Vec<&PhotoSample> = samples.iter().filter(|s| !is_one(s)).collect();

@@ -8,8 +8,8 @@
 //! and ORIGINALS_DIR/mnist-indices.tsv names, for each picture, the MNIST test digits it
 //! shows (the file's stem, a tab, their indices in MNIST's test files, comma-separated).
 //! With `--fonts` the digits are not MNIST's but the sixteen handwriting fonts' of
-//! `mnist_image::synth::fonts` (`DRAWINGS_PER_GLYPH` drawings of each glyph, from SEED), and the indices are
-//! into that set. With UNRULED_DIR it also writes there, under the same name, each picture whose page has
+//! `mnist_image::synth::fonts` (`DRAWINGS_PER_GLYPH` drawings of each glyph, from SEED), a
+//! number's digits all from one font, and the indices are into that set. With UNRULED_DIR it also writes there, under the same name, each picture whose page has
 //! printed lines (rules, a grid, a margin line) without them, and all else the same.
 //!
 //! `photos score FILE.jsonl...` reads what `mnist predict --json` and `mnist read --json` said
@@ -65,7 +65,7 @@ use rand_chacha::ChaCha8Rng;
 
 use mnist_data::IMAGE_PIXELS;
 use mnist_data::{data_dir, read_images, read_labels, MnistFile};
-use mnist_image::synth::fonts::{font_digits, DRAWINGS_PER_GLYPH};
+use mnist_image::synth::fonts::{font_digits, DRAWINGS_PER_GLYPH, HANDWRITING_FONTS};
 use mnist_image::synth::photo::{
     number_photo_of, original_picture, pen_fidelity, pen_line_picture, phone_photo, write_photos,
     Blank, Condition, Counts, MIN_PEN_FIDELITY,
@@ -113,10 +113,12 @@ fn write(args: &[String]) -> Result<(), Error> {
     let seed: u64 = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
     let originals = rest.get(1).map(PathBuf::from);
     let unruled = rest.get(2).map(PathBuf::from);
-    let (images, labels) = if fonts {
-        font_digits(DRAWINGS_PER_GLYPH, seed)
+    let (images, labels, hands) = if fonts {
+        let (images, labels) = font_digits(DRAWINGS_PER_GLYPH, seed);
+        (images, labels, HANDWRITING_FONTS.len())
     } else {
-        test_set()?
+        let (images, labels) = test_set()?;
+        (images, labels, 1)
     };
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
@@ -128,7 +130,15 @@ fn write(args: &[String]) -> Result<(), Error> {
     if let Some(dir) = &unruled {
         std::fs::create_dir_all(dir)?;
     }
-    let set = write_photos(&out, unruled.as_deref(), &images, &labels, counts, seed)?;
+    let set = write_photos(
+        &out,
+        unruled.as_deref(),
+        &images,
+        &labels,
+        hands,
+        counts,
+        seed,
+    )?;
     eprintln!(
         "wrote {} pictures to {} (passed over {} {} digits whose pen line does not stand for them)",
         set.samples.len(),

@@ -799,11 +799,16 @@ fn upscaled(pixels: &[u8], side: u32) -> GrayImage {
     imageops::resize(&tile, side, side, FilterType::CatmullRom)
 }
 
-/// Index of a random one of the `labels.len()` MNIST `digits` that a pen line can stand for
+/// Index of a random one of the MNIST `digits` in `from` that a pen line can stand for
 /// ([`MIN_PEN_FIDELITY`]), counting the ones passed over in `skipped`.
-fn pen_writable(digits: &[u8], labels: &[u8], rng: &mut impl Rng, skipped: &mut usize) -> usize {
+fn pen_writable(
+    digits: &[u8],
+    from: std::ops::Range<usize>,
+    rng: &mut impl Rng,
+    skipped: &mut usize,
+) -> usize {
     loop {
-        let k = rng.random_range(0..labels.len());
+        let k = rng.random_range(from.clone());
         if pen_fidelity(&digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS]) >= MIN_PEN_FIDELITY {
             return k;
         }
@@ -904,7 +909,7 @@ pub fn phone_photo(
     seed: u64,
 ) -> (DynamicImage, u8) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let k = pen_writable(digits, labels, &mut rng, &mut 0);
+    let k = pen_writable(digits, 0..labels.len(), &mut rng, &mut 0);
     let picture = digit_photo(
         &digits[k * IMAGE_PIXELS..][..IMAGE_PIXELS],
         condition,
@@ -928,7 +933,7 @@ pub fn number_photo_of(
 ) -> (DynamicImage, String) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let chosen: Vec<usize> = (0..count)
-        .map(|_| pen_writable(digits, labels, &mut rng, &mut 0))
+        .map(|_| pen_writable(digits, 0..labels.len(), &mut rng, &mut 0))
         .collect();
     let images: Vec<&[u8]> = chosen
         .iter()
@@ -1047,12 +1052,16 @@ pub struct Counts {
 /// cannot stand for are passed over ([`pen_fidelity`]) and counted. With `unruled`, each
 /// picture whose page has printed lines (rules, a grid, a margin line) is also written there,
 /// under the same name, without them ([`Drawn::unruled`]): what the reader reads of the same
-/// pen lines, paper, light and noise on a page with no lines.
+/// pen lines, paper, light and noise on a page with no lines. The digits come in `hands` equal
+/// runs, each written by one hand (a font's drawings, [`super::fonts::font_digits`]), and all
+/// the digits of a number come from one run, as one person writes a number; with 1 (MNIST's
+/// test files do not say who wrote which digit) they come from anywhere.
 pub fn write_photos(
     dir: &Path,
     unruled: Option<&Path>,
     digits: &[u8],
     labels: &[u8],
+    hands: usize,
     counts: Counts,
     seed: u64,
 ) -> std::io::Result<PhotoSet> {
@@ -1083,7 +1092,7 @@ pub fn write_photos(
     for (c, condition) in Condition::ALL.into_iter().enumerate() {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((c as u64 + 1) << 32));
         for _ in 0..counts.digits {
-            let k = pen_writable(digits, labels, &mut rng, &mut skipped);
+            let k = pen_writable(digits, 0..labels.len(), &mut rng, &mut skipped);
             let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
             let (picture, twin) = render(
                 draw_digit(digit(k), condition, &mut page_rng),
@@ -1106,8 +1115,15 @@ pub fn write_photos(
         }
         for _ in 0..counts.numbers {
             let n = rng.random_range(2..=7);
+            let hand = if hands > 1 {
+                let run = labels.len() / hands;
+                let h = rng.random_range(0..hands);
+                h * run..(h + 1) * run
+            } else {
+                0..labels.len()
+            };
             let chosen: Vec<usize> = (0..n)
-                .map(|_| pen_writable(digits, labels, &mut rng, &mut skipped))
+                .map(|_| pen_writable(digits, hand.clone(), &mut rng, &mut skipped))
                 .collect();
             let images: Vec<&[u8]> = chosen.iter().map(|&k| digit(k)).collect();
             let mut page_rng = ChaCha8Rng::seed_from_u64(rng.random());
@@ -1258,6 +1274,34 @@ mod tests {
     }
 
     #[test]
+    fn a_numbers_digits_come_from_one_hand() {
+        // Four copies of one shape, two hands of two digits each.
+        let digits = [six(false), six(false), six(false), six(false)].concat();
+        let labels = [6, 0, 8, 9];
+        let counts = Counts {
+            digits: 0,
+            numbers: 2,
+            blanks: 0,
+        };
+        let hands_of = |hands: usize| -> Vec<Vec<usize>> {
+            let dir = tempfile::tempdir().unwrap();
+            let set = write_photos(dir.path(), None, &digits, &labels, hands, counts, 5).unwrap();
+            let numbers: Vec<Vec<usize>> = set
+                .samples
+                .iter()
+                .map(|s| s.mnist.iter().map(|k| k / 2).collect())
+                .collect();
+            assert_eq!(numbers.len(), 2 * Condition::ALL.len());
+            numbers
+        };
+        let by_hand = hands_of(2);
+        assert!(by_hand.iter().all(|n| n.iter().all(|&h| h == n[0])));
+        assert!(by_hand.iter().any(|n| n[0] == 0) && by_hand.iter().any(|n| n[0] == 1));
+        // One hand for all: the two halves mix within a number.
+        assert!(hands_of(1).iter().any(|n| n.iter().any(|&h| h != n[0])));
+    }
+
+    #[test]
     fn each_photo_names_the_mnist_digits_it_was_drawn_from() {
         // Three copies of one shape under three labels: only the indices tell them apart.
         let digits = [six(false), six(false), six(false)].concat();
@@ -1269,8 +1313,16 @@ mod tests {
             blanks: 1,
         };
         let twins = tempfile::tempdir().unwrap();
-        let set =
-            write_photos(dir.path(), Some(twins.path()), &digits, &labels, counts, 3).unwrap();
+        let set = write_photos(
+            dir.path(),
+            Some(twins.path()),
+            &digits,
+            &labels,
+            1,
+            counts,
+            3,
+        )
+        .unwrap();
         assert_eq!(
             set.samples.len(),
             2 * Condition::ALL.len() + Blank::ALL.len()
