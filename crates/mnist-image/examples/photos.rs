@@ -9,8 +9,9 @@
 //! shows (the file's stem, a tab, their indices in MNIST's test files, comma-separated).
 //! With `--fonts` the digits are not MNIST's but the sixteen handwriting fonts' of
 //! `mnist_image::synth::fonts` (`DRAWINGS_PER_GLYPH` drawings of each glyph, from SEED), a
-//! number's digits all from one font, and the indices are into that set. With UNRULED_DIR it also writes there, under the same name, each picture whose page has
-//! printed lines (rules, a grid, a margin line) without them, and all else the same.
+//! number's digits all from one font, and the indices are into that set. With UNRULED_DIR it
+//! also writes there, under the same name, each picture whose page has printed lines (rules, a
+//! grid, a margin line) without them, and all else the same.
 //!
 //! `photos score FILE.jsonl...` reads what `mnist predict --json` and `mnist read --json` said
 //! about such pictures and prints the accuracy per condition as a Markdown table: a digit or a

@@ -161,8 +161,9 @@ struct Component {
 /// Two pieces that share at least this fraction of the narrower one's columns are one digit.
 /// Neighbouring digits hardly share any: of some 30,000 pairs in the numbers read right on the
 /// six sets of docs/photo-reader-notes.md, one pair shared 46% of the narrower's columns (and
-/// is read right at 0.4 too), four 10-24%, the rest under 10%. A 6 whose loop the pen left apart from its stem shares 47-49%;
-/// at 0.5 it was read as a 1 and a 0 or a 9. 0.3 and 0.4 read the same on those sets.
+/// is read right at 0.4 too), four 10-24%, the rest under 10%. A 6 whose loop the pen left
+/// apart from its stem shares 47-49%; at 0.5 it was read as a 1 and a 0 or a 9. 0.3 and 0.4
+/// read the same on those sets.
 const SHARED_COLUMNS: f32 = 0.4;
 /// Specks lighter than this fraction of the heaviest stroke are noise (a "1" weighs about a
 /// quarter of an "8"; salt noise and JPEG halos weigh under 1%).

@@ -1055,7 +1055,8 @@ pub struct Counts {
 /// pen lines, paper, light and noise on a page with no lines. The digits come in `hands` equal
 /// runs, each written by one hand (a font's drawings, [`super::fonts::font_digits`]), and all
 /// the digits of a number come from one run, as one person writes a number; with 1 (MNIST's
-/// test files do not say who wrote which digit) they come from anywhere.
+/// test files do not say who wrote which digit) they come from anywhere. Panics unless `hands`
+/// divides the digits into runs (a caller's mistake, not the data's).
 pub fn write_photos(
     dir: &Path,
     unruled: Option<&Path>,
@@ -1065,6 +1066,11 @@ pub fn write_photos(
     counts: Counts,
     seed: u64,
 ) -> std::io::Result<PhotoSet> {
+    assert!(
+        hands >= 1 && labels.len() >= hands && labels.len().is_multiple_of(hands),
+        "{} digits do not come in {hands} equal runs",
+        labels.len()
+    );
     let mut samples = Vec::new();
     let mut skipped = 0;
     let mut index = 0;
