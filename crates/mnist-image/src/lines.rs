@@ -1430,7 +1430,7 @@ mod tests {
     #[test]
     fn a_grid_line_goes_between_two_strokes_close_beside_it() {
         // Squared paper (lines 1 px wide, strength 1, every 40 px) and, between two horizontal
-        // lines, two pen strokes (strength 2.5) 6-7 px either side of a vertical one, with the
+        // lines, two pen strokes (strength 2.5) 7-8 px either side of a vertical one, with the
         // ringing of JPEG (strength 0.1-0.25) all between them and the line. The ringing is
         // no stroke crossing the line: the line goes there, and the strokes stay apart.
         let (w, h) = (200, 120);
