@@ -355,24 +355,49 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family, aspect_bound: bo
     let spacing = set_spacing(&lines, 2.0 * thickest);
     // A line alone must be nearly unbroken or faint, and mostly inside the picture: a short
     // piece cut by its edge is only ever one of a set.
-    let mut found: Vec<Line> = candidates
+    let mut found: Vec<(Line, bool)> = candidates
         .into_iter()
-        .filter(|(l, inside)| {
-            spacing.is_some_and(|s| s.holds(l))
-                || ((l.coverage >= LONE_COVERAGE || strength(map, l) <= FAINT_LINE)
-                    && *inside >= LONE_INSIDE)
+        .filter_map(|(l, inside)| {
+            let alone = (l.coverage >= LONE_COVERAGE || strength(map, &l) <= FAINT_LINE)
+                && inside >= LONE_INSIDE;
+            (alone || spacing.is_some_and(|s| s.holds(&l))).then_some((l, alone))
         })
-        .map(|(l, _)| l)
         .collect();
     // The piece of a rule that the picture's edge cuts, where the set's spacing puts one, may be
     // more broken than the set's (fainter near a corner, in a shadow).
     if let Some(spacing) = spacing {
-        found.extend(cut.into_iter().filter(|l| spacing.holds(l)));
+        found.extend(
+            cut.into_iter()
+                .filter(|l| spacing.holds(l))
+                .map(|l| (l, false)),
+        );
     }
     Found {
-        lines: found,
+        lines: without_writing_beside_lines(found),
         set: spacing.is_some(),
     }
+}
+
+/// `lines` (each with whether it would be a line alone, not only as one of a set) without those
+/// that only the set admits and that overlap a line inked over more of its length: where a
+/// number is written across a rule, the band of its strokes beside the rule can hold a set's
+/// share of ink too, and lie within the set's tolerance of the rule's place. Kept as a second
+/// line, it put the strokes along the rule on two lines, whose inks add up, so such a stroke had
+/// to be stronger than both to stay: a 3's top bar along a rule was lost, and seed 41's combined
+/// `354907` was read as `554907`. Lines that would be lines alone stay, however they overlap: a
+/// margin line drawn over a grid line is two lines of two colours.
+fn without_writing_beside_lines(lines: Vec<(Line, bool)>) -> Vec<Line> {
+    let overlap = |a: &Line, b: &Line| a.low <= b.high && b.low <= a.high;
+    lines
+        .iter()
+        .filter(|(line, alone)| {
+            *alone
+                || !lines
+                    .iter()
+                    .any(|(other, _)| overlap(line, other) && other.coverage > line.coverage)
+        })
+        .map(|&(line, _)| line)
+        .collect()
 }
 
 /// The lines [`lines_of`] found in one family, and whether they hold an evenly spaced set.
@@ -1281,6 +1306,42 @@ mod tests {
         // What is left is a few lone pixels where lines crossed, no digit.
         assert!(left.len() <= 5, "{} pixels left: {left:?}", left.len());
         assert!(crate::segment::number_glyphs(&m).is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_band_of_writing_beside_a_rule_is_not_a_second_line_and_a_margin_line_on_a_grid_line_is() {
+        let family = Family {
+            vertical: false,
+            angle: 0.0,
+        };
+        let line = |low, high, coverage| Line {
+            family,
+            low,
+            high,
+            coverage,
+        };
+        let bands = |lines: &[(Line, bool)]| -> Vec<(f32, f32)> {
+            without_writing_beside_lines(lines.to_vec())
+                .iter()
+                .map(|l| (l.low, l.high))
+                .collect()
+        };
+        // A rule (its band widened by the strokes on it), the band of a number's strokes beside
+        // it, which only the set's spacing admits (seed 41's combined `354907`), and the next
+        // rule: the strokes' band goes.
+        let rule = (line(151.0, 157.0, 1.0), true);
+        let strokes = (line(155.0, 162.0, 0.88), false);
+        let next = (line(208.0, 212.0, 1.0), true);
+        assert_eq!(
+            bands(&[rule, strokes, next]),
+            [(151.0, 157.0), (208.0, 212.0)]
+        );
+        // Apart from any line, it stays a line of the set.
+        assert_eq!(bands(&[strokes, next]), [(155.0, 162.0), (208.0, 212.0)]);
+        // A broken margin line (a line alone by its faintness) over a grid line: both stay.
+        let grid = (line(380.0, 384.0, 1.0), true);
+        let margin = (line(382.0, 388.0, 0.88), true);
+        assert_eq!(bands(&[grid, margin]), [(380.0, 384.0), (382.0, 388.0)]);
     }
 
     #[test]
