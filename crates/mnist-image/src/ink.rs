@@ -45,6 +45,14 @@ const MIN_CONTRAST: f32 = 0.12;
 /// shadows and texture are taken out (blurred or not) mostly stays within 3 (one blank page of
 /// 500, `scripts/photo-accuracy.sh 0 0 100 5`, reached between 5 and 6).
 const FAINT_CONTRAST: f32 = 0.05;
+/// On planes averaged over each pixel's neighbours ([`InkMap::from_smoothed_planes`]), strokes
+/// this far above the floor are enough when they stand [`FAINT_STROKE_SIGMAS`] deviations above
+/// it. Averaging divides the paper's noise by up to 3 and takes a little of a blurred stroke's
+/// contrast too: the faint pen lines of out-of-focus photos that every other look refuses can
+/// stand 18 deviations above their floor there but under [`FAINT_CONTRAST`] (seed 11's `338`,
+/// 0.049). 0.04 reads the five such numbers of docs/photos.md's sets that this look can; 0.03
+/// reads no more of them (docs/photo-reader-notes.md).
+const SMOOTHED_FAINT_CONTRAST: f32 = 0.04;
 /// See [`FAINT_CONTRAST`].
 const FAINT_STROKE_SIGMAS: f32 = 6.0;
 /// Pixels this many noise standard deviations from the paper can still be noise.
@@ -80,6 +88,47 @@ impl Planes {
             DynamicImage::ImageRgb32F(b) => shrink::<_, 3>(b.as_raw(), w, h, false, k, 1.0),
             DynamicImage::ImageRgba32F(b) => shrink::<_, 4>(b.as_raw(), w, h, true, k, 1.0),
             other => shrink::<_, 4>(other.to_rgba32f().as_raw(), w, h, true, k, 1.0),
+        }
+    }
+}
+
+impl Planes {
+    /// Each plane averaged over the `(2 * radius + 1)`-pixel square around each pixel (what of
+    /// it is inside the picture), the same size as before.
+    pub fn smoothed(&self, radius: usize) -> Self {
+        let (w, h) = (self.width, self.height);
+        let smooth = |plane: &Vec<f32>| {
+            let mut across = vec![0.0f32; w * h];
+            for y in 0..h {
+                let row = &plane[y * w..(y + 1) * w];
+                for x in 0..w {
+                    let span = &row[x.saturating_sub(radius)..(x + radius + 1).min(w)];
+                    across[y * w + x] = span.iter().sum::<f32>() / span.len() as f32;
+                }
+            }
+            let mut out = vec![0.0f32; w * h];
+            for y in 0..h {
+                let rows = y.saturating_sub(radius)..(y + radius + 1).min(h);
+                let n = rows.len() as f32;
+                for r in rows {
+                    for (o, &v) in out[y * w..(y + 1) * w]
+                        .iter_mut()
+                        .zip(&across[r * w..(r + 1) * w])
+                    {
+                        *o += v;
+                    }
+                }
+                for o in &mut out[y * w..(y + 1) * w] {
+                    *o /= n;
+                }
+            }
+            out
+        };
+        Planes {
+            width: w,
+            height: h,
+            colour: self.colour.iter().map(smooth).collect(),
+            alpha: self.alpha.as_ref().map(smooth),
         }
     }
 }
@@ -207,7 +256,15 @@ impl InkMap {
     /// choice to make: strokes on a transparent canvas, an empty picture), for a second look
     /// at the same planes ([`InkMap::from_planes_over_narrow_window`]).
     pub fn found_in(planes: &Planes) -> (Self, Option<Contrast>) {
-        Self::from_planes_over(planes, false, None)
+        Self::from_planes_over(planes, false, None, FAINT_CONTRAST)
+    }
+
+    /// [`InkMap::from_planes`] for planes averaged over each pixel's neighbours
+    /// ([`Planes::smoothed`]): a last look at a faint picture out of focus, where no other look
+    /// found ink. The noise is averaged down there, so faint strokes need stand less far above
+    /// the floor ([`SMOOTHED_FAINT_CONTRAST`]).
+    pub fn from_smoothed_planes(planes: &Planes) -> Self {
+        Self::from_planes_over(planes, false, None, SMOOTHED_FAINT_CONTRAST).0
     }
 
     /// [`InkMap::from_planes`] with the paper estimated over the narrowest window a thin pen
@@ -218,18 +275,20 @@ impl InkMap {
     /// are to be trusted (`crate::analysable` judges them). `contrast` is how the first look
     /// at these planes told ink from paper ([`InkMap::found_in`]); it is chosen again if `None`.
     pub fn from_planes_over_narrow_window(planes: &Planes, contrast: Option<Contrast>) -> Self {
-        Self::from_planes_over(planes, true, contrast).0
+        Self::from_planes_over(planes, true, contrast, FAINT_CONTRAST).0
     }
 
     fn from_planes_over(
         planes: &Planes,
         narrowest: bool,
         contrast: Option<Contrast>,
+        faint_contrast: f32,
     ) -> (Self, Option<Contrast>) {
         let (width, height) = (planes.width, planes.height);
         let look = Look {
             narrowest,
             contrast,
+            faint_contrast,
         };
         let ink = match &planes.alpha {
             Some(alpha) => ink_with_alpha(&mut planes.colour.clone(), alpha, width, height, look),
@@ -269,12 +328,14 @@ pub struct Contrast {
 /// noise ([`scale_to_strokes`]).
 type Strengths = (Vec<f32>, f32);
 
-/// What a look at a picture's planes asks: the paper over the narrowest window only, and how
-/// to tell ink from paper if a first look chose it already.
+/// What a look at a picture's planes asks: the paper over the narrowest window only, how to
+/// tell ink from paper if a first look chose it already, and how far above the floor faint
+/// strokes must stand ([`FAINT_CONTRAST`], or [`SMOOTHED_FAINT_CONTRAST`] on smoothed planes).
 #[derive(Debug, Clone, Copy)]
 struct Look {
     narrowest: bool,
     contrast: Option<Contrast>,
+    faint_contrast: f32,
 }
 
 /// Ink for images with an alpha channel. Transparent pixels are paper. When the opaque
@@ -302,7 +363,7 @@ fn ink_with_alpha(
     let spread = percentile(&opaque, 0.95) - percentile(&opaque, 0.05);
     if transparent * 100 >= alpha.len() && spread < 0.25 {
         // Strokes on a transparent canvas: coverage is ink, and nothing else is noise.
-        return Some((scale_to_strokes(alpha, 0.0), None));
+        return Some((scale_to_strokes(alpha, 0.0, look.faint_contrast), None));
     }
     for plane in planes.iter_mut() {
         let paper_values: Vec<f32> = plane
@@ -376,7 +437,14 @@ fn ink_against_paper(
     // The ink over the paper estimated over narrower squares, `window` pixels across.
     let ink_over_window = |window: f32| {
         let paper = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, Some(window));
-        ink_over(&paper, plane, width, height, step * step)
+        ink_over(
+            &paper,
+            plane,
+            width,
+            height,
+            step * step,
+            look.faint_contrast,
+        )
     };
     let thin_window =
         |stroke: f32| (STROKE_WINDOWS * stroke).max(MIN_WINDOW * width.max(height) as f32);
@@ -384,7 +452,14 @@ fn ink_against_paper(
         return found(ink_over_window(thin_window(0.0)));
     }
     let wide = PaperGrid::new(plane, width, height, dark_ink, PAPER_CELLS, None);
-    let ink = ink_over(&wide, plane, width, height, step * step);
+    let ink = ink_over(
+        &wide,
+        plane,
+        width,
+        height,
+        step * step,
+        look.faint_contrast,
+    );
     let Some(stroke) = outline_width(&ink.0, width, height) else {
         return found(ink);
     };
@@ -475,12 +550,14 @@ const BOLD_STROKE_WINDOWS: f32 = 3.0;
 /// leaves no ink to trust (all of it within [`FAINT_SIGMAS`] deviations of the floor) and the
 /// strokes are bold for the picture ([`bold_strokes`]), the spread is mostly the strokes' own,
 /// and the noise is measured again on the paper's lighter half ([`lighter_half_noise`]).
+/// `faint_contrast` is how far above the floor faint strokes must stand ([`Look`]).
 fn ink_over(
     paper: &PaperGrid,
     plane: &[f32],
     width: usize,
     height: usize,
     sample: usize,
+    faint_contrast: f32,
 ) -> Strengths {
     let columns = Columns::new(width, paper.cell);
     let mut row = Vec::new();
@@ -499,9 +576,13 @@ fn ink_over(
     for d in darker.iter_mut() {
         *d = (*d - centre).max(0.0);
     }
-    let (ink, faint) = scale_to_strokes(&darker, noise);
+    let (ink, faint) = scale_to_strokes(&darker, noise, faint_contrast);
     if faint >= 1.0 && bold_strokes(&darker, noise, width, height) {
-        return scale_to_strokes(&darker, lighter_half_noise(&sampled, centre));
+        return scale_to_strokes(
+            &darker,
+            lighter_half_noise(&sampled, centre),
+            faint_contrast,
+        );
     }
     (ink, faint)
 }
@@ -1154,13 +1235,15 @@ fn running_line(
 
 /// Turns raw contrast into ink: zero up to the noise floor, 1 at the typical stroke level
 /// (the median of the pixels Otsu's threshold calls ink among those above the noise), linear
-/// between and beyond (the caller caps it at 1).
-fn scale_to_strokes(contrast: &[f32], noise: f32) -> Strengths {
+/// between and beyond (the caller caps it at 1). Nothing is ink unless that level stands
+/// [`FAINT_STROKE_SIGMAS`] noise deviations and `faint_contrast` above the floor, or
+/// [`MIN_CONTRAST`].
+fn scale_to_strokes(contrast: &[f32], noise: f32, faint_contrast: f32) -> Strengths {
     let Some((_, stroke_level)) = stroke_split(contrast, noise) else {
         return (vec![0.0; contrast.len()], 0.0);
     };
     let floor = (NOISE_SIGMAS * noise).max(0.12 * stroke_level);
-    let needed = (FAINT_STROKE_SIGMAS * noise).clamp(FAINT_CONTRAST, MIN_CONTRAST);
+    let needed = (FAINT_STROKE_SIGMAS * noise).clamp(faint_contrast, MIN_CONTRAST);
     if stroke_level - floor < needed {
         return (vec![0.0; contrast.len()], 0.0);
     }
@@ -1244,6 +1327,19 @@ pub(crate) fn percentile(values: &[f32], q: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smoothing_averages_each_pixel_over_its_neighbours_inside_the_picture() {
+        let planes = Planes {
+            width: 3,
+            height: 2,
+            colour: vec![vec![0.0, 3.0, 6.0, 3.0, 6.0, 9.0]],
+            alpha: None,
+        };
+        // A corner averages the four pixels around it; the middle column, all six.
+        assert_eq!(planes.smoothed(1).colour[0], [3.0, 4.5, 6.0, 3.0, 4.5, 6.0]);
+        assert_eq!(planes.smoothed(0), planes);
+    }
     use crate::synth::gaussian;
     use image::{GrayImage, Luma, Rgba, RgbaImage};
     use rand::SeedableRng;

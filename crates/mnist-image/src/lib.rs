@@ -47,6 +47,27 @@ const HALF_SIZE_MIN_SIDE: u32 = 150;
 /// narrowest window it tells a pen line from the wedges of false ink along a shadow's edge.
 const SECOND_LOOK_MAX_STROKE: f32 = 4.5;
 
+/// A picture where no other look found ink is looked at once more with each pixel averaged over
+/// the square this many pixels around it (at half size where the picture is large enough). A
+/// radius of 1 reads 5 of the 8 faint out-of-focus numbers that the other looks refuse among
+/// docs/photos.md's sets; at 2, none: the averaged strokes grow wider than a pen line's
+/// ([`SECOND_LOOK_MAX_STROKE`]) and fainter than [`ink`]'s floor for them.
+const SMOOTHING_RADIUS: usize = 1;
+/// What the smoothed look finds counts as writing when its tallest glyph is at least this share
+/// of the picture's shorter side: what averaging brings out of a blank page (the pieces of its
+/// printed lines along a shadow's edge, where their removal leaves them) is specks. Of the
+/// numbers it reads, the smallest stands 0.19 of the side; the one blank page of 2,000 read
+/// without this bound showed specks 0.06 of it.
+const SMOOTHED_MIN_HEIGHT: f32 = 0.1;
+
+/// ... and only a picture at least this many pixels on its shorter side is: in a thumbnail or a
+/// strip cut close, what averaging brings out of a blank page is as large as writing. Of the
+/// blank cuts of `scripts/small-photo-accuracy.sh 100 100 5` (40-120 px high), without this
+/// bound, 23 more of 2,000 were read as digits; looked at only at half size, 1 (the edge of a
+/// shadow across a blurred ruled strip 319x112 px, read as a 1); with it, none. The pictures
+/// whose numbers this look reads are 203 px and more on their shorter side.
+const SMOOTHED_LOOK_MIN_SIDE: u32 = 150;
+
 /// One digit found in a picture, ready for a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundDigit {
@@ -112,14 +133,19 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
             .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE)
     };
     let blank = map.is_blank();
+    // The planes at half size where they were looked at but not taken, and whether they were.
+    let (mut half_planes, mut halved) = (None, false);
     if (blank || map.out_of_focus()) && side / (2 * factor) >= HALF_SIZE_MIN_SIDE {
-        let half_planes = ink::Planes::from_image(image, 2 * factor as usize);
-        let (half, half_contrast) = InkMap::found_in(&half_planes);
+        let half_look = ink::Planes::from_image(image, 2 * factor as usize);
+        let (half, half_contrast) = InkMap::found_in(&half_look);
         if !blank || thin_strokes(&half) {
             factor *= 2;
+            halved = true;
             map = half;
             contrast = half_contrast;
-            planes = half_planes;
+            planes = half_look;
+        } else {
+            half_planes = Some(half_look);
         }
     }
     lines::remove_page_lines(&mut map, Some(&planes));
@@ -137,8 +163,40 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
             map = narrow;
         }
     }
+    let half_size = if halved {
+        Some(&planes)
+    } else {
+        half_planes.as_ref()
+    };
+    let large = image.width().min(image.height()) >= SMOOTHED_LOOK_MIN_SIDE;
+    if let (true, true, Some(half_size)) = (map.is_blank(), large, half_size) {
+        // A faint photo out of focus: its pen line spread over a band several pixels wide
+        // stands too little above the paper's noise, even at half size. Averaged over each
+        // pixel's neighbours, the noise falls far more than the blurred line's contrast.
+        let smooth = half_size.smoothed(SMOOTHING_RADIUS);
+        let mut smoothed = InkMap::from_smoothed_planes(&smooth);
+        lines::remove_page_lines(&mut smoothed, Some(&smooth));
+        if thin_strokes(&smoothed) && writing_sized(&smoothed) {
+            if !halved {
+                factor *= 2;
+            }
+            map = smoothed;
+        }
+    }
     map.drop_faint_alone();
     (map, factor as f64)
+}
+
+/// Whether the tallest glyph of `map` stands at least [`SMOOTHED_MIN_HEIGHT`] of its shorter
+/// side.
+fn writing_sized(map: &InkMap) -> bool {
+    let tallest = segment::number_glyphs(map)
+        .iter()
+        .flat_map(|s| s.candidates())
+        .map(|g| g.bbox.h)
+        .max()
+        .unwrap_or(0);
+    tallest as f32 >= SMOOTHED_MIN_HEIGHT * map.width.min(map.height) as f32
 }
 
 fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
@@ -178,8 +236,15 @@ mod tests {
 
     /// A ring 160 px across drawn as a pen line blurred by a Gaussian of 2 px.
     fn ring(x: f32, y: f32) -> f32 {
-        let d = ((x - 300.0).powi(2) + (y - 300.0).powi(2)).sqrt() - 80.0;
-        (-d * d / 8.0).exp()
+        ring_across(160.0)(x, y)
+    }
+
+    /// A ring `across` px across, drawn as [`ring`] is.
+    fn ring_across(across: f32) -> impl Fn(f32, f32) -> f32 {
+        move |x, y| {
+            let d = ((x - 300.0).powi(2) + (y - 300.0).powi(2)).sqrt() - across / 2.0;
+            (-d * d / 8.0).exp()
+        }
     }
 
     /// A soft band of shade 60 px wide down the page.
@@ -244,5 +309,25 @@ mod tests {
         assert!(InkMap::from_image(&faint_band).is_blank());
         assert!(digit_in_image(&faint_band).is_none());
         assert!(digit_in_image(&noisy_page(0.0, ring)).is_none());
+    }
+
+    #[test]
+    fn a_fainter_stroke_is_found_on_smoothed_planes_and_a_faint_patch_or_a_speck_is_not() {
+        // Fainter still, the ring stays in the noise at half size too; averaged over each
+        // pixel's neighbours, the noise falls by up to 3 and the ring stands out.
+        let faint_ring = noisy_page(18.0, ring);
+        let half = ink::Planes::from_image(&faint_ring, 2);
+        assert!(InkMap::from_planes(&half).is_blank(), "found at half size");
+        let found = digit_in_image(&faint_ring).expect("the ring is found on smoothed planes");
+        assert!(found.bbox.w > 150 && found.bbox.h > 150, "{:?}", found.bbox);
+        assert_eq!(digits_in_image(&faint_ring).len(), 1);
+        // The band stands out as a patch, too wide to be a pen line; a ring 40 px across, a
+        // fifteenth of the page, is a speck, not writing.
+        assert!(digit_in_image(&noisy_page(18.0, band)).is_none());
+        let speck = noisy_page(18.0, ring_across(40.0));
+        let half = ink::Planes::from_image(&speck, 2);
+        assert!(!InkMap::from_smoothed_planes(&half.smoothed(SMOOTHING_RADIUS)).is_blank());
+        assert!(digit_in_image(&speck).is_none());
+        assert!(digits_in_image(&speck).is_empty());
     }
 }
