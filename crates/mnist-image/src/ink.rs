@@ -90,9 +90,7 @@ impl Planes {
             other => shrink::<_, 4>(other.to_rgba32f().as_raw(), w, h, true, k, 1.0),
         }
     }
-}
 
-impl Planes {
     /// Each plane averaged over the `(2 * radius + 1)`-pixel square around each pixel (what of
     /// it is inside the picture), the same size as before.
     pub fn smoothed(&self, radius: usize) -> Self {
@@ -261,7 +259,7 @@ impl InkMap {
 
     /// [`InkMap::from_planes`] for planes averaged over each pixel's neighbours
     /// ([`Planes::smoothed`]): a last look at a faint picture out of focus, where no other look
-    /// found ink. The noise is averaged down there, so faint strokes need stand less far above
+    /// found ink. The noise is averaged down there, so faint strokes need not stand as far above
     /// the floor ([`SMOOTHED_FAINT_CONTRAST`]).
     pub fn from_smoothed_planes(planes: &Planes) -> Self {
         Self::from_planes_over(planes, false, None, SMOOTHED_FAINT_CONTRAST).0

@@ -47,26 +47,25 @@ const HALF_SIZE_MIN_SIDE: u32 = 150;
 /// narrowest window it tells a pen line from the wedges of false ink along a shadow's edge.
 const SECOND_LOOK_MAX_STROKE: f32 = 4.5;
 
-/// A picture where no other look found ink is looked at once more with each pixel averaged over
-/// the square this many pixels around it (at half size where the picture is large enough). A
-/// radius of 1 reads 5 of the 8 faint out-of-focus numbers that the other looks refuse among
-/// docs/photos.md's sets; at 2, none: the averaged strokes grow wider than a pen line's
-/// ([`SECOND_LOOK_MAX_STROKE`]) and fainter than [`ink`]'s floor for them.
+/// A picture where no other look found ink is looked at once more at half size with each pixel
+/// averaged over the square this many pixels around it. A radius of 1 reads 5 of the 8 faint
+/// out-of-focus numbers that the other looks refuse among docs/photos.md's sets; at 2, none: the
+/// averaged strokes grow wider than a pen line's ([`SECOND_LOOK_MAX_STROKE`]) and fainter than
+/// [`ink`]'s floor for them.
 const SMOOTHING_RADIUS: usize = 1;
+/// ... and only a picture at least this many pixels on its shorter side is looked at so: in a
+/// thumbnail or a strip cut close, what averaging brings out of a blank page is as large as
+/// writing. Of the blank cuts of `scripts/small-photo-accuracy.sh 100 100 5` (40-120 px high),
+/// without this bound, 23 more of 2,000 were read as digits; looked at only at half size, 1
+/// (the edge of a shadow across a blurred ruled strip 319x112 px, read as a 1); with it, none.
+/// The pictures whose numbers this look reads are 203 px and more on their shorter side.
+const SMOOTHED_LOOK_MIN_SIDE: u32 = 150;
 /// What the smoothed look finds counts as writing when its tallest glyph is at least this share
 /// of the picture's shorter side: what averaging brings out of a blank page (the pieces of its
 /// printed lines along a shadow's edge, where their removal leaves them) is specks. Of the
 /// numbers it reads, the smallest stands 0.19 of the side; the one blank page of 2,000 read
 /// without this bound showed specks 0.06 of it.
 const SMOOTHED_MIN_HEIGHT: f32 = 0.1;
-
-/// ... and only a picture at least this many pixels on its shorter side is: in a thumbnail or a
-/// strip cut close, what averaging brings out of a blank page is as large as writing. Of the
-/// blank cuts of `scripts/small-photo-accuracy.sh 100 100 5` (40-120 px high), without this
-/// bound, 23 more of 2,000 were read as digits; looked at only at half size, 1 (the edge of a
-/// shadow across a blurred ruled strip 319x112 px, read as a 1); with it, none. The pictures
-/// whose numbers this look reads are 203 px and more on their shorter side.
-const SMOOTHED_LOOK_MIN_SIDE: u32 = 150;
 
 /// One digit found in a picture, ready for a model.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,7 +120,7 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
 
 /// The ink map of `image`, shrunk if needed (to [`ANALYSIS_MAX_SIDE`], and by half again when
 /// the picture is out of focus or holds no ink at that size; over the narrowest window when
-/// neither finds any), without the page's printed lines,
+/// neither finds any, and on averaged planes when none does), without the page's printed lines,
 /// and the factor from its pixels to the original's.
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
@@ -329,5 +328,20 @@ mod tests {
         assert!(!InkMap::from_smoothed_planes(&half.smoothed(SMOOTHING_RADIUS)).is_blank());
         assert!(digit_in_image(&speck).is_none());
         assert!(digits_in_image(&speck).is_empty());
+    }
+
+    #[test]
+    fn a_strip_too_narrow_is_not_looked_at_on_smoothed_planes() {
+        // A faint ring 100 px across is found on a 600-px page, and not on a strip of it 140 px
+        // high, under SMOOTHED_LOOK_MIN_SIDE: there what averaging brings out of a blank page
+        // is as large as writing.
+        let page = noisy_page(18.0, ring_across(100.0));
+        assert!(
+            digit_in_image(&page).is_some(),
+            "the ring is found on the page"
+        );
+        let strip = page.crop_imm(0, 230, 600, 140);
+        assert!(digit_in_image(&strip).is_none());
+        assert!(digits_in_image(&strip).is_empty());
     }
 }
