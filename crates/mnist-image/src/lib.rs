@@ -3,11 +3,12 @@
 //! [`read_digit`] treats the whole picture as one digit; [`read_number`] finds the digits of a
 //! number written left to right (a group wide enough to be touching digits comes both whole and
 //! cut, for the caller's model to choose: [`Segment::choose`]). Both decode any PNG, JPEG, BMP,
-//! GIF, WebP or TIFF of any size with bounded memory ([`decode`]), find the ink whatever its
-//! colour and the paper's ([`ink`]), remove the page's printed lines ([`lines`]), segment what
-//! is left ([`segment`]) and give each digit MNIST's own preprocessing ([`mnist_style`]). The result is 28x28 `u8` pixels, 0 = paper, exactly like MNIST's files,
-//! so a model's input goes through the same `Normalization` as in training. Nothing here
-//! touches a model or a device.
+//! GIF, WebP or TIFF of any size with bounded memory ([`decode`]), paint over the table around a
+//! page photographed on one (`page`), find the ink whatever its colour and the paper's
+//! ([`ink`]), remove the page's printed lines ([`lines`]), segment what is left ([`segment`])
+//! and give each digit MNIST's own preprocessing ([`mnist_style`]). The result is 28x28 `u8`
+//! pixels, 0 = paper, exactly like MNIST's files, so a model's input goes through the same
+//! `Normalization` as in training. Nothing here touches a model or a device.
 //!
 //! [`synth`] makes user-style pictures out of MNIST digits, for tests and examples.
 
@@ -16,6 +17,7 @@ mod error;
 pub mod ink;
 pub mod lines;
 pub mod mnist_style;
+mod page;
 pub mod segment;
 pub use mnist_data::stroke;
 pub mod synth;
@@ -118,14 +120,17 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
     analysable(image).0
 }
 
-/// The ink map of `image`, shrunk if needed (to [`ANALYSIS_MAX_SIDE`], and by half again when
-/// the picture is out of focus or holds no ink at that size; over the narrowest window when
-/// neither finds any, and on averaged planes when none does), without the page's printed lines,
-/// and the factor from its pixels to the original's.
+/// The ink map of `image` (the table around the page painted over first: `page`), shrunk if
+/// needed (to [`ANALYSIS_MAX_SIDE`], and by half again when the picture is out of focus or holds
+/// no ink at that size; over the narrowest window when neither finds any, and on averaged planes
+/// when none does), without the page's printed lines, and the factor from its pixels to the
+/// original's.
 fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     let side = image.width().max(image.height());
     let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
     let mut planes = ink::Planes::from_image(image, factor as usize);
+    let page_edges = page::PageEdges::find(&planes);
+    page_edges.paint_over(&mut planes);
     let (mut map, mut contrast) = InkMap::found_in(&planes);
     let thin_strokes = |map: &InkMap| {
         map.stroke_width()
@@ -135,7 +140,8 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     // The planes at half size where they were looked at but not taken, and whether they were.
     let (mut half_planes, mut halved) = (None, false);
     if (blank || map.out_of_focus()) && side / (2 * factor) >= HALF_SIZE_MIN_SIDE {
-        let half_look = ink::Planes::from_image(image, 2 * factor as usize);
+        let mut half_look = ink::Planes::from_image(image, 2 * factor as usize);
+        page_edges.paint_over(&mut half_look);
         let (half, half_contrast) = InkMap::found_in(&half_look);
         if !blank || thin_strokes(&half) {
             factor *= 2;
@@ -182,6 +188,7 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
             map = smoothed;
         }
     }
+    page_edges.clear_past(&mut map);
     map.drop_faint_alone();
     (map, factor as f64)
 }
