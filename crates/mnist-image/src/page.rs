@@ -34,6 +34,7 @@ const MIN_STEP: f32 = 0.12;
 /// How far (pixels of the search size) to either side of an edge paper and table are measured:
 /// past its blur, and over enough pixels that a printed line there is outvoted.
 const FAR: std::ops::RangeInclusive<usize> = 3..=7;
+const FAR_SAMPLES: usize = 5;
 /// ... and at least this share of that difference lies across the edge's own two pixels: a
 /// shadow's edge falls off over 2-8% of the picture's shorter side.
 const SHARPNESS: f32 = 0.7;
@@ -209,11 +210,11 @@ fn shrunk(planes: &Planes, k: usize) -> Planes {
     let shrink = |plane: &Vec<f32>| {
         let mut sum = vec![0.0f32; w * h];
         let mut count = vec![0u32; w * h];
-        for y in 0..planes.height {
-            for x in 0..planes.width {
-                let i = (y / k) * w + x / k;
-                sum[i] += plane[y * planes.width + x];
-                count[i] += 1;
+        for (y, row) in plane.chunks_exact(planes.width).enumerate() {
+            let out = (y / k) * w;
+            for (x, block) in row.chunks(k).enumerate() {
+                sum[out + x] += block.iter().sum::<f32>();
+                count[out + x] += block.len() as u32;
             }
         }
         sum.iter().zip(&count).map(|(s, &n)| s / n as f32).collect()
@@ -247,6 +248,11 @@ fn edge_on(planes: &Planes, side: Side) -> Option<Edge> {
                 .collect()
         })
         .collect();
+    // Most pictures have no table: too few rows step anywhere for any line to run.
+    let stepping = steps.iter().filter(|row| row.iter().any(|&v| v != 0.0)).count();
+    if (stepping as f32) < MIN_RUN * rows.len() as f32 {
+        return None;
+    }
     let middle = (rows.start + rows.end) as f32 / 2.0;
     let turns = (MAX_TURN_DEGREES * STEPS_PER_DEGREE) as i32;
     // The line with the longest run, and of those (a sharp edge runs the whole way at several
@@ -298,19 +304,35 @@ fn step_at(planes: &Planes, side: Side, across: usize, along: usize) -> f32 {
         return 0.0;
     }
     let at = |plane: &[f32], a: usize| plane[pixel(side, w, h, a, along)];
+    // Most places hold no sharp step at all: across the edge's own pixels it is at least
+    // SHARPNESS * MIN_STEP of the brighter level, which is at least 0.8 of the brightest of
+    // those pixels (each lies within a quarter of the step of the two levels).
+    let sharp = planes.colour.iter().any(|plane| {
+        let [a, b, c, d] = [across - 1, across, across + 1, across + 2].map(|i| at(plane, i));
+        let step = (c - a).abs().max((d - b).abs());
+        step >= 0.8 * SHARPNESS * MIN_STEP * a.max(b).max(c).max(d)
+    });
+    if !sharp {
+        return 0.0;
+    }
     // The median, so that a printed line or a stroke beside the edge does not count.
-    let median = |mut v: Vec<f32>| {
-        v.sort_by(f32::total_cmp);
-        v[v.len() / 2]
+    let median = |values: &mut [f32]| {
+        values.sort_unstable_by(f32::total_cmp);
+        values[values.len() / 2]
     };
     let mut best = (0.0f32, 0.0f32);
+    let mut sample = [0.0f32; FAR_SAMPLES];
     for plane in &planes.colour {
-        let inside = median(FAR.map(|d| at(plane, across + d)).collect());
-        let outside = median(
-            FAR.filter(|&d| d <= across)
-                .map(|d| at(plane, across - d))
-                .collect(),
-        );
+        for (v, d) in sample.iter_mut().zip(FAR) {
+            *v = at(plane, across + d);
+        }
+        let inside = median(&mut sample);
+        let mut n = 0;
+        for (v, d) in sample.iter_mut().zip(FAR.filter(|&d| d <= across)) {
+            *v = at(plane, across - d);
+            n += 1;
+        }
+        let outside = median(&mut sample[..n]);
         let far = inside - outside;
         // The edge's two pixels: either side of `across`, or `across` and the next, where
         // the edge falls within a pixel; each between the two sides' levels, as across an

@@ -45,10 +45,14 @@ pub enum Condition {
     /// blurred over 1-2.5 px (a Gaussian's deviation) before the sensor's noise, so a thin line
     /// is spread into a faint, wide band.
     OutOfFocus,
+    /// The page lying on a table, smaller than the picture: one to four of its edges in view,
+    /// the table (wood, grey or black, with its grain) beyond them, the page turned up to 4
+    /// degrees; pen or blue ink, plain, ruled or squared paper, half the time a shadow.
+    OnDesk,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 9] = [
+    pub const ALL: [Condition; 10] = [
         Condition::Pen,
         Condition::BlueShadow,
         Condition::Ruled,
@@ -58,6 +62,7 @@ impl Condition {
         Condition::Pencil,
         Condition::Combined,
         Condition::OutOfFocus,
+        Condition::OnDesk,
     ];
 
     /// The name used in file names and tables.
@@ -72,6 +77,7 @@ impl Condition {
             Condition::Pencil => "pencil",
             Condition::Combined => "combined",
             Condition::OutOfFocus => "out-of-focus",
+            Condition::OnDesk => "on-desk",
         }
     }
 }
@@ -91,15 +97,18 @@ pub enum Blank {
     /// edge of a shadow and the blurred rules are as faint and soft as blurred writing, and must
     /// still not pass for it.
     BlurredPage,
+    /// A plain or ruled page on a table, one to four of its edges in view.
+    DeskPage,
 }
 
 impl Blank {
-    pub const ALL: [Blank; 5] = [
+    pub const ALL: [Blank; 6] = [
         Blank::Page,
         Blank::RuledPage,
         Blank::SquaredPage,
         Blank::Wall,
         Blank::BlurredPage,
+        Blank::DeskPage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +118,7 @@ impl Blank {
             Blank::SquaredPage => "blank-squared",
             Blank::Wall => "blank-wall",
             Blank::BlurredPage => "blank-blurred",
+            Blank::DeskPage => "blank-desk",
         }
     }
 }
@@ -169,7 +179,81 @@ struct Page {
     /// sharp) before the sensor's noise.
     blur: f32,
     noise: f32,
+    /// The table the page lies on, where the picture shows past the page's edges.
+    desk: Option<Desk>,
 }
+
+/// A table under the page: past the page's `edges` (left, top, right, bottom, in page
+/// coordinates; infinite where that edge is out of the picture) the picture shows it.
+#[derive(Debug, Clone)]
+struct Desk {
+    edges: [f32; 4],
+    colour: [f32; 3],
+    /// How strongly its grain varies its colour (a fraction of it).
+    grain: f32,
+    /// Whether the grain runs across the picture (else down it).
+    across: bool,
+}
+
+impl Desk {
+    /// A table of wood, grey or black under `page`, showing past one to four of its edges, each
+    /// at least [`DESK_MARGIN`] of the writing's height away from `writing` (its box in page
+    /// coordinates, none on a blank page).
+    fn random(page: &Page, writing: Option<[f32; 4]>, rng: &mut impl Rng) -> Self {
+        let (w, h) = (page.width as f32, page.height as f32);
+        let [x0, y0, x1, y1] = writing.unwrap_or([w / 2.0, h / 2.0, w / 2.0, h / 2.0]);
+        let away = DESK_MARGIN * (y1 - y0);
+        // How far in each edge may come: a strip of at least 3% of the picture shows, at most a
+        // quarter of it, never nearer the writing than `away`.
+        let room = [x0 - away, y0 - away, w - x1 - away, h - y1 - away];
+        let side = [w, h, w, h];
+        let mut edges = [
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            f32::INFINITY,
+        ];
+        let first = rng.random_range(0..4);
+        for k in 0..4 {
+            let (lo, hi) = (0.03 * side[k], (0.25 * side[k]).min(room[k]));
+            if hi > lo && (k == first || rng.random_bool(0.6)) {
+                let inset = rng.random_range(lo..hi);
+                edges[k] = if k < 2 { inset } else { side[k] - inset };
+            }
+        }
+        let colour = match rng.random_range(0..3) {
+            // Light or mid wood.
+            0 => {
+                let r = rng.random_range(110.0..200.0);
+                let g = r * rng.random_range(0.62..0.8);
+                [r, g, g * rng.random_range(0.5..0.75)]
+            }
+            // Dark wood.
+            1 => {
+                let v = rng.random_range(30.0..100.0);
+                [v, v * 0.82, v * 0.68]
+            }
+            // A grey or black table top.
+            _ => [rng.random_range(20.0..160.0); 3],
+        };
+        Self {
+            edges,
+            colour,
+            grain: rng.random_range(0.03..0.15),
+            across: rng.random_bool(0.5),
+        }
+    }
+
+    /// How far page point `(u, v)` lies past the page's edges (pixels; 0 or less on the page).
+    fn past_edges(&self, u: f32, v: f32) -> f32 {
+        let [l, t, r, b] = self.edges;
+        (l - u).max(t - v).max(u - r).max(v - b)
+    }
+}
+
+/// Each edge of a page on a table stays at least this many times the writing's height away from
+/// it: a page's margin.
+const DESK_MARGIN: f32 = 0.3;
 
 impl Page {
     fn random(condition: Option<Condition>, blank: Option<Blank>, rng: &mut impl Rng) -> Self {
@@ -206,6 +290,7 @@ impl Page {
             shadow: None,
             blur: 0.0,
             noise: rng.random_range(1.0..4.0),
+            desk: None,
         };
         let grey = rng.random_range(20.0..110.0);
         page.ink = [grey; 3];
@@ -311,6 +396,28 @@ impl Page {
                 }
                 page.blur = rng.random_range(1.0..2.5);
             }
+            (Some(Condition::OnDesk), _) => {
+                page.ruling = match rng.random_range(0..3) {
+                    0 => Ruling::None,
+                    1 => Ruling::Ruled {
+                        spacing: 0.0,
+                        offset: 0.0,
+                    },
+                    _ => Ruling::Squared {
+                        spacing: 0.0,
+                        offset: [0.0; 2],
+                    },
+                };
+                if rng.random_bool(0.5) {
+                    page.ink = blue(rng);
+                }
+                if rng.random_bool(0.5) {
+                    page.shadow = Some(Shadow::random(width, height, rng));
+                }
+                page.gradient = rng.random_range(0.1..0.4);
+                page.turn = rng.random_range(-4.0f32..4.0).to_radians();
+                // The table's edges come once the writing is placed (`Drawn::on_desk`).
+            }
             (None, Some(blank)) => {
                 page.gradient = rng.random_range(0.1..0.5);
                 page.vignette = rng.random_range(0.0..0.3);
@@ -355,6 +462,16 @@ impl Page {
                         }
                         page.blur = rng.random_range(1.0..3.0);
                     }
+                    Blank::DeskPage => {
+                        if rng.random_bool(0.5) {
+                            page.ruling = Ruling::Ruled {
+                                spacing,
+                                offset: rng.random_range(0.0..spacing),
+                            };
+                        }
+                        page.turn = rng.random_range(-4.0f32..4.0).to_radians();
+                        page.desk = Some(Desk::random(&page, None, rng));
+                    }
                 }
             }
             (None, None) => {}
@@ -382,6 +499,7 @@ impl Page {
     fn render(&self, ink: &[f32], rng: &mut impl Rng) -> DynamicImage {
         let (w, h) = (self.width, self.height);
         let fibres = (self.recycled || self.plaster).then(|| Texture::new(w, h, rng));
+        let desk = self.desk.as_ref().map(|d| (d, Texture::new(w, h, rng)));
         let grain: Vec<f32> = if self.pencil {
             (0..w * h).map(|_| rng.random_range(0.45..1.0)).collect()
         } else {
@@ -434,6 +552,20 @@ impl Page {
                     c *= grain[i];
                 }
                 reflect = multiply(reflect, self.ink, c);
+                if let Some((desk, grain)) = &desk {
+                    // Past the page's edge (anti-aliased over a pixel), the table and its grain:
+                    // streaks along it.
+                    let table = (0.5 + desk.past_edges(u, v)).clamp(0.0, 1.0);
+                    if table > 0.0 {
+                        let along = if desk.across {
+                            grain.at(px / 8.0, py)
+                        } else {
+                            grain.at(px, py / 8.0)
+                        };
+                        let wood = desk.colour.map(|c| c / 255.0 * (1.0 + desk.grain * along));
+                        reflect = [0, 1, 2].map(|i| reflect[i] * (1.0 - table) + wood[i] * table);
+                    }
+                }
                 // Light: a gradient, dark corners, a shadow.
                 let along = ((px - w as f32 / 2.0) * lx + (py - h as f32 / 2.0) * ly) / diagonal;
                 let mut light = 1.0 - self.gradient * (0.5 + along);
@@ -844,6 +976,30 @@ struct Drawn {
 }
 
 impl Drawn {
+    /// The page laid on a table when `condition` asks for one ([`Desk::random`]), its edges
+    /// clear of the writing.
+    fn on_desk_if(mut self, condition: Condition, rng: &mut impl Rng) -> Self {
+        if condition != Condition::OnDesk {
+            return self;
+        }
+        let w = self.page.width as usize;
+        let mut b = [
+            f32::INFINITY,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        for (i, _) in self.ink.iter().enumerate().filter(|(_, &c)| c > 0.0) {
+            let (u, v) = self
+                .page
+                .to_page((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+            b = [b[0].min(u), b[1].min(v), b[2].max(u), b[3].max(v)];
+        }
+        let writing = (b[0] <= b[2]).then_some(b);
+        self.page.desk = Some(Desk::random(&self.page, writing, rng));
+        self
+    }
+
     fn render(&self, rng: &mut impl Rng) -> DynamicImage {
         self.page.render(&self.ink, rng)
     }
@@ -892,7 +1048,7 @@ fn draw_digit(pixels: &[u8], condition: Condition, rng: &mut impl Rng) -> Drawn 
     rule_for(&mut page, digit.height, v + digit.height, rng);
     let mut ink = vec![0.0; (page.width * page.height) as usize];
     digit.draw(&page, u, v, &mut ink);
-    Drawn { page, ink }
+    Drawn { page, ink }.on_desk_if(condition, rng)
 }
 
 /// Size of [`phone_photo`]: 12 megapixels.
@@ -1004,7 +1160,7 @@ fn draw_number(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) -> Dr
         pen.draw(&page, x, baseline - pen.height + drop, &mut ink);
         x += pen.width;
     }
-    Drawn { page, ink }
+    Drawn { page, ink }.on_desk_if(condition, rng)
 }
 
 /// A picture with nothing written on it.
@@ -1513,6 +1669,63 @@ mod tests {
                 (across, down),
                 "{condition:?}: a line across, a line down"
             );
+        }
+    }
+
+    #[test]
+    fn a_page_on_a_desk_shows_the_table_past_its_edges_and_the_writing_on_the_page() {
+        let digit = six(false);
+        for seed in 0..20 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let drawn = draw_number(&[&digit, &digit], Condition::OnDesk, &mut rng);
+            let desk = drawn.page.desk.clone().expect("a table under the page");
+            let (w, h) = (drawn.page.width as usize, drawn.page.height as usize);
+            // Whether pixel `i` lies on the table, a pixel clear of the page's edge.
+            let on_table = |i: usize| {
+                let (u, v) = drawn
+                    .page
+                    .to_page((i % w) as f32 + 0.5, (i / w) as f32 + 0.5);
+                desk.past_edges(u, v) > 1.0
+            };
+            let table: Vec<usize> = (0..w * h).filter(|&i| on_table(i)).collect();
+            assert!(!table.is_empty(), "seed {seed}: no table in view");
+            // The table is past one to four edges, each at most a quarter of the picture in.
+            let shown = desk.edges.iter().filter(|e| e.is_finite()).count();
+            assert!((1..=4).contains(&shown), "seed {seed}: {:?}", desk.edges);
+            let sides = [w, h, w, h].map(|s| s as f32);
+            for (k, (&edge, side)) in desk.edges.iter().zip(sides).enumerate() {
+                let inset = if k < 2 { edge } else { side - edge };
+                assert!(
+                    !edge.is_finite() || inset <= 0.25 * side,
+                    "seed {seed}: {edge}"
+                );
+            }
+            // Every stroke is on the page, its margin clear of the edges.
+            let ink: Vec<usize> = (0..w * h).filter(|&i| drawn.ink[i] > 0.0).collect();
+            assert!(!ink.is_empty());
+            assert!(
+                ink.iter().all(|&i| !on_table(i)),
+                "seed {seed}: ink on the table"
+            );
+            // What the picture shows there is the table's colour, not paper.
+            let photo = drawn.render(&mut rng).to_rgb8();
+            let mean = |pixels: &[usize]| {
+                let sum: f32 = pixels
+                    .iter()
+                    .map(|&i| {
+                        photo.as_raw()[3 * i..3 * i + 3]
+                            .iter()
+                            .map(|&c| c as f32)
+                            .sum::<f32>()
+                    })
+                    .sum();
+                sum / (3 * pixels.len()) as f32
+            };
+            let paper: Vec<usize> = (0..w * h)
+                .filter(|&i| !on_table(i) && drawn.ink[i] == 0.0)
+                .step_by(7)
+                .collect();
+            assert!(mean(&table) < mean(&paper) - 20.0, "seed {seed}");
         }
     }
 
