@@ -249,7 +249,10 @@ fn edge_on(planes: &Planes, side: Side) -> Option<Edge> {
         })
         .collect();
     // Most pictures have no table: too few rows step anywhere for any line to run.
-    let stepping = steps.iter().filter(|row| row.iter().any(|&v| v != 0.0)).count();
+    let stepping = steps
+        .iter()
+        .filter(|row| row.iter().any(|&v| v != 0.0))
+        .count();
     if (stepping as f32) < MIN_RUN * rows.len() as f32 {
         return None;
     }
