@@ -479,10 +479,18 @@ mod tests {
         let mut half = InkMap::new(150, 100);
         half.ink.fill(1.0);
         edges.clear_past(&mut half);
-        for (map, edge) in [(&map, 40), (&half, 20)] {
+        // Cleared up to the painted line and INTO_PAGE pixels further in (at either size), and
+        // not a pixel beyond.
+        let painted = edges.edges[0].offset;
+        for (map, scale) in [(&map, 1.0), (&half, 0.5)] {
             let row = &map.ink[50 * map.width..51 * map.width];
-            assert!(row[..edge + 3].iter().all(|&v| v == 0.0), "{row:?}");
-            assert!(row[edge + 12..].iter().all(|&v| v == 1.0), "{row:?}");
+            let cleared = ((painted + INTO_PAGE) * scale).ceil() as usize;
+            assert!(row[..cleared].iter().all(|&v| v == 0.0), "{row:?}");
+            assert!(row[cleared + 1..].iter().all(|&v| v == 1.0), "{row:?}");
+            assert!(
+                painted * scale >= 40.0 * scale,
+                "the table itself is cleared"
+            );
         }
     }
 
