@@ -91,6 +91,31 @@ impl Planes {
         }
     }
 
+    /// Each plane averaged over blocks of `k` x `k` pixels (blocks cut by the right and bottom
+    /// edges average what they hold), without the alpha plane: what [`Planes::from_image`] would
+    /// make at a `k` times larger factor, from planes already made.
+    pub fn shrunk(&self, k: usize) -> Self {
+        let (w, h) = (self.width.div_ceil(k), self.height.div_ceil(k));
+        let shrink = |plane: &Vec<f32>| {
+            let mut sum = vec![0.0f32; w * h];
+            let mut count = vec![0u32; w * h];
+            for (y, row) in plane.chunks_exact(self.width).enumerate() {
+                let out = (y / k) * w;
+                for (x, block) in row.chunks(k).enumerate() {
+                    sum[out + x] += block.iter().sum::<f32>();
+                    count[out + x] += block.len() as u32;
+                }
+            }
+            sum.iter().zip(&count).map(|(s, &n)| s / n as f32).collect()
+        };
+        Planes {
+            width: w,
+            height: h,
+            colour: self.colour.iter().map(shrink).collect(),
+            alpha: None,
+        }
+    }
+
     /// Each plane averaged over the `(2 * radius + 1)`-pixel square around each pixel (what of
     /// it is inside the picture), the same size as before.
     pub fn smoothed(&self, radius: usize) -> Self {

@@ -193,7 +193,7 @@ fn page_edges(planes: &Planes) -> Vec<Edge> {
         return Vec::new();
     }
     let factor = planes.width.max(planes.height).div_ceil(SEARCH_SIDE).max(1);
-    let small = shrunk(planes, factor);
+    let small = planes.shrunk(factor);
     Side::ALL
         .into_iter()
         .filter_map(|side| edge_on(&small, side))
@@ -202,29 +202,6 @@ fn page_edges(planes: &Planes) -> Vec<Edge> {
             ..e
         })
         .collect()
-}
-
-/// `planes` averaged over blocks of `k` x `k` pixels.
-fn shrunk(planes: &Planes, k: usize) -> Planes {
-    let (w, h) = (planes.width.div_ceil(k), planes.height.div_ceil(k));
-    let shrink = |plane: &Vec<f32>| {
-        let mut sum = vec![0.0f32; w * h];
-        let mut count = vec![0u32; w * h];
-        for (y, row) in plane.chunks_exact(planes.width).enumerate() {
-            let out = (y / k) * w;
-            for (x, block) in row.chunks(k).enumerate() {
-                sum[out + x] += block.iter().sum::<f32>();
-                count[out + x] += block.len() as u32;
-            }
-        }
-        sum.iter().zip(&count).map(|(s, &n)| s / n as f32).collect()
-    };
-    Planes {
-        width: w,
-        height: h,
-        colour: planes.colour.iter().map(shrink).collect(),
-        alpha: None,
-    }
 }
 
 /// The page's edge on `side` of `planes`, if it shows: the straight line, within
