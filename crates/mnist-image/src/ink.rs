@@ -28,6 +28,10 @@ pub struct InkMap {
     /// (each line's band and its fringe), row-major: what ink is left there may be the line's
     /// own. Empty when it removed none.
     pub on_lines: Vec<bool>,
+    /// The pixels that show no part of the picture (past its edges, in the view from above of
+    /// a page photographed at a slant: [`crate::perspective`]), row-major: a page's line there
+    /// is not missing but out of view. Empty when every pixel shows the picture.
+    pub outside: Vec<bool>,
 }
 
 /// Strokes whose typical level stands this far (on a 0-1 luminance scale) above the noise floor
@@ -246,6 +250,7 @@ impl InkMap {
             faint: 0.0,
             strength: Vec::new(),
             on_lines: Vec::new(),
+            outside: Vec::new(),
         }
     }
 
@@ -333,6 +338,7 @@ impl InkMap {
             faint,
             strength,
             on_lines: Vec::new(),
+            outside: Vec::new(),
         };
         (map, contrast)
     }

@@ -18,6 +18,7 @@ pub mod ink;
 pub mod lines;
 pub mod mnist_style;
 mod page;
+mod perspective;
 pub mod segment;
 pub use mnist_data::stroke;
 pub mod synth;
@@ -101,16 +102,16 @@ pub fn read_number(path: &Path) -> Result<Vec<Segment<FoundDigit>>, ImageError> 
 
 /// All the ink of `image` as one digit; `None` when there is none.
 pub fn digit_in_image(image: &DynamicImage) -> Option<FoundDigit> {
-    let (map, scale) = analysable(image);
-    segment::single_glyph(&map).map(|g| found(&g, scale, image))
+    let (map, placement) = analysable(image);
+    segment::single_glyph(&map).map(|g| found(&g, &placement, image))
 }
 
 /// The digits of the number in `image`, left to right; empty when there is no ink.
 pub fn digits_in_image(image: &DynamicImage) -> Vec<Segment<FoundDigit>> {
-    let (map, scale) = analysable(image);
+    let (map, placement) = analysable(image);
     segment::number_glyphs(&map)
         .iter()
-        .map(|s| s.map(|g| found(g, scale, image)))
+        .map(|s| s.map(|g| found(g, &placement, image)))
         .collect()
 }
 
@@ -125,13 +126,28 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
 /// no ink at that size; over the narrowest window when neither finds any, and on averaged planes
 /// when none does), without the page's printed lines, and the factor from its pixels to the
 /// original's.
-fn analysable(image: &DynamicImage) -> (InkMap, f64) {
+fn analysable(image: &DynamicImage) -> (InkMap, Placement) {
     let side = image.width().max(image.height());
     let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
     let mut planes = ink::Planes::from_image(image, factor as usize);
     let page_edges = page::PageEdges::find(&planes);
     page_edges.paint_over(&mut planes);
     let (mut map, mut contrast) = InkMap::found_in(&planes);
+    // A page photographed at a slant is looked at as if from straight above.
+    let rectification = perspective::Rectification::find(&map);
+    // Every ink map of the view is told where the picture is out of view.
+    let in_view = |mut map: InkMap| {
+        if let Some(r) = &rectification {
+            r.mark_outside(&mut map);
+        }
+        map
+    };
+    if let Some(r) = &rectification {
+        planes = r.warp(&planes);
+        let (view, view_contrast) = InkMap::found_in(&planes);
+        (map, contrast) = (in_view(view), view_contrast);
+    }
+    let first_factor = factor;
     let thin_strokes = |map: &InkMap| {
         map.stroke_width()
             .is_some_and(|w| w <= SECOND_LOOK_MAX_STROKE)
@@ -142,7 +158,11 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
     if (blank || map.out_of_focus()) && side / (2 * factor) >= HALF_SIZE_MIN_SIDE {
         let mut half_look = ink::Planes::from_image(image, 2 * factor as usize);
         page_edges.paint_over(&mut half_look);
+        if let Some(r) = &rectification {
+            half_look = r.warp(&half_look);
+        }
         let (half, half_contrast) = InkMap::found_in(&half_look);
+        let half = in_view(half);
         if !blank || thin_strokes(&half) {
             factor *= 2;
             halved = true;
@@ -162,7 +182,7 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
         // the edge, and pieces of the lines it finds. (A page's lines, found over the wide
         // windows, give them the stroke width to narrow from.) The plane and polarity are the
         // first look's.
-        let mut narrow = InkMap::from_planes_over_narrow_window(&planes, contrast);
+        let mut narrow = in_view(InkMap::from_planes_over_narrow_window(&planes, contrast));
         let printed_lines = lines::remove_page_lines(&mut narrow, Some(&planes));
         if printed_lines == 0 && thin_strokes(&narrow) {
             map = narrow;
@@ -179,7 +199,7 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
         // stands too little above the paper's noise, even at half size. Averaged over each
         // pixel's neighbours, the noise falls far more than the blurred line's contrast.
         let smooth = half_size.smoothed(SMOOTHING_RADIUS);
-        let mut smoothed = InkMap::from_smoothed_planes(&smooth);
+        let mut smoothed = in_view(InkMap::from_smoothed_planes(&smooth));
         lines::remove_page_lines(&mut smoothed, Some(&smooth));
         if thin_strokes(&smoothed) && writing_sized(&smoothed) {
             if !halved {
@@ -188,9 +208,17 @@ fn analysable(image: &DynamicImage) -> (InkMap, f64) {
             map = smoothed;
         }
     }
-    page_edges.clear_past(&mut map);
+    match &rectification {
+        // The table past a slanted page's edges is painted over, but not cleared in the view.
+        Some(r) => r.clear_near_outside(&mut map),
+        None => page_edges.clear_past(&mut map),
+    }
     map.drop_faint_alone();
-    (map, factor as f64)
+    let placement = Placement {
+        factor: factor as f64,
+        rectified: rectification.map(|r| (first_factor as f64, r)),
+    };
+    (map, placement)
 }
 
 /// Whether the tallest glyph of `map` stands at least [`SMOOTHED_MIN_HEIGHT`] of its shorter
@@ -205,15 +233,27 @@ fn writing_sized(map: &InkMap) -> bool {
     tallest as f32 >= SMOOTHED_MIN_HEIGHT * map.width.min(map.height) as f32
 }
 
-fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
+fn found(glyph: &Glyph, placement: &Placement, image: &DynamicImage) -> FoundDigit {
     let b = glyph.bbox;
-    let to_original = |v: u32, limit: u32| ((v as f64 * scale).round() as u32).min(limit);
-    let (x, y) = (
-        to_original(b.x, image.width()),
-        to_original(b.y, image.height()),
-    );
-    let right = to_original(b.x + b.w, image.width()).max(x + 1);
-    let bottom = to_original(b.y + b.h, image.height()).max(y + 1);
+    let (w, h) = (image.width() as f64, image.height() as f64);
+    // The box's corners in the original picture, and the box around them.
+    let corners = [
+        (b.x, b.y),
+        (b.x + b.w, b.y),
+        (b.x, b.y + b.h),
+        (b.x + b.w, b.y + b.h),
+    ]
+    .map(|(x, y)| placement.to_original(x as f64, y as f64));
+    let (x0, x1) = corners
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.0), b.max(c.0)));
+    let (y0, y1) = corners
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.1), b.max(c.1)));
+    let to_original = |v: f64, limit: f64| v.round().clamp(0.0, limit) as u32;
+    let (x, y) = (to_original(x0, w), to_original(y0, h));
+    let right = to_original(x1, w).max(x + 1);
+    let bottom = to_original(y1, h).max(y + 1);
     FoundDigit {
         styled: style(glyph),
         bbox: BBox {
@@ -222,6 +262,28 @@ fn found(glyph: &Glyph, scale: f64, image: &DynamicImage) -> FoundDigit {
             w: right - x,
             h: bottom - y,
         },
+    }
+}
+
+/// Where the ink map [`analysable`] returns lies in the original picture.
+struct Placement {
+    /// Original pixels per pixel of the map.
+    factor: f64,
+    /// Original pixels per pixel of the first look, where the picture was rectified (a page
+    /// photographed at a slant), and the rectification, found at that size.
+    rectified: Option<(f64, perspective::Rectification)>,
+}
+
+impl Placement {
+    fn to_original(&self, x: f64, y: f64) -> (f64, f64) {
+        match &self.rectified {
+            None => (x * self.factor, y * self.factor),
+            Some((first, rectification)) => {
+                let ratio = self.factor / first;
+                let (px, py) = rectification.to_picture(x * ratio, y * ratio);
+                (px * first, py * first)
+            }
+        }
     }
 }
 

@@ -112,9 +112,15 @@ impl Family {
     }
 
     /// How many positions of the line at `offset` are inside the picture: all of them but
-    /// where a turned page's line leaves the picture through its edge.
+    /// where a turned page's line leaves the picture through its edge (or, in a view from
+    /// above, goes out of view: [`InkMap::outside`]).
     fn inside(&self, map: &InkMap, offset: f32) -> usize {
         let n = self.positions(map);
+        if !map.outside.is_empty() {
+            return (0..n)
+                .filter(|&t| self.pixel(map, t, offset).is_some())
+                .count();
+        }
         let (s, c) = self.angle.sin_cos();
         let limit = if self.vertical { map.width } else { map.height } as f32;
         // Inside while -0.5 <= (offset + t * s) / c < limit - 0.5.
@@ -144,11 +150,12 @@ impl Family {
         if a < 0.0 || a >= limit as f32 {
             return None;
         }
-        Some(if self.vertical {
+        let (x, y) = if self.vertical {
             (a as usize, t)
         } else {
             (t, a as usize)
-        })
+        };
+        (map.outside.is_empty() || !map.outside[y * map.width + x]).then_some((x, y))
     }
 }
 
