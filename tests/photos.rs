@@ -1,7 +1,7 @@
 //! End-to-end tests of `mnist predict` and `mnist read` on photo-like pictures of handwriting
 //! (issue 17): MNIST test digits drawn as thin pen lines on plain, ruled, squared and recycled
-//! paper, in blue ink, shadows and uneven light, out of focus, on a page lying on a table
-//! (`mnist_image::synth::photo`), and
+//! paper, in blue ink, shadows and uneven light, out of focus, on a page lying on a table or
+//! photographed at a slant (`mnist_image::synth::photo`), and
 //! blank pages that must be refused, and one 12-megapixel phone photo. The gates sit one picture
 //! under what the pipeline reads of this fixed set with the built-in models (seed 17, the first
 //! pictures of `scripts/photo-accuracy.sh`, which prints the full table of docs/photos.md; the
@@ -103,6 +103,7 @@ fn photos_of_written_digits_and_numbers_are_read_per_condition() {
         ("combined", 29, 9),
         ("out-of-focus", 29, 9),
         ("on-desk", 29, 9),
+        ("slanted", 29, 9),
     ];
     let digit_tally = right_by_condition("predict", "digit", &digits);
     let number_tally = right_by_condition("read", "number", &numbers);
@@ -158,7 +159,7 @@ fn photos_of_digits_written_in_handwriting_fonts_are_read() {
     };
     let (others_right, others_read) = right(right_by_condition("predict", "digit", &others));
     let (ones_right, ones_read) = right(right_by_condition("predict", "digit", &ones));
-    assert_eq!(others_read + ones_read, 200);
+    assert_eq!(others_read + ones_read, 220);
     assert!(
         others_right + 1 >= others_read,
         "{others_right} of {others_read} digits other than 1 right"
@@ -211,12 +212,14 @@ fn blank_photos_are_refused_with_one_line_each() {
 
 #[test]
 fn a_larger_set_of_blank_pages_is_refused() {
-    // The 600 blank pictures of `scripts/photo-accuracy.sh 0 0 100 5` (docs/photos.md), read by
+    // The 700 blank pictures of `scripts/photo-accuracy.sh 0 0 100 5` (docs/photos.md), read by
     // the library as `mnist predict` reads them (no model runs before a picture is refused):
     // shadows across plain, ruled, squared and blurred pages are what the reader most often
     // mistook for writing, the last of them a wedge of false ink beside a shadow's edge on a
     // plain and on a blurred page; the outline of a page on a table, and the table's grain,
-    // were read as digits before the table was painted over.
+    // were read as digits before the table was painted over; the converging lines of a page
+    // photographed at a slant, before it was seen from above, and then a stub of a rule in a
+    // corner of that view.
     let dir = tempfile::tempdir().unwrap();
     let counts = Counts {
         digits: 0,
@@ -224,7 +227,7 @@ fn a_larger_set_of_blank_pages_is_refused() {
         blanks: 100,
     };
     let samples = photos_of_seed(dir.path(), counts, 5);
-    assert_eq!(samples.len(), 600);
+    assert_eq!(samples.len(), 700);
     let read: Vec<String> = samples
         .iter()
         .filter(|s| {

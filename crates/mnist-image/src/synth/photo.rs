@@ -49,10 +49,15 @@ pub enum Condition {
     /// the table (wood, grey or black, with its grain) beyond them, the page turned up to 4
     /// degrees; pen or blue ink, plain, ruled or squared paper, half the time a shadow.
     OnDesk,
+    /// The page photographed at a slant, the phone tilted 5-15 degrees from straight above it:
+    /// the page's far side looks smaller than its near side, so its rules are spaced unevenly
+    /// and its grid's other lines converge. Ruled or squared paper, half the time a margin
+    /// line, pen or blue ink, a gradient, the page turned up to 3 degrees.
+    Slanted,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 10] = [
+    pub const ALL: [Condition; 11] = [
         Condition::Pen,
         Condition::BlueShadow,
         Condition::Ruled,
@@ -63,6 +68,7 @@ impl Condition {
         Condition::Combined,
         Condition::OutOfFocus,
         Condition::OnDesk,
+        Condition::Slanted,
     ];
 
     /// The name used in file names and tables.
@@ -78,6 +84,7 @@ impl Condition {
             Condition::Combined => "combined",
             Condition::OutOfFocus => "out-of-focus",
             Condition::OnDesk => "on-desk",
+            Condition::Slanted => "slanted",
         }
     }
 }
@@ -99,16 +106,19 @@ pub enum Blank {
     BlurredPage,
     /// A plain or ruled page on a table, one to four of its edges in view.
     DeskPage,
+    /// A ruled or squared page photographed at a slant, as in [`Condition::Slanted`].
+    SlantedPage,
 }
 
 impl Blank {
-    pub const ALL: [Blank; 6] = [
+    pub const ALL: [Blank; 7] = [
         Blank::Page,
         Blank::RuledPage,
         Blank::SquaredPage,
         Blank::Wall,
         Blank::BlurredPage,
         Blank::DeskPage,
+        Blank::SlantedPage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +129,7 @@ impl Blank {
             Blank::Wall => "blank-wall",
             Blank::BlurredPage => "blank-blurred",
             Blank::DeskPage => "blank-desk",
+            Blank::SlantedPage => "blank-slanted",
         }
     }
 }
@@ -181,6 +192,51 @@ struct Page {
     noise: f32,
     /// The table the page lies on, where the picture shows past the page's edges.
     desk: Option<Desk>,
+    /// The camera's tilt, when the page is photographed at a slant.
+    slant: Option<Slant>,
+}
+
+/// A camera tilted away from straight above the page: the picture is the page seen in
+/// perspective. Image point `d` (from the picture's centre) shows the point `scale * d / q` of
+/// the untilted view, where `q = 1 + a * d.x + b * d.y` grows toward the page's near side.
+#[derive(Debug, Clone, Copy)]
+struct Slant {
+    a: f32,
+    b: f32,
+    /// The largest `q` at a corner: the page's rectangle then lies wholly inside the picture,
+    /// so writing placed on it is in view.
+    scale: f32,
+}
+
+impl Slant {
+    /// A tilt of 5-15 degrees in any direction, for a lens whose focal length is 0.8 times the
+    /// picture's longer side (a phone's main camera: about 65 degrees across).
+    fn random(width: u32, height: u32, rng: &mut impl Rng) -> Self {
+        let focal = 0.8 * width.max(height) as f32;
+        let tilt = rng.random_range(5.0f32..15.0).to_radians().tan() / focal;
+        let towards = rng.random_range(0.0..std::f32::consts::TAU);
+        let (a, b) = (tilt * towards.cos(), tilt * towards.sin());
+        Self { a, b, scale: 1.0 }.fitted(width, height)
+    }
+
+    /// The same tilt with its scale set for a `width` x `height` picture.
+    fn fitted(self, width: u32, height: u32) -> Self {
+        let scale = 1.0 + self.a.abs() * width as f32 / 2.0 + self.b.abs() * height as f32 / 2.0;
+        Self { scale, ..self }
+    }
+
+    /// The untilted view's offset from the centre of image offset `(dx, dy)`.
+    fn flatten(&self, dx: f32, dy: f32) -> (f32, f32) {
+        let q = 1.0 + self.a * dx + self.b * dy;
+        (self.scale * dx / q, self.scale * dy / q)
+    }
+
+    /// The image offset of the untilted view's offset `(px, py)`: `flatten` undone.
+    fn tilt(&self, px: f32, py: f32) -> (f32, f32) {
+        let (px, py) = (px / self.scale, py / self.scale);
+        let q = 1.0 - self.a * px - self.b * py;
+        (px / q, py / q)
+    }
 }
 
 /// A table under the page: past the page's `edges` (left, top, right, bottom, in page
@@ -291,6 +347,7 @@ impl Page {
             blur: 0.0,
             noise: rng.random_range(1.0..4.0),
             desk: None,
+            slant: None,
         };
         let grey = rng.random_range(20.0..110.0);
         page.ink = [grey; 3];
@@ -418,6 +475,28 @@ impl Page {
                 page.turn = rng.random_range(-4.0f32..4.0).to_radians();
                 // The table's edges come once the writing is placed (`Drawn::on_desk`).
             }
+            (Some(Condition::Slanted), _) => {
+                page.ruling = if rng.random_bool(0.5) {
+                    Ruling::Ruled {
+                        spacing: 0.0,
+                        offset: 0.0,
+                    }
+                } else {
+                    Ruling::Squared {
+                        spacing: 0.0,
+                        offset: [0.0; 2],
+                    }
+                };
+                if rng.random_bool(0.5) {
+                    page.margin = Some(width as f32 * rng.random_range(0.1..0.8));
+                }
+                if rng.random_bool(0.5) {
+                    page.ink = blue(rng);
+                }
+                page.gradient = rng.random_range(0.1..0.35);
+                page.turn = rng.random_range(-3.0f32..3.0).to_radians();
+                page.slant = Some(Slant::random(width, height, rng));
+            }
             (None, Some(blank)) => {
                 page.gradient = rng.random_range(0.1..0.5);
                 page.vignette = rng.random_range(0.0..0.3);
@@ -472,6 +551,27 @@ impl Page {
                         page.turn = rng.random_range(-4.0f32..4.0).to_radians();
                         page.desk = Some(Desk::random(&page, None, rng));
                     }
+                    Blank::SlantedPage => {
+                        page.ruling = if rng.random_bool(0.5) {
+                            Ruling::Ruled {
+                                spacing,
+                                offset: rng.random_range(0.0..spacing),
+                            }
+                        } else {
+                            Ruling::Squared {
+                                spacing,
+                                offset: [
+                                    rng.random_range(0.0..spacing),
+                                    rng.random_range(0.0..spacing),
+                                ],
+                            }
+                        };
+                        if rng.random_bool(0.5) {
+                            page.margin = Some(width as f32 * rng.random_range(0.1..0.8));
+                        }
+                        page.turn = rng.random_range(-3.0f32..3.0).to_radians();
+                        page.slant = Some(Slant::random(width, height, rng));
+                    }
                 }
             }
             (None, None) => {}
@@ -483,7 +583,10 @@ impl Page {
     fn to_page(&self, x: f32, y: f32) -> (f32, f32) {
         let (cx, cy) = (self.width as f32 / 2.0, self.height as f32 / 2.0);
         let (s, c) = self.turn.sin_cos();
-        let (dx, dy) = (x - cx, y - cy);
+        let (mut dx, mut dy) = (x - cx, y - cy);
+        if let Some(slant) = &self.slant {
+            (dx, dy) = slant.flatten(dx, dy);
+        }
         (cx + dx * c + dy * s, cy - dx * s + dy * c)
     }
 
@@ -492,7 +595,13 @@ impl Page {
         let (cx, cy) = (self.width as f32 / 2.0, self.height as f32 / 2.0);
         let (s, c) = self.turn.sin_cos();
         let (du, dv) = (u - cx, v - cy);
-        (cx + du * c - dv * s, cy + du * s + dv * c)
+        match &self.slant {
+            None => (cx + du * c - dv * s, cy + du * s + dv * c),
+            Some(slant) => {
+                let (dx, dy) = slant.tilt(du * c - dv * s, du * s + dv * c);
+                (cx + dx, cy + dy)
+            }
+        }
     }
 
     /// Renders the page with `ink` (coverage 0-1 per pixel) written on it.
@@ -1113,6 +1222,7 @@ fn draw_number(digits: &[&[u8]], condition: Condition, rng: &mut impl Rng) -> Dr
     // Numbers are written across: make the picture wide.
     if page.height > page.width {
         std::mem::swap(&mut page.width, &mut page.height);
+        page.slant = page.slant.map(|s| s.fitted(page.width, page.height));
     }
     let (w, h) = (page.width as f32, page.height as f32);
     let n = digits.len() as f32;
@@ -1726,6 +1836,72 @@ mod tests {
                 .step_by(7)
                 .collect();
             assert!(mean(&table) < mean(&paper) - 20.0, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_slanted_page_shows_its_far_side_smaller_and_all_its_writing() {
+        let digit = six(false);
+        for seed in 0..20 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let drawn = draw_number(&[&digit, &digit, &digit], Condition::Slanted, &mut rng);
+            let page = &drawn.page;
+            let slant = page.slant.expect("a slanted page");
+            let (w, h) = (page.width as f32, page.height as f32);
+            // Seen at a slant, the page's rectangle (before it is turned) stays in the picture,
+            // so what is written on it does; and the tilt is undone exactly.
+            for (dx, dy) in [
+                (-w / 2.0, -h / 2.0),
+                (w / 2.0, -h / 2.0),
+                (-w / 2.0, h / 2.0),
+            ] {
+                let (x, y) = slant.tilt(dx, dy);
+                assert!(
+                    x.abs() <= w / 2.0 + 0.01 && y.abs() <= h / 2.0 + 0.01,
+                    "seed {seed}: corner ({dx}, {dy}) at ({x}, {y})"
+                );
+                let (bx, by) = slant.flatten(x, y);
+                assert!(
+                    (bx - dx).abs() < 0.01 && (by - dy).abs() < 0.01,
+                    "seed {seed}"
+                );
+            }
+            let (x, y) = (w * 0.3, h * 0.7);
+            let (u, v) = page.to_page(x, y);
+            let (bx, by) = page.to_image(u, v);
+            assert!(
+                (bx - x).abs() < 0.01 && (by - y).abs() < 0.01,
+                "seed {seed}"
+            );
+            // A stretch of page one tenth of the picture across looks longer on the near side
+            // than on the far side: by at least 4% along one of the axes for a tilt of at least
+            // 5 degrees in any direction.
+            let across = |y: f32| {
+                let (u, v) = page.to_page(w / 2.0, y);
+                let (a, b) = (
+                    page.to_image(u - w / 20.0, v),
+                    page.to_image(u + w / 20.0, v),
+                );
+                ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()
+            };
+            let (top, bottom) = (across(0.05 * h), across(0.95 * h));
+            let (left, right) = {
+                let down = |x: f32| {
+                    let (u, v) = page.to_page(x, h / 2.0);
+                    let (a, b) = (
+                        page.to_image(u, v - h / 20.0),
+                        page.to_image(u, v + h / 20.0),
+                    );
+                    ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()
+                };
+                (down(0.05 * w), down(0.95 * w))
+            };
+            let ratio = (top / bottom)
+                .max(bottom / top)
+                .max(left / right)
+                .max(right / left);
+            assert!(ratio > 1.04, "seed {seed}: {slant:?}, {ratio}");
+            assert!(drawn.ink.iter().any(|&c| c > 0.0));
         }
     }
 
