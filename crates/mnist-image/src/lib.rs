@@ -124,8 +124,8 @@ pub fn ink_map(image: &DynamicImage) -> InkMap {
 /// The ink map of `image` (the table around the page painted over first: `page`), shrunk if
 /// needed (to [`ANALYSIS_MAX_SIDE`], and by half again when the picture is out of focus or holds
 /// no ink at that size; over the narrowest window when neither finds any, and on averaged planes
-/// when none does), without the page's printed lines, and the factor from its pixels to the
-/// original's.
+/// when none does), seen from above where the page was photographed at a slant (`perspective`),
+/// without the page's printed lines, and where its pixels lie in the original.
 fn analysable(image: &DynamicImage) -> (InkMap, Placement) {
     let side = image.width().max(image.height());
     let mut factor = side.div_ceil(ANALYSIS_MAX_SIDE).max(1);
@@ -236,14 +236,28 @@ fn writing_sized(map: &InkMap) -> bool {
 fn found(glyph: &Glyph, placement: &Placement, image: &DynamicImage) -> FoundDigit {
     let b = glyph.bbox;
     let (w, h) = (image.width() as f64, image.height() as f64);
-    // The box's corners in the original picture, and the box around them.
-    let corners = [
-        (b.x, b.y),
-        (b.x + b.w, b.y),
-        (b.x, b.y + b.h),
-        (b.x + b.w, b.y + b.h),
-    ]
-    .map(|(x, y)| placement.to_original(x as f64, y as f64));
+    // The box's corners in the original picture, and the box around them. A box of a view from
+    // above is not a box of the photo, and the box around its corners there holds much paper:
+    // the corners of the glyph's inked pixels are mapped back instead.
+    let mut corners: Vec<(u32, u32)> = Vec::new();
+    if placement.rectified.is_some() {
+        for (i, _) in glyph.ink.iter().enumerate().filter(|(_, &v)| v > 0.0) {
+            let (x, y) = (b.x + i as u32 % b.w, b.y + i as u32 / b.w);
+            corners.extend([(x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1)]);
+        }
+    }
+    if corners.is_empty() {
+        corners = vec![
+            (b.x, b.y),
+            (b.x + b.w, b.y),
+            (b.x, b.y + b.h),
+            (b.x + b.w, b.y + b.h),
+        ];
+    }
+    let corners: Vec<(f64, f64)> = corners
+        .into_iter()
+        .map(|(x, y)| placement.to_original(x as f64, y as f64))
+        .collect();
     let (x0, x1) = corners
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.0), b.max(c.0)));
@@ -319,6 +333,54 @@ mod tests {
     fn band(x: f32, _: f32) -> f32 {
         let d = ((x - 300.0).abs() - 30.0).max(0.0);
         (-d * d / 50.0).exp()
+    }
+
+    #[test]
+    fn a_stroke_on_a_slanted_squared_page_is_found_where_the_photo_shows_it() {
+        // A squared page (lines every 40 px, 2 px wide) seen by a camera tilted over its top,
+        // so its columns converge toward the bottom, and a bar (a 1) drawn on the photo near
+        // its bottom left corner, where the view from above moves it most.
+        let (w, h) = (900u32, 600u32);
+        let (cx, cy, tilt) = (450.0f32, 300.0f32, 0.0005f32);
+        let bar = (150.0..162.0, 400.0..540.0);
+        let photo = GrayImage::from_fn(w, h, |x, y| {
+            let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+            let q = 1.0 - tilt * (py - cy);
+            let (u, v) = ((px - cx) / q + cx, (py - cy) / q + cy);
+            let near = |p: f32| {
+                let t = p.rem_euclid(40.0);
+                t.min(40.0 - t)
+            };
+            let on_bar = bar.0.contains(&px) && bar.1.contains(&py);
+            let grey = if on_bar {
+                40
+            } else if near(u) < 1.0 || near(v) < 1.0 {
+                170
+            } else {
+                235
+            };
+            Luma([grey])
+        });
+        let digits = digits_in_image(&DynamicImage::ImageLuma8(photo));
+        let boxes: Vec<BBox> = digits
+            .iter()
+            .flat_map(|s| s.candidates().map(|d| d.bbox))
+            .collect();
+        assert_eq!(boxes.len(), 1, "{boxes:?}");
+        let b = boxes[0];
+        let (x0, y0, x1, y1) = (
+            b.x as f32,
+            b.y as f32,
+            (b.x + b.w) as f32,
+            (b.y + b.h) as f32,
+        );
+        assert!(
+            (x0 - bar.0.start).abs() <= 2.0
+                && (x1 - bar.0.end).abs() <= 2.0
+                && (y0 - bar.1.start).abs() <= 2.0
+                && (y1 - bar.1.end).abs() <= 2.0,
+            "{b:?}"
+        );
     }
 
     #[test]

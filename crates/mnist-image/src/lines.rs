@@ -116,12 +116,24 @@ impl Family {
     /// above, goes out of view: [`InkMap::outside`]).
     fn inside(&self, map: &InkMap, offset: f32) -> usize {
         let n = self.positions(map);
+        let (s, c) = self.angle.sin_cos();
         if !map.outside.is_empty() {
+            let limit = if self.vertical { map.width } else { map.height } as f32;
             return (0..n)
-                .filter(|&t| self.pixel(map, t, offset).is_some())
+                .filter(|&t| {
+                    let a = ((offset + t as f32 * s) / c).round();
+                    if a < 0.0 || a >= limit {
+                        return false;
+                    }
+                    let (x, y) = if self.vertical {
+                        (a as usize, t)
+                    } else {
+                        (t, a as usize)
+                    };
+                    !map.outside[y * map.width + x]
+                })
                 .count();
         }
-        let (s, c) = self.angle.sin_cos();
         let limit = if self.vertical { map.width } else { map.height } as f32;
         // Inside while -0.5 <= (offset + t * s) / c < limit - 0.5.
         let (low, high) = ((-0.5 * c - offset), ((limit - 0.5) * c - offset));

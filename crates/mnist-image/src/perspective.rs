@@ -193,32 +193,33 @@ impl Rectification {
     pub fn warp(&self, planes: &Planes) -> Planes {
         let (w, h) = (planes.width, planes.height);
         let ratio = w as f64 / self.width as f64;
-        let sources: Vec<(usize, usize, f32, f32)> = (0..w * h)
-            .map(|i| {
-                let (x, y) = ((i % w) as f64 + 0.5, (i / w) as f64 + 0.5);
-                let (sx, sy) = apply(&self.back, x / ratio, y / ratio);
-                let sx = (sx * ratio - 0.5).clamp(0.0, (w - 1) as f64);
-                let sy = (sy * ratio - 0.5).clamp(0.0, (h - 1) as f64);
-                let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
-                (x0, y0, (sx - x0 as f64) as f32, (sy - y0 as f64) as f32)
-            })
-            .collect();
-        let sample = |plane: &Vec<f32>| -> Vec<f32> {
-            sources
-                .iter()
-                .map(|&(x0, y0, fx, fy)| {
-                    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-                    let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
-                    let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
-                    top * (1.0 - fy) + bottom * fy
-                })
-                .collect()
-        };
+        let mut colour = vec![vec![0.0f32; w * h]; planes.colour.len()];
+        let mut alpha = planes.alpha.as_ref().map(|_| vec![0.0f32; w * h]);
+        for i in 0..w * h {
+            let (x, y) = ((i % w) as f64 + 0.5, (i / w) as f64 + 0.5);
+            let (sx, sy) = apply(&self.back, x / ratio, y / ratio);
+            let sx = (sx * ratio - 0.5).clamp(0.0, (w - 1) as f64);
+            let sy = (sy * ratio - 0.5).clamp(0.0, (h - 1) as f64);
+            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+            let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
+            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+            let sample = |plane: &[f32]| {
+                let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
+                let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
+                top * (1.0 - fy) + bottom * fy
+            };
+            for (out, plane) in colour.iter_mut().zip(&planes.colour) {
+                out[i] = sample(plane);
+            }
+            if let (Some(out), Some(plane)) = (alpha.as_mut(), planes.alpha.as_ref()) {
+                out[i] = sample(plane);
+            }
+        }
         Planes {
             width: w,
             height: h,
-            colour: planes.colour.iter().map(sample).collect(),
-            alpha: planes.alpha.as_ref().map(sample),
+            colour,
+            alpha,
         }
     }
 
@@ -515,7 +516,7 @@ fn lines_at_own_angles(map: &InkMap) -> Vec<FoundLine> {
         found.extend(
             taken
                 .into_iter()
-                .filter_map(|l| l.fitted(&inked))
+                .filter_map(|l| l.fitted(&sample))
                 .filter(|l| l.covered(map)),
         );
     }
