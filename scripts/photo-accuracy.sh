@@ -2,11 +2,11 @@
 # Measures `mnist predict` and `mnist read` on the photo-like pictures of issue 17
 # (crates/mnist-image/src/synth/photo.rs: MNIST test digits drawn as 1-4 px pen lines on
 # 300-1400 px pictures of plain, ruled, squared and recycled paper, blue ink, shadows, uneven
-# light, a margin line, all combined, out of focus, a page lying on a table; blank pages that must
-# be refused) and prints the accuracy
-# table of docs/photos.md. Counts are per condition. Beside each condition's score it prints the
-# same models' score on the pictures' MNIST digits as they are (plain, dark on white): what MNIST's
-# own ambiguous digits cost, apart from what the photo costs. A second table sets, for the pictures
+# light, a margin line, all combined, out of focus, a page lying on a table, a page photographed
+# at a slant; blank pages that must be refused) and prints the accuracy table of docs/photos.md.
+# Counts are per condition. Beside each condition's score it prints the same models' score on
+# the pictures' MNIST digits as they are (plain, dark on white): what MNIST's own ambiguous digits
+# cost, apart from what the photo costs. A second table sets, for the pictures
 # with printed lines (rules, a grid, a margin line), their score beside the score of the same
 # pictures drawn without the lines: what the paper's lines cost, apart from the pen line.
 # Usage: scripts/photo-accuracy.sh [DIGITS] [NUMBERS] [BLANKS] [SEED] [--weights FILE]
