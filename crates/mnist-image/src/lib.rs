@@ -258,12 +258,7 @@ fn found(glyph: &Glyph, placement: &Placement, image: &DynamicImage) -> FoundDig
         .into_iter()
         .map(|(x, y)| placement.to_original(x as f64, y as f64))
         .collect();
-    let (x0, x1) = corners
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.0), b.max(c.0)));
-    let (y0, y1) = corners
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.1), b.max(c.1)));
+    let [x0, x1, y0, y1] = perspective::bounds(&corners);
     let to_original = |v: f64, limit: f64| v.round().clamp(0.0, limit) as u32;
     let (x, y) = (to_original(x0, w), to_original(y0, h));
     let right = to_original(x1, w).max(x + 1);

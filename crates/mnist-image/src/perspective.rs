@@ -163,12 +163,7 @@ impl Rectification {
         let h = multiply(&project, &normalise);
         let (w, hh) = (width as f64, height as f64);
         let corners = [(0.0, 0.0), (w, 0.0), (0.0, hh), (w, hh)].map(|(x, y)| apply(&h, x, y));
-        let (x0, x1) = corners
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.0), b.max(c.0)));
-        let (y0, y1) = corners
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.1), b.max(c.1)));
+        let [x0, x1, y0, y1] = bounds(&corners);
         let scale = (w / (x1 - x0)).min(hh / (y1 - y0));
         let place = [
             scale,
@@ -312,6 +307,14 @@ const OUT_OF_VIEW_MARGIN: f32 = 0.02;
 /// camera tilted so far (over about 25 degrees) is not a photo of a page to be read, and a
 /// horizon so near comes rather from a line mistaken for the page's.
 const MIN_HORIZON: f64 = 3.0;
+
+/// The least and greatest x, then y, of `points`.
+pub(crate) fn bounds(points: &[(f64, f64)]) -> [f64; 4] {
+    points.iter().fold(
+        [f64::MAX, f64::MIN, f64::MAX, f64::MIN],
+        |[x0, x1, y0, y1], &(x, y)| [x0.min(x), x1.max(x), y0.min(y), y1.max(y)],
+    )
+}
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [

@@ -160,6 +160,24 @@ struct Shadow {
     penumbra: f32,
 }
 
+impl Ruling {
+    /// Ruled or squared paper, as likely each, its spacing set once the writing is placed
+    /// ([`rule_for`]).
+    fn ruled_or_squared(rng: &mut impl Rng) -> Self {
+        if rng.random_bool(0.5) {
+            Ruling::Ruled {
+                spacing: 0.0,
+                offset: 0.0,
+            }
+        } else {
+            Ruling::Squared {
+                spacing: 0.0,
+                offset: [0.0; 2],
+            }
+        }
+    }
+}
+
 /// Everything about the page a digit is written on.
 #[derive(Debug, Clone)]
 struct Page {
@@ -414,17 +432,7 @@ impl Page {
                 page.gradient = rng.random_range(0.0..0.25);
             }
             (Some(Condition::Combined), _) => {
-                page.ruling = if rng.random_bool(0.5) {
-                    Ruling::Ruled {
-                        spacing: 0.0,
-                        offset: 0.0,
-                    }
-                } else {
-                    Ruling::Squared {
-                        spacing: 0.0,
-                        offset: [0.0; 2],
-                    }
-                };
+                page.ruling = Ruling::ruled_or_squared(rng);
                 if rng.random_bool(0.5) {
                     page.margin = Some(width as f32 * rng.random_range(0.1..0.8));
                 }
@@ -476,17 +484,7 @@ impl Page {
                 // The table's edges come once the writing is placed (`Drawn::on_desk`).
             }
             (Some(Condition::Slanted), _) => {
-                page.ruling = if rng.random_bool(0.5) {
-                    Ruling::Ruled {
-                        spacing: 0.0,
-                        offset: 0.0,
-                    }
-                } else {
-                    Ruling::Squared {
-                        spacing: 0.0,
-                        offset: [0.0; 2],
-                    }
-                };
+                page.ruling = Ruling::ruled_or_squared(rng);
                 if rng.random_bool(0.5) {
                     page.margin = Some(width as f32 * rng.random_range(0.1..0.8));
                 }
