@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Times `mnist predict` of one 12-megapixel photo (4000x3000 JPEG, `examples/photos big`: a
-# combined-condition picture enlarged the way a phone camera would have taken it), wall clock
-# including process start, as issue 17 asks (under 300 ms). Binaries are run in turn, RUNS
-# times each, so that all see the same load on a shared machine; prints each one's median and
-# quartiles, and what it read.
-# Usage: scripts/photo-speed.sh [RUNS] [MNIST_BINARY...]
-# (default: target/release/mnist; to compare with another commit, build it in its own worktree
-# and pass both binaries).
+# picture of one condition, combined by default, enlarged the way a phone camera would have
+# taken it), wall clock including process start, as issue 17 asks (under 300 ms). Binaries are
+# run in turn, RUNS times each, so that all see the same load on a shared machine; prints each
+# one's median and quartiles, and what it read.
+# Usage: scripts/photo-speed.sh [--condition CONDITION] [RUNS] [MNIST_BINARY...]
+# (default: the combined condition, 21 runs, target/release/mnist; `--condition slanted` times a
+# page photographed at a slant, which is also seen from above; to compare with another commit,
+# build it in its own worktree and pass both binaries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+condition=combined
+if [[ "${1:-}" == --condition ]]; then
+  condition=${2:?--condition needs a condition, e.g. slanted}; shift 2
+fi
 runs=${1:-21}; shift $(( $# < 1 ? $# : 1 ))
 binaries=("$@"); [ ${#binaries[@]} -gt 0 ] || binaries=(target/release/mnist)
 cargo build --release --locked --quiet --bin mnist --example photos -p mnist -p mnist-image
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-written=$(target/release/examples/photos big combined "$dir/photo.jpg" 1)
-echo "photo: 4000x3000 JPEG, $(( $(stat -c %s "$dir/photo.jpg") / 1024 )) KiB, digit $written written"
+written=$(target/release/examples/photos big "$condition" "$dir/photo.jpg" 1)
+echo "photo: $condition, 4000x3000 JPEG, $(( $(stat -c %s "$dir/photo.jpg") / 1024 )) KiB, digit $written written"
 for _ in $(seq "$runs"); do
   for b in "${!binaries[@]}"; do
     start=$(date +%s%N)

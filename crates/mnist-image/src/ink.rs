@@ -8,6 +8,7 @@
 //! colour or the lighting.
 
 use image::DynamicImage;
+use rayon::prelude::*;
 
 /// Ink strength per pixel, row-major, 0 (paper) to 1 (full stroke).
 #[derive(Debug, Clone, PartialEq)]
@@ -162,8 +163,8 @@ impl Planes {
 
 /// Samples that can be summed exactly: 8-bit in `u32` (a block would need 16 million pixels
 /// to overflow it, a picture 27 billion), 16-bit in `u64`, floats in `f64`.
-trait Sample: Copy {
-    type Sum: Copy + Default + std::ops::AddAssign;
+trait Sample: Copy + Sync {
+    type Sum: Copy + Default + std::ops::AddAssign + Send;
     fn widen(self) -> Self::Sum;
     fn total(sum: Self::Sum) -> f64;
 }
@@ -207,31 +208,40 @@ fn shrink<T: Sample, const N: usize>(
 ) -> Planes {
     let (sw, sh) = (w.div_ceil(k), h.div_ceil(k));
     let mut planes = vec![vec![0.0f32; sw * sh]; N];
-    // Each band of k rows is summed column by column first (one long loop the compiler turns
-    // into vector adds), then across each block's k columns.
-    let mut columns = vec![T::Sum::default(); w * N];
-    for sy in 0..sh {
-        columns.fill(T::Sum::default());
-        let rows = sy * k..((sy + 1) * k).min(h);
-        let block_rows = rows.len();
-        for y in rows {
-            for (sum, v) in columns.iter_mut().zip(&raw[y * w * N..(y + 1) * w * N]) {
-                *sum += v.widen();
-            }
-        }
-        for (sx, block) in columns.chunks(k * N).enumerate() {
-            let mut total = [T::Sum::default(); N];
-            for px in block.chunks_exact(N) {
-                for (t, &v) in total.iter_mut().zip(px) {
-                    *t += v;
-                }
-            }
-            let scale = 1.0 / (max as f64 * (block_rows * block.len() / N) as f64);
-            for (plane, &t) in planes.iter_mut().zip(&total) {
-                plane[sy * sw + sx] = (T::total(t) * scale) as f32;
-            }
+    // Row `sy` of every plane, for the bands to be shrunk in parallel.
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..sh).map(|_| Vec::with_capacity(N)).collect();
+    for plane in planes.iter_mut() {
+        for (set, row) in rows.iter_mut().zip(plane.chunks_mut(sw.max(1))) {
+            set.push(row);
         }
     }
+    // Each band of k rows is summed column by column first (one long loop the compiler turns
+    // into vector adds), then across each block's k columns.
+    rows.into_par_iter().enumerate().for_each_init(
+        || vec![T::Sum::default(); w * N],
+        |columns, (sy, mut out)| {
+            columns.fill(T::Sum::default());
+            let rows = sy * k..((sy + 1) * k).min(h);
+            let block_rows = rows.len();
+            for y in rows {
+                for (sum, v) in columns.iter_mut().zip(&raw[y * w * N..(y + 1) * w * N]) {
+                    *sum += v.widen();
+                }
+            }
+            for (sx, block) in columns.chunks(k * N).enumerate() {
+                let mut total = [T::Sum::default(); N];
+                for px in block.chunks_exact(N) {
+                    for (t, &v) in total.iter_mut().zip(px) {
+                        *t += v;
+                    }
+                }
+                let scale = 1.0 / (max as f64 * (block_rows * block.len() / N) as f64);
+                for (row, &t) in out.iter_mut().zip(&total) {
+                    row[sx] = (T::total(t) * scale) as f32;
+                }
+            }
+        },
+    );
     let alpha = has_alpha.then(|| planes.pop().unwrap_or_default());
     Planes {
         width: sw,
@@ -528,20 +538,12 @@ fn choose_contrast(
 ) -> Option<Contrast> {
     let dark_ink = dark_ink(candidates.first()?, width, height)?;
     let coarse = Columns::new(width, PaperGrid::cell(width, height, CHOOSING_CELLS));
+    let separations: Vec<f32> = candidates
+        .par_iter()
+        .map(|plane| separation(plane, width, height, step, dark_ink, &coarse))
+        .collect();
     let mut best: Option<(f32, usize)> = None;
-    let mut row = Vec::new();
-    for (index, plane) in candidates.iter().enumerate() {
-        let paper = PaperGrid::new(plane, width, height, dark_ink, CHOOSING_CELLS, None);
-        let mut darker = Vec::with_capacity((width / step + 1) * (height / step + 1));
-        for y in (0..height).step_by(step) {
-            paper.row(y, &coarse, &mut row);
-            for x in (0..width).step_by(step) {
-                darker.push(paper.darker(plane[y * width + x], row[x]));
-            }
-        }
-        let (centre, noise) = centre_and_noise(&darker);
-        let signal = percentile(&darker, SIGNAL_QUANTILE) - centre;
-        let separation = signal / noise.max(1e-4);
+    for (index, separation) in separations.into_iter().enumerate() {
         if best.is_none_or(|b| separation > b.0) {
             best = Some((separation, index));
         }
@@ -550,6 +552,29 @@ fn choose_contrast(
         candidate: best?.1,
         dark_ink,
     })
+}
+
+/// How far above the paper's noise `plane` shows ink, for [`choose_contrast`].
+fn separation(
+    plane: &[f32],
+    width: usize,
+    height: usize,
+    step: usize,
+    dark_ink: bool,
+    coarse: &Columns,
+) -> f32 {
+    let paper = PaperGrid::new(plane, width, height, dark_ink, CHOOSING_CELLS, None);
+    let mut row = Vec::new();
+    let mut darker = Vec::with_capacity((width / step + 1) * (height / step + 1));
+    for y in (0..height).step_by(step) {
+        paper.row(y, coarse, &mut row);
+        for x in (0..width).step_by(step) {
+            darker.push(paper.darker(plane[y * width + x], row[x]));
+        }
+    }
+    let (centre, noise) = centre_and_noise(&darker);
+    let signal = percentile(&darker, SIGNAL_QUANTILE) - centre;
+    signal / noise.max(1e-4)
 }
 
 /// The strokes measured again on the narrow window's ink give a window at most this fraction
@@ -589,17 +614,17 @@ fn ink_over(
     faint_contrast: f32,
 ) -> Strengths {
     let columns = Columns::new(width, paper.cell);
-    let mut row = Vec::new();
-    let mut darker = Vec::with_capacity(width * height);
-    for y in 0..height {
-        paper.row(y, &columns, &mut row);
-        darker.extend(
-            plane[y * width..(y + 1) * width]
-                .iter()
-                .zip(&row)
-                .map(|(&v, &p)| paper.darker(v, p)),
-        );
-    }
+    let mut darker = vec![0.0f32; width * height];
+    darker
+        .par_chunks_mut(width.max(1))
+        .zip(plane.par_chunks(width.max(1)))
+        .enumerate()
+        .for_each_init(Vec::new, |row, (y, (out, pixels))| {
+            paper.row(y, &columns, row);
+            for ((d, &v), &p) in out.iter_mut().zip(pixels).zip(row.iter()) {
+                *d = paper.darker(v, p);
+            }
+        });
     let sampled: Vec<f32> = darker.iter().step_by(sample.max(1)).copied().collect();
     let (centre, noise) = centre_and_noise(&sampled);
     for d in darker.iter_mut() {
@@ -1084,12 +1109,16 @@ impl PaperGrid {
         let cell = Self::cell(width, height, cells);
         let (gw, gh) = (width.div_ceil(cell), height.div_ceil(cell));
         let mut grid = vec![0.0f32; gw * gh];
-        for (y, pixels) in plane.chunks_exact(width).enumerate() {
-            let sums = &mut grid[(y / cell) * gw..(y / cell + 1) * gw];
-            for (sum, block) in sums.iter_mut().zip(pixels.chunks(cell)) {
-                *sum += block.iter().sum::<f32>();
-            }
-        }
+        // Each row of cells from its own band of pixel rows, the bands in parallel.
+        grid.par_chunks_mut(gw)
+            .zip(plane.par_chunks((width * cell).max(1)))
+            .for_each(|(sums, band)| {
+                for pixels in band.chunks_exact(width) {
+                    for (sum, block) in sums.iter_mut().zip(pixels.chunks(cell)) {
+                        *sum += block.iter().sum::<f32>();
+                    }
+                }
+            });
         for (i, g) in grid.iter_mut().enumerate() {
             let (gx, gy) = (i % gw, i / gw);
             let cols = ((gx + 1) * cell).min(width) - gx * cell;
@@ -1188,24 +1217,32 @@ fn running(
     w: usize,
     h: usize,
     reach: usize,
-    pick: impl Fn(f32, f32) -> f32 + Copy,
+    pick: impl Fn(f32, f32) -> f32 + Copy + Sync,
 ) -> Vec<f32> {
-    let mut scratch = Scratch::default();
     let mut rows = vec![0.0; w * h];
-    for (out, line) in rows.chunks_exact_mut(w).zip(grid.chunks_exact(w)) {
-        running_line(line, reach, pick, &mut scratch);
-        out.copy_from_slice(&scratch.out);
-    }
+    rows.par_chunks_mut(w)
+        .zip(grid.par_chunks(w))
+        .for_each_init(Scratch::default, |scratch, (out, line)| {
+            running_line(line, reach, pick, scratch);
+            out.copy_from_slice(&scratch.out);
+        });
+    // Column by column into a transposed grid, then back.
+    let mut columns = vec![0.0; w * h];
+    columns.par_chunks_mut(h).enumerate().for_each_init(
+        || (Scratch::default(), Vec::with_capacity(h)),
+        |(scratch, column), (x, out)| {
+            column.clear();
+            column.extend((0..h).map(|y| rows[y * w + x]));
+            running_line(column, reach, pick, scratch);
+            out.copy_from_slice(&scratch.out);
+        },
+    );
     let mut out = vec![0.0; w * h];
-    let mut column = Vec::with_capacity(h);
-    for x in 0..w {
-        column.clear();
-        column.extend((0..h).map(|y| rows[y * w + x]));
-        running_line(&column, reach, pick, &mut scratch);
-        for (y, &v) in scratch.out.iter().enumerate() {
-            out[y * w + x] = v;
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, v) in row.iter_mut().enumerate() {
+            *v = columns[x * h + y];
         }
-    }
+    });
     out
 }
 

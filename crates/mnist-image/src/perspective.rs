@@ -10,6 +10,7 @@
 //! read as any other, and the boxes found are mapped back.
 
 use crate::ink::{InkMap, Planes};
+use rayon::prelude::*;
 
 /// Lines are looked for turned up to this much from either axis, each at its own angle: a
 /// slant's lines turn toward their vanishing point, by up to 9.5 degrees at the picture's sides
@@ -184,37 +185,50 @@ impl Rectification {
     }
 
     /// `planes` (the picture's, at any size) seen from above: each pixel sampled (bilinearly)
-    /// where it came from; past the picture's edges, the nearest pixel inside it.
+    /// where it came from; past the picture's edges, the nearest pixel inside it. Rows are
+    /// resampled in parallel: every pixel's arithmetic is its own, so the result does not
+    /// depend on the threads.
     pub fn warp(&self, planes: &Planes) -> Planes {
         let (w, h) = (planes.width, planes.height);
         let ratio = w as f64 / self.width as f64;
-        let mut colour = vec![vec![0.0f32; w * h]; planes.colour.len()];
-        let mut alpha = planes.alpha.as_ref().map(|_| vec![0.0f32; w * h]);
-        for i in 0..w * h {
-            let (x, y) = ((i % w) as f64 + 0.5, (i / w) as f64 + 0.5);
-            let (sx, sy) = apply(&self.back, x / ratio, y / ratio);
-            let sx = (sx * ratio - 0.5).clamp(0.0, (w - 1) as f64);
-            let sy = (sy * ratio - 0.5).clamp(0.0, (h - 1) as f64);
-            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
-            let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
-            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-            let sample = |plane: &[f32]| {
-                let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
-                let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
-                top * (1.0 - fy) + bottom * fy
-            };
-            for (out, plane) in colour.iter_mut().zip(&planes.colour) {
-                out[i] = sample(plane);
+        // Where each pixel of the view samples the picture, found once for all planes.
+        let mut taps = vec![Tap::default(); w * h];
+        taps.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            let vy = (y as f64 + 0.5) / ratio;
+            for (x, tap) in row.iter_mut().enumerate() {
+                let (sx, sy) = apply(&self.back, (x as f64 + 0.5) / ratio, vy);
+                let sx = (sx * ratio - 0.5).clamp(0.0, (w - 1) as f64);
+                let sy = (sy * ratio - 0.5).clamp(0.0, (h - 1) as f64);
+                // Clamped to 0 or more: truncation is the floor.
+                let (x0, y0) = (sx as usize, sy as usize);
+                *tap = Tap {
+                    x0: x0 as u32,
+                    y0: y0 as u32,
+                    fx: (sx - x0 as f64) as f32,
+                    fy: (sy - y0 as f64) as f32,
+                };
             }
-            if let (Some(out), Some(plane)) = (alpha.as_mut(), planes.alpha.as_ref()) {
-                out[i] = sample(plane);
-            }
-        }
+        });
+        let sample = |plane: &Vec<f32>| {
+            let mut out = vec![0.0f32; w * h];
+            out.par_chunks_mut(w)
+                .zip(taps.par_chunks(w))
+                .for_each(|(out, taps)| {
+                    for (v, t) in out.iter_mut().zip(taps) {
+                        let (x0, y0, fx, fy) = (t.x0 as usize, t.y0 as usize, t.fx, t.fy);
+                        let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+                        let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
+                        let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
+                        *v = top * (1.0 - fy) + bottom * fy;
+                    }
+                });
+            out
+        };
         Planes {
             width: w,
             height: h,
-            colour,
-            alpha,
+            colour: planes.colour.iter().map(sample).collect(),
+            alpha: planes.alpha.as_ref().map(sample),
         }
     }
 
@@ -223,18 +237,23 @@ impl Rectification {
     pub fn mark_outside(&self, map: &mut InkMap) {
         let w = map.width;
         let ratio = w as f64 / self.width as f64;
-        map.outside = (0..map.ink.len())
-            .map(|i| {
-                let (x, y) = ((i % w) as f64 + 0.5, (i / w) as f64 + 0.5);
-                let (sx, sy) = apply(&self.back, x / ratio, y / ratio);
-                sx < 0.0 || sy < 0.0 || sx > self.width as f64 || sy > self.height as f64
-            })
-            .collect();
-        for (v, &out) in map.ink.iter_mut().zip(&map.outside) {
-            if out {
-                *v = 0.0;
-            }
-        }
+        let (width, height) = (self.width as f64, self.height as f64);
+        let mut outside = vec![false; map.ink.len()];
+        outside
+            .par_chunks_mut(w)
+            .zip(map.ink.par_chunks_mut(w))
+            .enumerate()
+            .for_each(|(y, (outside, ink))| {
+                let vy = (y as f64 + 0.5) / ratio;
+                for (x, (out, v)) in outside.iter_mut().zip(ink).enumerate() {
+                    let (sx, sy) = apply(&self.back, (x as f64 + 0.5) / ratio, vy);
+                    *out = sx < 0.0 || sy < 0.0 || sx > width || sy > height;
+                    if *out {
+                        *v = 0.0;
+                    }
+                }
+            });
+        map.outside = outside;
     }
 
     /// Clears the ink of `map` (a view, at any size, [`Self::mark_outside`] marked) within
@@ -246,44 +265,49 @@ impl Rectification {
             return;
         }
         let (w, h) = (map.width, map.height);
-        let reach = (OUT_OF_VIEW_MARGIN * w.max(h) as f32).ceil() as u32;
-        // Chessboard distance to the nearest pixel out of view, in two passes.
-        let mut d: Vec<u32> = map
-            .outside
-            .iter()
-            .map(|&o| if o { 0 } else { u32::MAX })
-            .collect();
+        let reach = (OUT_OF_VIEW_MARGIN * w.max(h) as f32).ceil() as usize;
+        // Within `reach` in chessboard distance of a pixel out of view: the square around the
+        // pixel holds one. Along each row first, then down each column over those.
+        let mut near = vec![false; w * h];
+        near.par_chunks_mut(w)
+            .zip(map.outside.par_chunks(w))
+            .for_each(|(near, outside)| {
+                let mut last = None;
+                for (x, &out) in outside.iter().enumerate() {
+                    if out {
+                        last = Some(x);
+                    }
+                    near[x] = last.is_some_and(|l| x - l <= reach);
+                }
+                let mut next = None;
+                for (x, &out) in outside.iter().enumerate().rev() {
+                    if out {
+                        next = Some(x);
+                    }
+                    near[x] |= next.is_some_and(|n| n - x <= reach);
+                }
+            });
+        // How many rows above each have a pixel near one out of view, column by column.
+        let mut above = vec![0u32; w * (h + 1)];
         for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                let mut best = d[i];
-                for (dx, dy) in [(-1i64, 0i64), (-1, -1), (0, -1), (1, -1)] {
-                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                    if nx >= 0 && ny >= 0 && nx < w as i64 {
-                        best = best.min(d[ny as usize * w + nx as usize].saturating_add(1));
-                    }
+            let (done, next) = above.split_at_mut((y + 1) * w);
+            for ((count, &before), &near) in next[..w]
+                .iter_mut()
+                .zip(&done[y * w..])
+                .zip(&near[y * w..(y + 1) * w])
+            {
+                *count = before + near as u32;
+            }
+        }
+        map.ink.par_chunks_mut(w).enumerate().for_each(|(y, ink)| {
+            let (first, last) = (y.saturating_sub(reach), (y + reach + 1).min(h));
+            let (top, bottom) = (&above[first * w..], &above[last * w..]);
+            for ((v, t), b) in ink.iter_mut().zip(top).zip(bottom) {
+                if b > t {
+                    *v = 0.0;
                 }
-                d[i] = best;
             }
-        }
-        for y in (0..h).rev() {
-            for x in (0..w).rev() {
-                let i = y * w + x;
-                let mut best = d[i];
-                for (dx, dy) in [(1i64, 0i64), (1, 1), (0, 1), (-1, 1)] {
-                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                    if nx >= 0 && ny < h as i64 && nx < w as i64 {
-                        best = best.min(d[ny as usize * w + nx as usize].saturating_add(1));
-                    }
-                }
-                d[i] = best;
-            }
-        }
-        for (v, &dist) in map.ink.iter_mut().zip(&d) {
-            if dist <= reach {
-                *v = 0.0;
-            }
-        }
+        });
     }
 
     /// Where point `(x, y)` of the view (in pixels of the size the rectification was found
@@ -353,6 +377,16 @@ fn inverse(m: &[f64; 9]) -> [f64; 9] {
 }
 
 /// Point `(x, y)` through homography `m`.
+/// Where a pixel of a view samples the picture: the pixel up and left of the point, and the
+/// weights of the ones right of and below it.
+#[derive(Clone, Copy, Default)]
+struct Tap {
+    x0: u32,
+    y0: u32,
+    fx: f32,
+    fy: f32,
+}
+
 fn apply(m: &[f64; 9], x: f64, y: f64) -> (f64, f64) {
     let w = m[6] * x + m[7] * y + m[8];
     (
