@@ -28,7 +28,7 @@ const MIN_LENGTH_SHARE: f32 = 0.55;
 /// Two lines found are one where they cross inside the picture or lie within this many pixels
 /// of each other at both ends.
 const SAME_LINE_PX: f32 = 4.0;
-/// A family's lines must turn by at least this much across the picture, one way ([`converging`]),
+/// A family's lines must turn by at least this much across the picture, one way ([`fanned`]),
 /// for the picture to be taken as slanted: the lines of an unslanted page, each fitted at its
 /// own angle, differ by up to 0.8 degrees where they are blurred 5-8 px wide, but this way and
 /// that; and the lines of a slant this small drift from parallel by under 1.7 px per 100 px,
@@ -114,10 +114,12 @@ impl Rectification {
             if family.len() < MIN_LINES {
                 continue;
             }
+            let fan = fanned(&family, &frame);
+            let family = fan.as_ref().unwrap_or(&family);
             let (low, high) = family.iter().fold((f32::MAX, f32::MIN), |(a, b), l| {
                 (a.min(l.angle), b.max(l.angle))
             });
-            slanted |= high - low >= MIN_SPREAD_DEGREES.to_radians() && converging(&family, &frame);
+            slanted |= high - low >= MIN_SPREAD_DEGREES.to_radians() && fan.is_some();
             points[k] = Some(common_point(family.iter().map(|l| l.homogeneous(&frame))));
         }
         if !slanted {
@@ -395,26 +397,61 @@ fn apply(m: &[f64; 9], x: f64, y: f64) -> (f64, f64) {
     )
 }
 
-/// Whether `family`'s lines turn one way across the picture, as lines toward one point
-/// outside it do (within [`TURN_TOLERANCE_DEGREES`]): the lines of an unslanted page found at
-/// their own angles, blurred 5-8 px wide, differ by up to 0.8 degrees, but this way and that.
-fn converging(family: &[&FoundLine], frame: &Frame) -> bool {
-    let mut by_place: Vec<(f64, f32)> = family
+/// `family`'s lines that turn one way across the picture, as lines toward one point outside it
+/// do (within [`TURN_TOLERANCE_DEGREES`]), when all but at most one in [`STRAY_EVERY`] of them
+/// do; `None` otherwise. The lines of an unslanted page found at their own angles, blurred 5-8
+/// px wide, differ by up to 0.8 degrees, but this way and that. A line fitted astray (a faint
+/// margin line beside a grid's column, pulled a degree off by it) is left out of the fan
+/// rather than taken for a page that is not slanted.
+fn fanned<'a>(family: &[&'a FoundLine], frame: &Frame) -> Option<Vec<&'a FoundLine>> {
+    let mut by_place: Vec<(f64, &FoundLine)> = family
         .iter()
-        .map(|l| {
+        .map(|&l| {
             // Where the line passes the picture's centre, across.
             let h = l.homogeneous(frame);
             let n = (h[0] * h[0] + h[1] * h[1]).sqrt();
-            (-h[2] / n, l.angle)
+            (-h[2] / n, l)
         })
         .collect();
     by_place.sort_by(|a, b| a.0.total_cmp(&b.0));
     let tolerance = TURN_TOLERANCE_DEGREES.to_radians();
-    let turns: Vec<f32> = by_place.windows(2).map(|w| w[1].1 - w[0].1).collect();
-    turns.iter().all(|&t| t >= -tolerance) || turns.iter().all(|&t| t <= tolerance)
+    // The longest run of lines, in place order, each turned one way from the one before: the
+    // longest such chain ending at each line, and the line before it there.
+    let longest = |sign: f32| {
+        let n = by_place.len();
+        let (mut length, mut before) = (vec![1usize; n], vec![None; n]);
+        for i in 0..n {
+            for j in 0..i {
+                let turn = sign * (by_place[i].1.angle - by_place[j].1.angle);
+                if turn >= -tolerance && length[j] + 1 > length[i] {
+                    (length[i], before[i]) = (length[j] + 1, Some(j));
+                }
+            }
+        }
+        let mut at = (0..n).max_by_key(|&i| (length[i], std::cmp::Reverse(i)));
+        let mut chain = Vec::new();
+        while let Some(i) = at {
+            chain.push(by_place[i].1);
+            at = before[i];
+        }
+        chain.reverse();
+        chain
+    };
+    let (up, down) = (longest(1.0), longest(-1.0));
+    let fan = if up.len() >= down.len() { up } else { down };
+    // In the family's own order, which the vanishing point is summed in.
+    let kept: Vec<&FoundLine> = family
+        .iter()
+        .copied()
+        .filter(|l| fan.iter().any(|f| std::ptr::eq(*f, *l)))
+        .collect();
+    (family.len() - kept.len() <= family.len() / STRAY_EVERY).then_some(kept)
 }
 
-/// How far a line may turn back against the others in [`converging`].
+/// At most one line in this many may turn against the rest of its family in [`fanned`].
+const STRAY_EVERY: usize = 10;
+
+/// How far a line may turn back against the others in [`fanned`].
 const TURN_TOLERANCE_DEGREES: f32 = 0.15;
 
 /// The point nearest to lying on every one of `lines` (homogeneous, each scaled so its normal
@@ -731,6 +768,55 @@ mod tests {
             .into_iter();
         let p = common_point(parallel);
         assert!(p[2].abs() < 1e-9, "{p:?}");
+    }
+
+    #[test]
+    fn a_line_astray_is_left_out_of_its_fan_and_lines_this_way_and_that_make_none() {
+        let frame = Frame::of(400, 400);
+        // Columns across the picture, each turned 0.4 degrees less than the one left of it.
+        let columns = |angles: &[f32]| -> Vec<FoundLine> {
+            angles
+                .iter()
+                .enumerate()
+                .map(|(i, &degrees)| FoundLine {
+                    vertical: true,
+                    angle: degrees.to_radians(),
+                    offset: 20.0 + 35.0 * i as f32,
+                })
+                .collect()
+        };
+        let fan: Vec<f32> = (0..11).map(|i| 2.0 - 0.4 * i as f32).collect();
+        let refs = |lines: &[FoundLine]| -> Vec<*const FoundLine> {
+            lines.iter().map(|l| l as *const FoundLine).collect()
+        };
+        let lines = columns(&fan);
+        let all: Vec<&FoundLine> = lines.iter().collect();
+        let kept = fanned(&all, &frame).expect("a fan");
+        assert_eq!(
+            refs(&lines),
+            kept.iter().map(|&l| l as *const _).collect::<Vec<_>>()
+        );
+        // One line fitted a degree astray: the other ten are the fan, in their order.
+        let mut astray = fan.clone();
+        astray[4] += 1.0;
+        let lines = columns(&astray);
+        let all: Vec<&FoundLine> = lines.iter().collect();
+        let kept = fanned(&all, &frame).expect("a fan with a stray");
+        let mut expected = refs(&lines);
+        expected.remove(4);
+        assert_eq!(
+            expected,
+            kept.iter().map(|&l| l as *const _).collect::<Vec<_>>()
+        );
+        // Two of eleven astray are too many, and so are lines turned this way and that.
+        astray[7] += 1.0;
+        let lines = columns(&astray);
+        assert!(fanned(&lines.iter().collect::<Vec<_>>(), &frame).is_none());
+        let zigzag: Vec<f32> = (0..11)
+            .map(|i| if i % 2 == 0 { 0.4 } else { -0.4 })
+            .collect();
+        let lines = columns(&zigzag);
+        assert!(fanned(&lines.iter().collect::<Vec<_>>(), &frame).is_none());
     }
 
     #[test]
