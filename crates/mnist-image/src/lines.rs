@@ -11,6 +11,7 @@
 //! which is what decides here.
 
 use crate::ink::{centre_and_noise, percentile, InkMap, Planes};
+use rayon::prelude::*;
 
 /// Pages are looked for turned by up to this much either way.
 pub const MAX_TURN_DEGREES: f32 = 6.0;
@@ -221,7 +222,6 @@ fn best_direction(inked: &[(f32, f32)], vertical: bool, length: usize) -> Family
     // A sample of the ink is enough to find the direction.
     let every = (inked.len() / 40_000).max(1);
     let sample: Vec<(f32, f32)> = inked.iter().step_by(every).copied().collect();
-    let mut counts: Vec<u32> = Vec::new();
     let mut step = (1.0 / STEPS_PER_DEGREE).to_radians();
     // After the coarse search, the search goes on around the best direction, a quarter of the
     // step at a time, while half a step drifts a line by more than a quarter of a pixel along
@@ -248,7 +248,7 @@ fn best_direction(inked: &[(f32, f32)], vertical: bool, length: usize) -> Family
         Vec::new()
     };
     // The projection's sharpness with `bins` offsets per pixel.
-    let mut sharpness = |angle: f32, bins: f32| {
+    let sharpness = |angle: f32, bins: f32| {
         let family = Family { vertical, angle };
         let points = if bins > 1.0 { &spread } else { &sample };
         let offsets: Vec<i64> = points
@@ -259,17 +259,16 @@ fn best_direction(inked: &[(f32, f32)], vertical: bool, length: usize) -> Family
             offsets.iter().copied().min().unwrap_or(0),
             offsets.iter().copied().max().unwrap_or(0),
         );
-        counts.clear();
-        counts.resize((hi - lo + 1) as usize, 0);
+        let mut counts = vec![0u32; (hi - lo + 1) as usize];
         for o in offsets {
             counts[(o - lo) as usize] += 1;
         }
         counts.iter().map(|&c| (c as f64).powi(2)).sum::<f64>()
     };
     // The middle of the angles where the projection is sharpest (neighbouring directions may
-    // put every pixel in the same bin).
-    let mut sharpest = |angles: Vec<f32>, bins: f32| {
-        let tried: Vec<f64> = angles.iter().map(|&a| sharpness(a, bins)).collect();
+    // put every pixel in the same bin); the angles are tried in parallel.
+    let sharpest = |angles: Vec<f32>, bins: f32| {
+        let tried: Vec<f64> = angles.par_iter().map(|&a| sharpness(a, bins)).collect();
         let top = tried.iter().copied().fold(0.0, f64::max);
         let first = tried.iter().position(|&t| t == top).unwrap_or(0);
         let last = tried.iter().rposition(|&t| t == top).unwrap_or(0);
@@ -305,6 +304,7 @@ fn lines_of(map: &InkMap, inked: &[(f32, f32)], family: Family, aspect_bound: bo
     // Positions inside the picture, per offset; a line cut by the picture's edge (a turned
     // page's rule near a corner) is judged on what of it is inside.
     let inside: Vec<f32> = (0..counts.len())
+        .into_par_iter()
         .map(|k| family.inside(map, (lo + k as i64) as f32) as f32)
         .collect();
     let side = map.width.max(map.height) as f32;

@@ -537,37 +537,42 @@ fn lines_at_own_angles(map: &InkMap) -> Vec<FoundLine> {
             (map.width, map.height)
         };
         let need = MIN_LENGTH_SHARE * length as f32 / every as f32;
-        // (ink held, angle, offset) of every peak at every angle.
-        let mut peaks: Vec<(f32, f32, f32)> = Vec::new();
         let reach = (length as f32 * (MAX_ANGLE_DEGREES.to_radians().tan())).ceil() as i64 + 2;
         let lo = -reach;
         let bins = (across as i64 + 2 * reach + 1) as usize;
-        let mut counts = vec![0u32; bins];
-        for k in -steps..=steps {
-            let angle = (k as f32 / STEPS_PER_DEGREE).to_radians();
-            let (s, c) = angle.sin_cos();
-            counts.iter_mut().for_each(|n| *n = 0);
-            for &(x, y) in &sample {
-                let o = if vertical {
-                    x * c - y * s
-                } else {
-                    y * c - x * s
-                };
-                let b = (o.round() as i64 - lo).clamp(0, bins as i64 - 1) as usize;
-                counts[b] += 1;
-            }
-            let held = |b: usize| -> u32 {
-                counts[b.saturating_sub(PEAK_REACH)..(b + PEAK_REACH + 1).min(bins)]
-                    .iter()
-                    .sum()
-            };
-            for b in 1..bins - 1 {
-                let h = held(b);
-                if h as f32 >= need && h >= held(b - 1) && h > held(b + 1) {
-                    peaks.push((h as f32, angle, (b as i64 + lo) as f32));
+        // (ink held, angle, offset) of every peak at every angle; the angles in parallel, their
+        // peaks in angle order.
+        let at_angles: Vec<Vec<(f32, f32, f32)>> = (-steps..=steps)
+            .into_par_iter()
+            .map(|k| {
+                let angle = (k as f32 / STEPS_PER_DEGREE).to_radians();
+                let (s, c) = angle.sin_cos();
+                let mut counts = vec![0u32; bins];
+                for &(x, y) in &sample {
+                    let o = if vertical {
+                        x * c - y * s
+                    } else {
+                        y * c - x * s
+                    };
+                    let b = (o.round() as i64 - lo).clamp(0, bins as i64 - 1) as usize;
+                    counts[b] += 1;
                 }
-            }
-        }
+                let held = |b: usize| -> u32 {
+                    counts[b.saturating_sub(PEAK_REACH)..(b + PEAK_REACH + 1).min(bins)]
+                        .iter()
+                        .sum()
+                };
+                let mut peaks = Vec::new();
+                for b in 1..bins - 1 {
+                    let h = held(b);
+                    if h as f32 >= need && h >= held(b - 1) && h > held(b + 1) {
+                        peaks.push((h as f32, angle, (b as i64 + lo) as f32));
+                    }
+                }
+                peaks
+            })
+            .collect();
+        let mut peaks: Vec<(f32, f32, f32)> = at_angles.concat();
         peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut taken: Vec<FoundLine> = Vec::new();
         for (_, angle, offset) in peaks {
