@@ -119,20 +119,8 @@ impl Family {
         let n = self.positions(map);
         let (s, c) = self.angle.sin_cos();
         if !map.outside.is_empty() {
-            let limit = if self.vertical { map.width } else { map.height } as f32;
             return (0..n)
-                .filter(|&t| {
-                    let a = ((offset + t as f32 * s) / c).round();
-                    if a < 0.0 || a >= limit {
-                        return false;
-                    }
-                    let (x, y) = if self.vertical {
-                        (a as usize, t)
-                    } else {
-                        (t, a as usize)
-                    };
-                    !map.outside[y * map.width + x]
-                })
+                .filter(|&t| self.pixel_turned(map, t, offset, (s, c)).is_some())
                 .count();
         }
         let limit = if self.vertical { map.width } else { map.height } as f32;
@@ -156,7 +144,18 @@ impl Family {
 
     /// Pixel at position `t` along the line at `offset`, if inside the picture.
     fn pixel(&self, map: &InkMap, t: usize, offset: f32) -> Option<(usize, usize)> {
-        let (s, c) = self.angle.sin_cos();
+        self.pixel_turned(map, t, offset, self.angle.sin_cos())
+    }
+
+    /// [`Self::pixel`] with the sine and cosine of the family's angle given, for loops over
+    /// many positions.
+    fn pixel_turned(
+        &self,
+        map: &InkMap,
+        t: usize,
+        offset: f32,
+        (s, c): (f32, f32),
+    ) -> Option<(usize, usize)> {
         let across = (offset + t as f32 * s) / c;
         let a = across.round();
         let limit = if self.vertical { map.width } else { map.height };
