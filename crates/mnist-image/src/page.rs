@@ -81,17 +81,21 @@ impl Edge {
         self.offset + (t as f32 - along as f32 / 2.0) * self.slope
     }
 
-    /// How far pixel `(x, y)` of a `w` x `h` picture lies inside the painted line (below 0:
-    /// past it).
-    fn depth(&self, w: usize, h: usize, x: usize, y: usize) -> f32 {
-        let (_, along) = extent(self.side, w, h);
-        let (a, t) = match self.side {
-            Side::Left => (x, y),
-            Side::Right => (w - 1 - x, y),
-            Side::Top => (y, x),
-            Side::Bottom => (h - 1 - y, x),
-        };
-        a as f32 - self.at(t, along)
+    /// The pixels of row `t` of a side `along` long and `across` deep (counted in from the
+    /// side) that lie past the painted line moved `margin` pixels further in.
+    fn past(&self, t: usize, along: usize, across: usize, margin: f32) -> std::ops::Range<usize> {
+        0..((self.at(t, along) + margin).ceil().max(0.0) as usize).min(across)
+    }
+
+    /// Calls `f` with the index of each pixel of a `w` x `h` picture that lies past the painted
+    /// line moved `margin` pixels further in.
+    fn each_past(&self, w: usize, h: usize, margin: f32, mut f: impl FnMut(usize)) {
+        let (across, along) = extent(self.side, w, h);
+        for t in 0..along {
+            for a in self.past(t, along, across, margin) {
+                f(pixel(self.side, w, h, a, t));
+            }
+        }
     }
 }
 
@@ -156,10 +160,8 @@ impl PageEdges {
             return;
         }
         let margin = INTO_PAGE * w as f32 / self.width as f32;
-        for (i, v) in map.ink.iter_mut().enumerate() {
-            if edges.iter().any(|e| e.depth(w, h, i % w, i / w) < margin) {
-                *v = 0.0;
-            }
+        for edge in &edges {
+            edge.each_past(w, h, margin, |i| map.ink[i] = 0.0);
         }
     }
 
@@ -172,9 +174,10 @@ impl PageEdges {
         }
         let (w, h) = (planes.width, planes.height);
         // What may be sampled as paper: what lies inside every edge, and what is painted already.
-        let mut usable: Vec<bool> = (0..w * h)
-            .map(|i| edges.iter().all(|e| e.depth(w, h, i % w, i / w) >= 0.0))
-            .collect();
+        let mut usable = vec![true; w * h];
+        for edge in &edges {
+            edge.each_past(w, h, 0.0, |i| usable[i] = false);
+        }
         // Rows first, then columns: a corner of the table past two edges takes the paper painted
         // beside it, never the other edge's blur.
         let across_rows = |e: &&Edge| matches!(e.side, Side::Left | Side::Right);
@@ -353,8 +356,7 @@ fn fill_past(planes: &mut Planes, edge: &Edge, usable: &mut [bool]) {
     // Each pixel painted, and the pixels whose median it takes (PAPER_SAMPLE each, in a row).
     let (mut painted, mut sources) = (Vec::new(), Vec::new());
     for t in 0..along {
-        let end = (edge.at(t, along).ceil().max(0.0) as usize).min(across);
-        for a in 0..end {
+        for a in edge.past(t, along, across, 0.0) {
             let past = (edge.at(t, along) - a as f32) / norm;
             let found = sources.len();
             sources.extend(
