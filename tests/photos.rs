@@ -337,16 +337,18 @@ fn pen_lines_are_read_by_all_three_models_and_other_digits_by_the_convnet() {
 /// beside the rule was taken for a second line there, so the strokes along the rule were lost
 /// (`554907`, `641223`). The last is a single digit, a lone pen line on a page half in shadow,
 /// that was refused as "no ink found": picture 730 of `photos write 100 0 0 DIR 17 ORIGINALS
-/// UNRULED`, from UNRULED (the combined condition without its rules). A blank page, named
-/// `SEED-INDEX-blank-KIND` (`photos write 0 0 60 DIR 23`), must be refused: a squared page at a
-/// slant whose faint margin line, fitted a degree astray beside a column of the grid, hid the
-/// slant, and whose columns were read as `81111111111111118`.
+/// UNRULED`, from UNRULED (the combined condition without its rules). The blank pages, named
+/// `SEED-INDEX-blank-KIND`, must be refused: a squared page at a slant (`photos write 0 0 60 DIR
+/// 23`) whose faint margin line, fitted a degree astray beside a column of the grid, hid the
+/// slant, and whose columns were read as `81111111111111118`; and a page on a table (`photos
+/// write 0 100 100 DIR 41`) turned so that its edge leaves the picture, where the sliver of
+/// table beside it, too narrow to measure along most of the side, was read as a `5`.
 #[test]
 fn photos_once_misread_are_read_right() {
     let files = common::files_in(&common::repo().join("tests/regressions"));
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let read = run(mnist().arg("read").arg("--json").args(&files));
-    // The blank page refused makes the exit status 1.
+    // A blank page refused makes the exit status 1.
     assert_eq!(read.code, Some(1), "{}", read.stderr);
     let out = read.stdout;
     let lines: Vec<Value> = out

@@ -39,8 +39,16 @@ const FAR_SAMPLES: usize = 5;
 /// shadow's edge falls off over 2-8% of the picture's shorter side.
 const SHARPNESS: f32 = 0.7;
 /// An edge shows the step, the same way round, on at least this share of the rows it crosses
-/// (the page's rules, or a stroke near the edge, cross some).
+/// where enough of the table shows to measure it (the page's rules, or a stroke near the edge,
+/// cross some).
 const MIN_RUN: f32 = 0.85;
+/// ... and enough of the table shows on at least this share of the rows: a page turned a few
+/// degrees leaves the picture along its edge, and the sliver of table beside it, a few pixels
+/// wide, is read as ink unless the edge is followed where the table is wide enough to see.
+const MIN_MEASURED: f32 = 0.4;
+/// Nearer the picture's side than this, the table is too narrow to measure its level past the
+/// edge's blur (pixels of the search size).
+const MEASURABLE: usize = *FAR.start() + 1;
 /// Directions tried, per degree of turn: the edge is fitted along the middle half of the side,
 /// and at 1 per degree its ends strayed up to 4 px out of the paint on a 1,000-px picture.
 const STEPS_PER_DEGREE: f32 = 4.0;
@@ -209,7 +217,8 @@ fn page_edges(planes: &Planes) -> Vec<Edge> {
 
 /// The page's edge on `side` of `planes`, if it shows: the straight line, within
 /// [`EDGE_REACH`] of the side, along which the most rows step sharply from one thing to another
-/// ([`step_at`]), when at least [`MIN_RUN`] of them do, the same way round.
+/// ([`step_at`]), when at least [`MIN_RUN`] of them do, the same way round, of the rows where
+/// it lies far enough from the side to be measured, at least [`MIN_MEASURED`] of them.
 fn edge_on(planes: &Planes, side: Side) -> Option<Edge> {
     let (w, h) = (planes.width, planes.height);
     let (across, along) = extent(side, w, h);
@@ -233,7 +242,7 @@ fn edge_on(planes: &Planes, side: Side) -> Option<Edge> {
         .iter()
         .filter(|row| row.iter().any(|&v| v != 0.0))
         .count();
-    if (stepping as f32) < MIN_RUN * rows.len() as f32 {
+    if (stepping as f32) < MIN_RUN * MIN_MEASURED * rows.len() as f32 {
         return None;
     }
     let middle = (rows.start + rows.end) as f32 / 2.0;
@@ -245,9 +254,14 @@ fn edge_on(planes: &Planes, side: Side) -> Option<Edge> {
         let slope = (turn as f32 / STEPS_PER_DEGREE).to_radians().tan();
         for offset in 0..reach {
             let (mut brighter, mut darker) = ((0, 0.0), (0, 0.0));
+            let mut measured = 0;
             for (row, t) in steps.iter().zip(rows.clone()) {
-                let i = offset as f32 + (t as f32 - middle) * slope;
-                match row.get(i.round().max(0.0) as usize) {
+                let i = (offset as f32 + (t as f32 - middle) * slope).round();
+                if i < MEASURABLE as f32 {
+                    continue;
+                }
+                measured += 1;
+                match row.get(i as usize) {
                     Some(&v) if v > 0.0 => brighter = (brighter.0 + 1, brighter.1 + v),
                     Some(&v) if v < 0.0 => darker = (darker.0 + 1, darker.1 - v),
                     _ => {}
@@ -258,7 +272,10 @@ fn edge_on(planes: &Planes, side: Side) -> Option<Edge> {
             } else {
                 darker
             };
-            if run.0 as f32 >= MIN_RUN * rows.len() as f32 && best.is_none_or(|(b, _)| run > b) {
+            if measured as f32 >= MIN_MEASURED * rows.len() as f32
+                && run.0 as f32 >= MIN_RUN * measured as f32
+                && best.is_none_or(|(b, _)| run > b)
+            {
                 let offset = offset as f32 - (middle - along as f32 / 2.0) * slope;
                 best = Some((
                     run,
@@ -283,7 +300,7 @@ fn step_at(planes: &Planes, side: Side, across: usize, along: usize) -> f32 {
     let (length, _) = extent(side, w, h);
     // Outside, what there is of the table: near the picture's side, a strip of it narrower than
     // FAR, down to 2 pixels past the edge's own.
-    if across < FAR.start() + 1 || across + FAR.end() + 1 >= length {
+    if across < MEASURABLE || across + FAR.end() + 1 >= length {
         return 0.0;
     }
     let at = |plane: &[f32], a: usize| plane[pixel(side, w, h, a, along)];
@@ -484,29 +501,48 @@ mod tests {
         assert_eq!(paint(&mut shaded), 0);
     }
 
+    /// A `w` x `h` page (0.85) on a table (0.3) past a line `top` px in from the left at the
+    /// top and `bottom` px in at the bottom (below 0: the edge leaves the picture).
+    fn turned(w: usize, h: usize, top: f32, bottom: f32) -> Planes {
+        let mut plane = vec![0.0; w * h];
+        for y in 0..h {
+            let edge = top + (bottom - top) * y as f32 / h as f32;
+            for x in 0..w {
+                plane[y * w + x] = if (x as f32) < edge { 0.3 } else { 0.85 };
+            }
+        }
+        Planes {
+            width: w,
+            height: h,
+            colour: vec![plane],
+            alpha: None,
+        }
+    }
+
     #[test]
     fn a_turned_edge_is_followed() {
         // The table past a line 30 px in at the top, 60 px in at the bottom (8.5 degrees: too
         // far turned) and 30 to 45 px (4.3 degrees).
         for (bottom, found) in [(60.0, false), (45.0, true)] {
-            let (w, h) = (300, 200);
-            let mut plane = vec![0.0; w * h];
-            for y in 0..h {
-                let edge = 30.0 + (bottom - 30.0) * y as f32 / h as f32;
-                for x in 0..w {
-                    plane[y * w + x] = if (x as f32) < edge { 0.3 } else { 0.85 };
-                }
-            }
-            let mut planes = Planes {
-                width: w,
-                height: h,
-                colour: vec![plane],
-                alpha: None,
-            };
+            let mut planes = turned(300, 200, 30.0, bottom);
             assert_eq!(paint(&mut planes) == 1, found, "{bottom}");
             if found {
                 assert!(planes.colour[0].iter().all(|&v| v == 0.85));
             }
         }
+    }
+
+    #[test]
+    fn a_sliver_of_table_that_leaves_the_picture_is_painted_over_where_it_is_too_narrow_to_see() {
+        // 14 px of table at the top, none from three quarters of the way down (5.3 degrees).
+        // Along the middle half of the side, the strip is wide enough to measure on 57% of
+        // the rows and under 4 px on the rest.
+        let mut planes = turned(300, 200, 14.0, -14.0 / 3.0);
+        assert_eq!(paint(&mut planes), 1);
+        assert!(planes.colour[0].iter().all(|&v| v == 0.85));
+        // A sliver narrower still, wide enough to measure on a quarter of those rows, is no
+        // edge found: so short a step may be anything.
+        let planes = turned(300, 200, 6.0, -2.0);
+        assert_eq!(PageEdges::find(&planes).edges, vec![]);
     }
 }
